@@ -1,0 +1,66 @@
+"""What plugins register: document loaders, table adapters and model backends.
+
+Plain frozen dataclasses, so a plugin needs nothing from the core but these names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .document import Document
+
+
+@dataclass(frozen=True)
+class DocumentLoader:
+    """Reads one kind of file into a ``Document``.
+
+    ``load(data, name)`` gets the file's bytes and its file name. Among loaders that
+    accept a file, the highest ``priority`` wins.
+    """
+
+    name: str
+    load: Callable[[bytes, str], Document]
+    suffixes: tuple[str, ...] = ()
+    media_types: tuple[str, ...] = ()
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class TableAdapter:
+    """Fills cells of one kind of table file (``fieldwise fill``).
+
+    ``fill(path, **options)`` does the whole job and returns a summary dict; the options
+    are documented in ``docs/plugins.md``.
+    """
+
+    name: str
+    fill: Callable[..., Any]
+    suffixes: tuple[str, ...] = ()
+    media_types: tuple[str, ...] = ()
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class BackendEndpoint:
+    """Where a backend's model is served: any OpenAI-compatible base URL."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    profile: str = "openai"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A model backend chosen by prefix: ``model="NAME"`` or ``model="NAME:ARG"``.
+
+    ``resolve(arg)`` is called lazily, on the first request, with the text after the
+    colon (or ``""``); it may start a server and must be thread-safe.
+    """
+
+    name: str
+    resolve: Callable[[str], BackendEndpoint]
+    description: str = ""
