@@ -64,3 +64,6 @@ class Backend:
     name: str
     resolve: Callable[[str], BackendEndpoint]
     description: str = ""
+    #: ``available()`` says whether the backend can serve without set-up (its default model
+    #: is installed); the core uses it to pick an offline default.
+    available: Callable[[], bool] | None = None

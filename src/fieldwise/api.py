@@ -1,0 +1,64 @@
+"""Module-level ``extract``/``aextract``: one process-wide ``Extractor`` per settings.
+
+Keyword arguments that configure an ``Extractor`` (``model``, ``base_url``, ``seed``…)
+select (and on first use build) a shared extractor, so connection pools and the cache
+are reused across calls; the rest (``instructions``, ``examples``) apply to the call.
+Environment: ``FIELDWISE_MODEL``, ``FIELDWISE_BASE_URL``, ``FIELDWISE_CACHE_DIR``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any, TypeVar
+
+from .extractor import Extractor
+from .prompt import Input
+from .result import Result
+
+T = TypeVar("T")
+_CALL_OPTIONS = frozenset({"instructions", "examples", "seed"})
+_SETTINGS = frozenset(inspect.signature(Extractor.__init__).parameters) - {"self"}
+_extractors: dict[tuple[tuple[str, Any], ...], Extractor] = {}
+_lock = threading.Lock()
+
+
+def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    unknown = set(kwargs) - _SETTINGS - _CALL_OPTIONS
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    call = {k: v for k, v in kwargs.items() if k in _CALL_OPTIONS}
+    settings = {k: v for k, v in kwargs.items() if k not in _CALL_OPTIONS}
+    return settings, call
+
+
+def default_extractor(**settings: Any) -> Extractor:
+    """The shared ``Extractor`` for these settings (built on first use)."""
+    key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
+    extractor = _extractors.get(key)
+    if extractor is None:
+        with _lock:
+            extractor = _extractors.get(key)
+            if extractor is None:
+                extractor = Extractor(**settings)
+                _extractors[key] = extractor
+    return extractor
+
+
+def run(data: Input, target: type[T], **kwargs: Any) -> Result[T]:
+    settings, call = _split(kwargs)
+    return default_extractor(**settings).run(data, target, **call)
+
+
+async def arun(data: Input, target: type[T], **kwargs: Any) -> Result[T]:
+    settings, call = _split(kwargs)
+    return await default_extractor(**settings).arun(data, target, **call)
+
+
+def extract(data: Input, target: type[T], **kwargs: Any) -> T:
+    """Extract ``target`` (a pydantic model, or ``list[Model]``…) from ``data``."""
+    return run(data, target, **kwargs).value
+
+
+async def aextract(data: Input, target: type[T], **kwargs: Any) -> T:
+    return (await arun(data, target, **kwargs)).value

@@ -1,0 +1,289 @@
+"""Many extractions at once: bounded concurrency, order kept, one bad item never aborts.
+
+Inputs are pulled lazily, so memory stays flat over millions of rows: at most ``window``
+items are held (in flight or finished but waiting for an earlier one). Identical inputs in
+that window share one extraction; beyond it the disk cache makes repeats (and a re-run
+after a crash) free. A ``max_cost`` budget stops *starting* items once the spend so far
+plus the in-flight items' expected cost would pass it; the rest are yielded as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .exceptions import FieldwiseError, RateLimitError
+from .ratelimit import RateLimiter
+from .result import Result, Usage
+
+if TYPE_CHECKING:
+    from .extractor import Extractor
+    from .prompt import Input
+
+T = TypeVar("T")
+log = logging.getLogger("fieldwise.batch")
+_RATE_LIMIT_ROUNDS = 3
+
+
+class BudgetExceededError(FieldwiseError):
+    """The item was not started: the batch's ``max_cost`` would have been exceeded."""
+
+
+@dataclass
+class BatchItem(Generic[T]):
+    """One input's outcome: ``result`` or ``error``, never both."""
+
+    index: int
+    input: Any
+    result: Result[T] | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def value(self) -> T:
+        if self.result is None:
+            raise self.error or RuntimeError("no result")
+        return self.result.value
+
+
+@dataclass
+class BatchSummary:
+    """Running totals; final once the batch is exhausted."""
+
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    skipped: int = 0
+    usage: Usage = field(default_factory=Usage)
+    wall_time: float = 0.0
+    stopped: str | None = None
+
+    @property
+    def cost(self) -> float | None:
+        return self.usage.cost
+
+    @property
+    def total(self) -> int:
+        return self.done + self.failed + self.skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "cached": self.cached,
+            "skipped": self.skipped,
+            "tokens": self.usage.total_tokens,
+            "cost": self.cost,
+            "wall_time": round(self.wall_time, 3),
+            "stopped": self.stopped,
+        }
+
+
+def _dedupe_key(data: Any) -> Any:
+    if isinstance(data, str):
+        return data
+    try:
+        import json
+
+        return json.dumps(data, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return id(data)
+
+
+class AsyncBatch(Generic[T]):
+    """Async iterator over ``BatchItem``s in input order; ``summary`` as it goes."""
+
+    def __init__(
+        self,
+        extractor: Extractor,
+        inputs: Iterable[Input],
+        target: type[T],
+        *,
+        concurrency: int,
+        rate_limit: float | None,
+        max_cost: float | None,
+        on_progress: Callable[[BatchSummary], None] | None,
+        options: dict[str, Any],
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.summary = BatchSummary()
+        self._extractor = extractor
+        self._inputs = iter(inputs)
+        self._target = target
+        self._concurrency = concurrency
+        self._window = max(concurrency * 4, 8)
+        self._limiter = RateLimiter(rate_limit) if rate_limit else extractor._limiter
+        self._limiter = self._limiter or RateLimiter(None)
+        self._max_cost = max_cost
+        self._on_progress = on_progress
+        self._options = options
+        self._iterator: AsyncIterator[BatchItem[T]] | None = None
+
+    def __aiter__(self) -> AsyncIterator[BatchItem[T]]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    async def _extract(self, data: Input, semaphore: asyncio.Semaphore) -> Result[T]:
+        async with semaphore:
+            for round_ in range(_RATE_LIMIT_ROUNDS + 1):
+                try:
+                    return await self._extractor._arun(
+                        data,
+                        self._target,
+                        self._options.get("instructions"),
+                        self._options.get("examples"),
+                        self._options.get("seed"),
+                        self._limiter,
+                    )
+                except RateLimitError as exc:
+                    if round_ == _RATE_LIMIT_ROUNDS:
+                        raise
+                    pause = exc.retry_after or 2.0 * (round_ + 1)
+                    log.info("rate limited; all workers pause %.1fs", pause)
+                    self._limiter.pause(pause)
+            raise AssertionError("unreachable")
+
+    def _over_budget(self, in_flight: int) -> bool:
+        if self._max_cost is None:
+            return False
+        spent = self.summary.usage.cost or 0.0
+        paid = max(self.summary.done - self.summary.cached, 1)
+        expected = spent / paid if spent else 0.0
+        return spent + expected * (in_flight + 1) > self._max_cost or spent >= self._max_cost
+
+    async def _run(self) -> AsyncIterator[BatchItem[T]]:
+        started = time.monotonic()
+        semaphore = asyncio.Semaphore(self._concurrency)
+        pending: list[tuple[int, Any, asyncio.Future[Result[T]] | None]] = []
+        recent: OrderedDict[Any, asyncio.Future[Result[T]]] = OrderedDict()
+        index = 0
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < self._window:
+                    try:
+                        data = next(self._inputs)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    in_flight = sum(1 for _, _, f in pending if f is not None and not f.done())
+                    if self.summary.stopped or self._over_budget(in_flight):
+                        self.summary.stopped = "max_cost"
+                        pending.append((index, data, None))
+                    else:
+                        key = _dedupe_key(data)
+                        future = recent.get(key)
+                        if future is None:
+                            future = asyncio.ensure_future(self._extract(data, semaphore))
+                            recent[key] = future
+                            if len(recent) > self._window * 4:
+                                recent.popitem(last=False)
+                        pending.append((index, data, future))
+                    index += 1
+                if not pending:
+                    break
+                position, data, future = pending.pop(0)
+                item: BatchItem[T] = BatchItem(position, data)
+                if future is None:
+                    item.error = BudgetExceededError(
+                        f"item {position} skipped: max_cost={self._max_cost} reached"
+                    )
+                    self.summary.skipped += 1
+                else:
+                    try:
+                        item.result = await asyncio.shield(future)
+                    except FieldwiseError as exc:
+                        item.error = exc
+                    except Exception as exc:  # one bad item never aborts the batch
+                        item.error = exc
+                    self._count(item)
+                self.summary.wall_time = time.monotonic() - started
+                if self._on_progress is not None:
+                    self._on_progress(self.summary)
+                yield item
+        finally:
+            for _, _, future in pending:
+                if future is not None:
+                    future.cancel()
+            self.summary.wall_time = time.monotonic() - started
+
+    def _count(self, item: BatchItem[T]) -> None:
+        if item.result is not None:
+            self.summary.done += 1
+            if item.result.cached:
+                self.summary.cached += 1
+            else:
+                self.summary.usage = self.summary.usage + item.result.usage
+        else:
+            self.summary.failed += 1
+            usage = getattr(item.error, "usage", None)
+            if isinstance(usage, Usage):
+                self.summary.usage = self.summary.usage + usage
+
+
+class Batch(Generic[T]):
+    """The sync face of ``AsyncBatch``: an event loop in a worker thread feeds a bounded
+    queue, so a plain ``for`` loop gets items in order while up to ``concurrency`` calls
+    are in flight."""
+
+    _DONE = object()
+
+    def __init__(self, batch: AsyncBatch[T]) -> None:
+        self._batch = batch
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=batch._window)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def summary(self) -> BatchSummary:
+        return self._batch.summary
+
+    def _pump(self) -> None:
+        async def consume() -> None:
+            try:
+                async for item in self._batch:
+                    while not self._stop.is_set():
+                        try:
+                            self._queue.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if self._stop.is_set():
+                        return
+            except BaseException as exc:
+                self._queue.put(exc)
+                return
+            self._queue.put(self._DONE)
+
+        asyncio.run(consume())
+
+    def __iter__(self) -> Iterator[BatchItem[T]]:
+        self._thread = threading.Thread(target=self._pump, name="fieldwise-batch", daemon=True)
+        self._thread.start()
+        try:
+            while True:
+                got = self._queue.get()
+                if got is self._DONE:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+    def results(self) -> list[BatchItem[T]]:
+        """Every item as a list (holds them all: for small batches)."""
+        return list(self)

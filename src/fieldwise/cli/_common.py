@@ -1,0 +1,86 @@
+"""What several sub-commands share: loading ``--schema`` and building an ``Extractor``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigurationError
+
+
+def load_target(spec: str) -> Any:
+    """``pkg.mod:Class`` or ``path/to/file.py:Class`` → the class (or type alias)."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(
+            f"--schema {spec!r}: write MODULE:CLASS (pkg.models:Invoice) or FILE.py:CLASS."
+        )
+    try:
+        if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+            path = Path(module_name)
+            if not path.is_file():
+                raise ConfigurationError(f"--schema {spec!r}: no file {path}.")
+            unique = f"_fieldwise_schema_{abs(hash(str(path.resolve())))}"
+            loaded = importlib.util.spec_from_file_location(unique, path)
+            if loaded is None or loaded.loader is None:
+                raise ConfigurationError(f"--schema {spec!r}: cannot import {path}.")
+            module = importlib.util.module_from_spec(loaded)
+            sys.modules[unique] = module
+            loaded.loader.exec_module(module)
+        else:
+            if "" not in sys.path:
+                sys.path.insert(0, "")
+            module = importlib.import_module(module_name)
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"--schema {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigurationError(
+            f"--schema {spec!r}: {module_name!r} has no attribute {attr!r}."
+        ) from None
+
+
+def add_extractor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", help="model id, or 'local' (default: see docs)")
+    group.add_argument("--base-url", help="any OpenAI-compatible base URL")
+    group.add_argument("--max-retries", type=int, default=2, help="re-asks on invalid output")
+    group.add_argument("--temperature", type=float, default=0.0)
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--instructions", help="extra instructions for the model")
+    group.add_argument("--mode", choices=["json_schema", "json_object", "tools"],
+                       default="json_schema")
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
+    group.add_argument("--refresh", action="store_true", help="ignore cached answers")
+    group.add_argument("--timeout", type=float, default=60.0)
+
+
+def make_extractor(args: argparse.Namespace) -> Any:
+    from ..extractor import Extractor
+
+    cache: Any = False if args.no_cache else ("refresh" if args.refresh else True)
+    return Extractor(
+        model=args.model,
+        base_url=args.base_url,
+        max_retries=args.max_retries,
+        temperature=args.temperature,
+        seed=args.seed,
+        instructions=args.instructions,
+        mode=args.mode,
+        cache=cache,
+        timeout=args.timeout,
+    )
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,29 @@
+"""``fieldwise cache stats|clear``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import print_json
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser("cache", help="inspect or clear the result cache")
+    parser.add_argument("action", choices=["stats", "clear"])
+    parser.add_argument("--dir", help="cache directory (default: $FIELDWISE_CACHE_DIR or user cache)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cache import ResultCache
+
+    cache = ResultCache(args.dir)
+    try:
+        if args.action == "stats":
+            print_json(cache.stats())
+        else:
+            print(f"Removed {cache.clear()} cached answers from {cache.directory}.")
+    finally:
+        cache.close()
+    return 0

@@ -1,0 +1,504 @@
+"""``Extractor``: request → parse → validate → re-ask, with cache, usage and cost.
+
+The loop is written once, as a generator that yields request bodies and receives
+responses (``_flow``); ``run`` drives it with the sync transport, ``arun`` with the async
+one, and ``stream`` with the streaming one. So there is one code path for every rule,
+and neither shell pays for the other (no event loop per sync call).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from . import endpoints
+from .batch import AsyncBatch, Batch, BatchSummary
+from .cache import CachedAnswer, CacheMode, ResultCache, request_key
+from .exceptions import (
+    Attempt,
+    ConfigurationError,
+    EmptyOutputError,
+    ExtractionError,
+    RefusalError,
+    TruncatedOutputError,
+)
+from .parsing import UnparseableOutput, parse_json
+from .pricing import PriceBook, Prices
+from .ratelimit import RateLimiter
+from .prompt import Input, Mode, build_messages, reask_messages
+from .result import Result, Usage
+from .schema import CompiledSchema, compile_schema
+from .streaming import StreamAssembler
+from .transport import ChatResponse, Transport
+
+T = TypeVar("T")
+_MODES = ("json_schema", "json_object", "tools")
+_JSON_ERROR_TYPES = {"json_invalid", "json_type"}
+
+
+@dataclass(frozen=True)
+class _Call:
+    compiled: CompiledSchema
+    body: dict[str, Any]
+    key: str
+
+
+class Extractor:
+    """Fills pydantic models from text with a language model.
+
+    ``model``/``base_url`` default to ``FIELDWISE_MODEL``/``FIELDWISE_BASE_URL``, then
+    OpenRouter's ``qwen/qwen3.5-flash-02-23`` when ``OPENROUTER_API_KEY`` is set, then an
+    installed offline backend (``model="local"``). ``api_key=None`` reads
+    ``OPENROUTER_API_KEY`` then ``OPENAI_API_KEY`` (the OpenRouter key only ever goes to
+    OpenRouter). ``max_retries`` bounds re-asks on invalid output; ``network_retries``
+    bounds retries of 408/409/429/5xx/timeouts, which never reach the prompt.
+    ``cache``: ``True`` read+write, ``False`` off, ``"refresh"`` write only,
+    ``"read_only"`` read only.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        max_retries: int = 2,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        cache: CacheMode = True,
+        timeout: float = 60.0,
+        reasoning: str | dict[str, Any] | bool | None = None,
+        provider: dict[str, Any] | None = None,
+        instructions: str | None = None,
+        mode: Mode = "json_schema",
+        network_retries: int = 2,
+        cache_dir: str | None = None,
+        prices: Prices | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        profile: str | None = None,
+        backoff_base: float = 0.5,
+        rate_limit: float | None = None,
+    ) -> None:
+        if mode not in _MODES:
+            raise ConfigurationError(f"mode={mode!r}: use one of {', '.join(_MODES)}.")
+        if max_retries < 0 or network_retries < 0:
+            raise ConfigurationError("max_retries and network_retries must be >= 0.")
+        if cache not in (True, False, "refresh", "read_only"):
+            raise ConfigurationError("cache= must be True, False, 'refresh' or 'read_only'.")
+        self._settings = endpoints.resolve_endpoint(model, base_url, api_key, profile)
+        self.max_retries = max_retries
+        self.temperature = temperature
+        self.seed = seed
+        self.cache_mode: CacheMode = cache
+        self.timeout = timeout
+        self.reasoning = reasoning
+        self.provider = provider
+        self.instructions = instructions
+        self.mode: Mode = mode
+        self.network_retries = network_retries
+        self.max_tokens = max_tokens
+        self.top_p = top_p
+        self._backoff_base = backoff_base
+        self._limiter = RateLimiter(rate_limit) if rate_limit else None
+        self._cache_dir = cache_dir
+        self._cache: ResultCache | None = None
+        self._transport: Transport | None = None
+        self._prices = PriceBook(prices, fetch_models=self._fetch_models)
+        self._lock = threading.Lock()
+        self._usage = Usage()
+        # A backend's real model name is known only once its server runs; requests (and
+        # cache keys) name the backend until then, and _wire() swaps the name in.
+        self._request_model = self._settings.backend or self._settings.model
+        if self._settings.backend is None:
+            endpoints.apply_profile({}, self._settings.profile, reasoning=reasoning, provider=provider)
+
+    # -- settings ------------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        return self._settings.model
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+    @property
+    def usage(self) -> Usage:
+        """Totals over every call this extractor made (cache hits add nothing)."""
+        return self._usage
+
+    def __repr__(self) -> str:
+        return f"Extractor(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _transport_for_use(self) -> Transport:
+        if self._transport is None:
+            with self._lock:
+                if self._transport is None:
+                    self._settings = endpoints.resolve_backend(self._settings)
+                    endpoints.require_key(self._settings)
+                    self._transport = Transport(
+                        self._settings.base_url,
+                        self._settings.api_key,
+                        timeout=self.timeout,
+                        network_retries=self.network_retries,
+                        headers=endpoints.profile_headers(self._settings.profile),
+                        backoff_base=self._backoff_base,
+                    )
+        return self._transport
+
+    def _result_cache(self) -> ResultCache | None:
+        if self.cache_mode is False:
+            return None
+        if self._cache is None:
+            with self._lock:
+                if self._cache is None:
+                    self._cache = ResultCache(self._cache_dir)
+        return self._cache
+
+    def _fetch_models(self) -> Any:
+        if self._settings.profile != "openrouter" or self._transport is None:
+            return None
+        return self._transport.get_json("/models")
+
+    # -- building a request ----------------------------------------------------------------
+
+    def _prepare(
+        self,
+        data: Input,
+        target: Any,
+        instructions: str | None,
+        examples: Sequence[tuple[Any, Any]] | None,
+        seed: int | None,
+    ) -> _Call:
+        compiled = compile_schema(target)
+        messages = build_messages(
+            data,
+            compiled,
+            mode=self.mode,
+            instructions=self.instructions if instructions is None else instructions,
+            examples=examples,
+        )
+        body: dict[str, Any] = {
+            "model": self._request_model,
+            "messages": messages,
+            "temperature": self.temperature,
+        }
+        chosen_seed = self.seed if seed is None else seed
+        if chosen_seed is not None:
+            body["seed"] = chosen_seed
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.mode == "json_schema":
+            body["response_format"] = compiled.response_format
+        elif self.mode == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        else:
+            function = {"name": compiled.name, "parameters": compiled.schema, "strict": True}
+            body["tools"] = [{"type": "function", "function": function}]
+            body["tool_choice"] = {"type": "function", "function": {"name": compiled.name}}
+        endpoints.apply_profile(
+            body, self._settings.profile, reasoning=self.reasoning, provider=self.provider
+        )
+        key = request_key(body, self._settings.base_url, compiled.fingerprint + self.mode)
+        return _Call(compiled, body, key)
+
+    # -- the loop, once ---------------------------------------------------------------------
+
+    def _answer_text(self, response: ChatResponse, usage: Usage) -> str:
+        """The answer's JSON text, or the output error that explains why there is none."""
+        if response.refusal:
+            raise RefusalError(
+                f"The model refused: {response.refusal!r}. Rephrase the instructions or "
+                "use another model.",
+                raw=response.refusal,
+                usage=usage,
+            )
+        text = response.tool_arguments if self.mode == "tools" else response.content
+        if response.finish_reason == "length":
+            raise TruncatedOutputError(
+                "The answer was cut off at the token limit (finish_reason 'length'). Raise "
+                "max_tokens=, shorten the input, or keep reasoning off.",
+                raw=text,
+                usage=usage,
+            )
+        if not text or not text.strip():
+            hint = (
+                " The model wrote its answer into the reasoning field instead: keep "
+                "reasoning off (reasoning=None) or choose a non-thinking model."
+                if response.reasoning
+                else " Try again, or another model/provider."
+            )
+            raise EmptyOutputError(
+                f"The model returned empty content (finish_reason {response.finish_reason!r})."
+                + hint,
+                raw=response.reasoning or "",
+                usage=usage,
+            )
+        return text
+
+    @staticmethod
+    def _decode(compiled: CompiledSchema, text: str) -> tuple[Any, list[str], list[Any]]:
+        """``(value, repairs, errors)``; ``errors`` is empty on success."""
+        try:
+            return compiled.decode(text), [], []
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            if not any(e["type"] in _JSON_ERROR_TYPES and not e["loc"] for e in errors):
+                return None, [], list(errors)
+        try:
+            obj, repairs = parse_json(text)
+        except UnparseableOutput as exc:
+            return None, [], [{"type": "json_invalid", "loc": (), "msg": str(exc)}]
+        try:
+            return compiled.decode_python(obj), repairs, []
+        except ValidationError as exc:
+            return None, repairs, list(exc.errors(include_url=False, include_context=False))
+
+    def _flow(self, call: _Call) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
+        cache = self._result_cache()
+        if cache is not None and self.cache_mode in (True, "read_only"):
+            hit = cache.get(call.key)
+            if hit is not None:
+                value, repairs, errors = self._decode(call.compiled, hit.raw)
+                if not errors:
+                    return Result(value, Usage(), 0.0, hit.attempts, True, hit.model,
+                                  hit.provider, list(hit.repairs), hit.raw)
+        body = call.body
+        usage = Usage()
+        failed: list[Attempt] = []
+        try:
+            for attempt in range(1, self.max_retries + 2):
+                response = yield body
+                step = Usage.from_response(response.usage)
+                step.cost = self._prices.cost(self._settings.model, response.usage)
+                usage = usage + step
+                text = self._answer_text(response, usage)
+                value, repairs, errors = self._decode(call.compiled, text)
+                if not errors:
+                    model = response.model or self._settings.model
+                    if cache is not None and self.cache_mode in (True, "refresh"):
+                        cache.set(call.key, CachedAnswer(text, usage.to_dict(), usage.cost,
+                                                         model, response.provider,
+                                                         tuple(repairs), attempt))
+                    return Result(value, usage, usage.cost, attempt, False, model,
+                                  response.provider, repairs, text)
+                failed.append(Attempt(text, errors))
+                tool_call_id = _tool_call_id(response) if self.mode == "tools" else None
+                body = {
+                    **body,
+                    "messages": body["messages"]
+                    + reask_messages(self.mode, text, errors, tool_name=call.compiled.name,
+                                     tool_call_id=tool_call_id),
+                }
+            raise ExtractionError(
+                f"The model's output failed validation {len(failed)} time(s); the last "
+                f"errors: {_summarise(failed[-1].errors)}. Raise max_retries=, add "
+                "instructions= or examples=, or use a stronger model.",
+                attempts=failed,
+                usage=usage,
+            )
+        finally:
+            self._add_usage(usage)
+
+    def _add_usage(self, usage: Usage) -> None:
+        if usage.requests:
+            with self._lock:
+                self._usage = self._usage + usage
+
+    # -- the shells ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        data: Input,
+        target: type[T],
+        *,
+        instructions: str | None = None,
+        examples: Sequence[tuple[Any, Any]] | None = None,
+        seed: int | None = None,
+    ) -> Result[T]:
+        """Extract ``target`` from ``data``; the value plus usage, cost and attempts."""
+        call = self._prepare(data, target, instructions, examples, seed)
+        flow = self._flow(call)
+        try:
+            body = next(flow)
+            transport = self._transport_for_use()
+            while True:
+                if self._limiter is not None:
+                    self._limiter.wait_sync()
+                body = flow.send(transport.chat(self._wire(body)))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def arun(
+        self,
+        data: Input,
+        target: type[T],
+        *,
+        instructions: str | None = None,
+        examples: Sequence[tuple[Any, Any]] | None = None,
+        seed: int | None = None,
+    ) -> Result[T]:
+        """``run``, without blocking the event loop."""
+        return await self._arun(data, target, instructions, examples, seed, self._limiter)
+
+    async def _arun(
+        self,
+        data: Input,
+        target: type[T],
+        instructions: str | None,
+        examples: Sequence[tuple[Any, Any]] | None,
+        seed: int | None,
+        limiter: RateLimiter | None,
+    ) -> Result[T]:
+        call = self._prepare(data, target, instructions, examples, seed)
+        flow = self._flow(call)
+        try:
+            body = next(flow)
+            transport = self._transport_for_use()
+            while True:
+                if limiter is not None:
+                    await limiter.wait()
+                body = flow.send(await transport.achat(self._wire(body)))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def extract(self, data: Input, target: type[T], **options: Any) -> T:
+        """The validated value alone."""
+        return self.run(data, target, **options).value
+
+    async def aextract(self, data: Input, target: type[T], **options: Any) -> T:
+        return (await self.arun(data, target, **options)).value
+
+    def _wire(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body["model"] == self._settings.model:
+            return body
+        return {**body, "model": self._settings.model}
+
+    def _stream_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        streamed = {**self._wire(body), "stream": True}
+        if self._settings.profile == "openai":
+            streamed["stream_options"] = {"include_usage": True}
+        return streamed
+
+    def stream(self, data: Input, target: type[T], **options: Any) -> Iterator[Any]:
+        """Yield partial values while the answer streams in, then the validated value.
+
+        Partials are instances of a copy of the target whose fields are all optional;
+        the last item is a real, validated ``target`` instance.
+        """
+        call = self._prepare(data, target, options.get("instructions"),
+                             options.get("examples"), options.get("seed"))
+        flow = self._flow(call)
+        try:
+            body = next(flow)
+            transport = self._transport_for_use()
+            while True:
+                assembler = StreamAssembler(call.compiled, tools=self.mode == "tools")
+                for chunk in transport.stream(self._stream_body(body)):
+                    partial = assembler.feed(chunk)
+                    if partial is not None:
+                        yield partial
+                body = flow.send(assembler.response())
+        except StopIteration as done:
+            yield done.value.value
+
+    async def astream(self, data: Input, target: type[T], **options: Any) -> AsyncIterator[Any]:
+        """``stream`` for async code."""
+        call = self._prepare(data, target, options.get("instructions"),
+                             options.get("examples"), options.get("seed"))
+        flow = self._flow(call)
+        try:
+            body = next(flow)
+            transport = self._transport_for_use()
+            while True:
+                assembler = StreamAssembler(call.compiled, tools=self.mode == "tools")
+                async for chunk in transport.astream(self._stream_body(body)):
+                    partial = assembler.feed(chunk)
+                    if partial is not None:
+                        yield partial
+                body = flow.send(assembler.response())
+        except StopIteration as done:
+            yield done.value.value
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def arun_many(
+        self,
+        inputs: Iterable[Input],
+        target: type[T],
+        *,
+        concurrency: int = 16,
+        rate_limit: float | None = None,
+        max_cost: float | None = None,
+        on_progress: Callable[[BatchSummary], None] | None = None,
+        **options: Any,
+    ) -> AsyncBatch[T]:
+        """Extract from many inputs; ``async for item in ...`` yields them in input order."""
+        return AsyncBatch(self, inputs, target, concurrency=concurrency, rate_limit=rate_limit,
+                          max_cost=max_cost, on_progress=on_progress, options=options)
+
+    def run_many(
+        self,
+        inputs: Iterable[Input],
+        target: type[T],
+        *,
+        concurrency: int = 16,
+        rate_limit: float | None = None,
+        max_cost: float | None = None,
+        on_progress: Callable[[BatchSummary], None] | None = None,
+        **options: Any,
+    ) -> Batch[T]:
+        """``arun_many`` for sync code: iterate the returned ``Batch``; ``.summary`` after."""
+        return Batch(self.arun_many(inputs, target, concurrency=concurrency,
+                                    rate_limit=rate_limit, max_cost=max_cost,
+                                    on_progress=on_progress, **options))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close pooled connections and the cache."""
+        if self._transport is not None:
+            self._transport.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+        if self._cache is not None:
+            self._cache.close()
+
+    def __enter__(self) -> Extractor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Extractor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _tool_call_id(response: ChatResponse) -> str | None:
+    try:
+        return str(response.raw["choices"][0]["message"]["tool_calls"][0]["id"])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _summarise(errors: Sequence[Any], limit: int = 3) -> str:
+    parts = []
+    for error in list(errors)[:limit]:
+        loc = ".".join(str(p) for p in error.get("loc", ())) or "(root)"
+        parts.append(f"{loc}: {error.get('msg', '')}")
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(parts) + more

@@ -1,0 +1,123 @@
+"""The messages sent to the model: system prompt, few-shot examples, input, re-asks.
+
+When the endpoint enforces ``response_format``, the schema is not repeated in the prompt
+(it costs tokens and the grammar already says it). The re-ask echoes the model's answer
+and lists the errors compactly (field path, message, a truncated input; no doc URLs), the
+form pydantic-ai found small models fix best.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .document import Document
+from .schema import CompiledSchema
+
+Mode = Literal["json_schema", "json_object", "tools"]
+Input = str | Sequence[dict[str, Any]] | Document
+
+SYSTEM_PROMPT = (
+    "You extract structured data from the user's input.\n"
+    "- Use only information stated in the input; do not invent values.\n"
+    "- Copy names, numbers and dates exactly as written, converting only their format "
+    "where the schema requires it.\n"
+    "- When the input does not give a value for a field that allows null, use null."
+)
+
+
+def system_message(compiled: CompiledSchema, mode: Mode, instructions: str | None) -> str:
+    parts = [SYSTEM_PROMPT]
+    if mode == "json_object":
+        parts.append(
+            "Answer with one JSON object that follows this JSON schema, and nothing else:\n"
+            "```json\n" + json.dumps(compiled.schema, separators=(",", ":")) + "\n```"
+        )
+    elif mode == "tools":
+        parts.append(f"Call the function `{compiled.name}` with the extracted data.")
+    if instructions:
+        parts.append(instructions.strip())
+    return "\n\n".join(parts)
+
+
+def user_content(data: Input) -> str | list[dict[str, Any]]:
+    """The user message content: text, a Document's text, or OpenAI content parts."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, Document):
+        return data.text
+    parts = [dict(part) for part in data]  # copies: the caller's objects are never mutated
+    for part in parts:
+        if part.get("type") not in ("text", "image_url", "input_audio", "file"):
+            raise TypeError(f"unsupported content part type: {part.get('type')!r}")
+    return parts
+
+
+def build_messages(
+    data: Input,
+    compiled: CompiledSchema,
+    *,
+    mode: Mode,
+    instructions: str | None,
+    examples: Sequence[tuple[str, Any]] | None,
+) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": system_message(compiled, mode, instructions)}
+    ]
+    for example_input, example_output in examples or ():
+        messages.append({"role": "user", "content": example_input})
+        messages.append({"role": "assistant", "content": compiled.encode(example_output)})
+    messages.append({"role": "user", "content": user_content(data)})
+    return messages
+
+
+def _short(value: Any, limit: int = 80) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= limit else text[:limit] + "…"
+    return value
+
+
+def compact_errors(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """pydantic's error dicts, cut to what helps a model fix them."""
+    out = []
+    for error in errors:
+        loc = ".".join(str(part) for part in error.get("loc", ()))
+        item: dict[str, Any] = {"loc": loc or "(root)", "msg": error.get("msg", "")}
+        if "input" in error and error.get("type") != "missing":
+            item["input"] = _short(error["input"])
+        out.append(item)
+    return out
+
+
+def reask_text(errors: Sequence[dict[str, Any]]) -> str:
+    return (
+        "Your answer did not validate:\n"
+        + json.dumps(compact_errors(errors), ensure_ascii=False, default=str)
+        + "\nFix the errors and answer again with the complete JSON object."
+    )
+
+
+def reask_messages(
+    mode: Mode,
+    answer: str,
+    errors: Sequence[dict[str, Any]],
+    *,
+    tool_name: str,
+    tool_call_id: str | None,
+) -> list[dict[str, Any]]:
+    """The assistant's answer echoed back, then the errors."""
+    if mode == "tools" and tool_call_id:
+        function = {"name": tool_name, "arguments": answer}
+        call = {"id": tool_call_id, "type": "function", "function": function}
+        return [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": tool_call_id, "content": reask_text(errors)},
+        ]
+    return [
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": reask_text(errors)},
+    ]
