@@ -21,6 +21,8 @@ _EXPORTS = {
     "arun": "api",
     "default_extractor": "api",
     "Extractor": "extractor",
+    "evaluate": "evaluation",
+    "EvalReport": "evaluation",
     "compile_schema": "schema",
     "CompiledSchema": "schema",
     "Result": "result",
@@ -57,12 +59,56 @@ _EXPORTS = {
     "ExtractionError": "exceptions",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncBatch",
+    "AuthenticationError",
+    "Backend",
+    "BackendEndpoint",
+    "BadRequestError",
+    "Batch",
+    "BatchItem",
+    "BatchSummary",
+    "BudgetExceededError",
+    "CompiledSchema",
+    "ConfigurationError",
+    "ContextLengthError",
+    "Document",
+    "DocumentLoader",
+    "EmptyOutputError",
+    "EvalReport",
+    "ExtractionError",
+    "Extractor",
+    "FieldwiseError",
+    "InsufficientCreditsError",
+    "ModerationError",
+    "OutputError",
+    "ProviderError",
+    "RateLimitError",
+    "RefusalError",
+    "Result",
+    "SchemaError",
+    "TableAdapter",
+    "TruncatedOutputError",
+    "UnsupportedInputError",
+    "Usage",
+    "aextract",
+    "arun",
+    "compile_schema",
+    "default_extractor",
+    "evaluate",
+    "extract",
+    "hookimpl",
+    "run",
+]
 
 if TYPE_CHECKING:
     from .api import aextract, arun, default_extractor, extract, run
     from .batch import AsyncBatch, Batch, BatchItem, BatchSummary, BudgetExceededError
     from .document import Document
+    from .evaluation import EvalReport, evaluate
     from .exceptions import (
         APIConnectionError,
         APIError,

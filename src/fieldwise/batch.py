@@ -123,12 +123,17 @@ class AsyncBatch(Generic[T]):
         self._target = target
         self._concurrency = concurrency
         self._window = max(concurrency * 4, 8)
-        self._limiter = RateLimiter(rate_limit) if rate_limit else extractor._limiter
-        self._limiter = self._limiter or RateLimiter(None)
+        self._limiter: RateLimiter = (
+            RateLimiter(rate_limit) if rate_limit else extractor._limiter or RateLimiter(None)
+        )
         self._max_cost = max_cost
         self._on_progress = on_progress
         self._options = options
         self._iterator: AsyncIterator[BatchItem[T]] | None = None
+        self._active = 0
+        self._spent = 0.0
+        self._paid = 0
+        self._budget_changed: asyncio.Condition | None = None
 
     def __aiter__(self) -> AsyncIterator[BatchItem[T]]:
         if self._iterator is None:
@@ -137,36 +142,71 @@ class AsyncBatch(Generic[T]):
 
     async def _extract(self, data: Input, semaphore: asyncio.Semaphore) -> Result[T]:
         async with semaphore:
-            for round_ in range(_RATE_LIMIT_ROUNDS + 1):
-                try:
-                    return await self._extractor._arun(
-                        data,
-                        self._target,
-                        self._options.get("instructions"),
-                        self._options.get("examples"),
-                        self._options.get("seed"),
-                        self._limiter,
-                    )
-                except RateLimitError as exc:
-                    if round_ == _RATE_LIMIT_ROUNDS:
-                        raise
-                    pause = exc.retry_after or 2.0 * (round_ + 1)
-                    log.info("rate limited; all workers pause %.1fs", pause)
-                    self._limiter.pause(pause)
-            raise AssertionError("unreachable")
+            if self._max_cost is not None:
+                await self._reserve_budget()
+            self._active += 1
+            try:
+                return await self._extract_with_backoff(data)
+            finally:
+                self._active -= 1
+                if self._budget_changed is not None:
+                    async with self._budget_changed:
+                        self._budget_changed.notify_all()
 
-    def _over_budget(self, in_flight: int) -> bool:
-        if self._max_cost is None:
-            return False
-        spent = self.summary.usage.cost or 0.0
-        paid = max(self.summary.done - self.summary.cached, 1)
-        expected = spent / paid if spent else 0.0
-        return spent + expected * (in_flight + 1) > self._max_cost or spent >= self._max_cost
+    async def _extract_with_backoff(self, data: Input) -> Result[T]:
+        for round_ in range(_RATE_LIMIT_ROUNDS + 1):
+            try:
+                result = await self._extractor._arun(
+                    data,
+                    self._target,
+                    self._options.get("instructions"),
+                    self._options.get("examples"),
+                    self._options.get("seed"),
+                    self._limiter,
+                )
+            except RateLimitError as exc:
+                if round_ == _RATE_LIMIT_ROUNDS:
+                    raise
+                pause = exc.retry_after if exc.retry_after is not None else 2.0 * (round_ + 1)
+                log.info("rate limited; all workers pause %.1fs", pause)
+                self._limiter.pause(pause)
+                continue
+            except FieldwiseError as exc:
+                self._spend(getattr(exc, "usage", None))
+                raise
+            if not result.cached:
+                self._spend(result.usage)
+            return result
+        raise AssertionError("unreachable")
+
+    def _spend(self, usage: Usage | None) -> None:
+        if isinstance(usage, Usage) and usage.requests:
+            self._spent += usage.cost or 0.0
+            self._paid += 1
+
+    async def _reserve_budget(self) -> None:
+        """Wait until the cost of one item is known, then refuse to start an item whose
+        expected cost (the mean so far), added to the spend and to what is in flight,
+        would pass ``max_cost``."""
+        assert self._max_cost is not None and self._budget_changed is not None
+        async with self._budget_changed:
+            while self._paid == 0 and self._active > 0:
+                await self._budget_changed.wait()
+        expected = self._spent / self._paid if self._paid else 0.0
+        if self.summary.stopped or self._spent + expected * (self._active + 1) > self._max_cost:
+            self.summary.stopped = "max_cost"
+            raise BudgetExceededError(
+                f"not started: max_cost={self._max_cost} would be exceeded "
+                f"(spent {self._spent:.6f} so far)"
+            )
 
     async def _run(self) -> AsyncIterator[BatchItem[T]]:
         started = time.monotonic()
         semaphore = asyncio.Semaphore(self._concurrency)
-        pending: list[tuple[int, Any, asyncio.Future[Result[T]] | None]] = []
+        if self._max_cost is not None:
+            self._budget_changed = asyncio.Condition()
+        # (index, input, future or None when skipped, shared with an earlier identical input)
+        pending: list[tuple[int, Any, asyncio.Future[Result[T]] | None, bool]] = []
         recent: OrderedDict[Any, asyncio.Future[Result[T]]] = OrderedDict()
         index = 0
         exhausted = False
@@ -178,23 +218,22 @@ class AsyncBatch(Generic[T]):
                     except StopIteration:
                         exhausted = True
                         break
-                    in_flight = sum(1 for _, _, f in pending if f is not None and not f.done())
-                    if self.summary.stopped or self._over_budget(in_flight):
-                        self.summary.stopped = "max_cost"
-                        pending.append((index, data, None))
+                    if self.summary.stopped:
+                        pending.append((index, data, None, False))
                     else:
                         key = _dedupe_key(data)
                         future = recent.get(key)
+                        shared = future is not None
                         if future is None:
                             future = asyncio.ensure_future(self._extract(data, semaphore))
                             recent[key] = future
                             if len(recent) > self._window * 4:
                                 recent.popitem(last=False)
-                        pending.append((index, data, future))
+                        pending.append((index, data, future, shared))
                     index += 1
                 if not pending:
                     break
-                position, data, future = pending.pop(0)
+                position, data, future, shared = pending.pop(0)
                 item: BatchItem[T] = BatchItem(position, data)
                 if future is None:
                     item.error = BudgetExceededError(
@@ -208,28 +247,31 @@ class AsyncBatch(Generic[T]):
                         item.error = exc
                     except Exception as exc:  # one bad item never aborts the batch
                         item.error = exc
-                    self._count(item)
+                    self._count(item, shared)
                 self.summary.wall_time = time.monotonic() - started
                 if self._on_progress is not None:
                     self._on_progress(self.summary)
                 yield item
         finally:
-            for _, _, future in pending:
+            for _, _, future, _ in pending:
                 if future is not None:
                     future.cancel()
             self.summary.wall_time = time.monotonic() - started
 
-    def _count(self, item: BatchItem[T]) -> None:
-        if item.result is not None:
+    def _count(self, item: BatchItem[T], shared: bool) -> None:
+        """Add an item to the summary; a result shared by identical inputs is paid once."""
+        if isinstance(item.error, BudgetExceededError):
+            self.summary.skipped += 1
+        elif item.result is not None:
             self.summary.done += 1
             if item.result.cached:
                 self.summary.cached += 1
-            else:
+            elif not shared:
                 self.summary.usage = self.summary.usage + item.result.usage
         else:
             self.summary.failed += 1
             usage = getattr(item.error, "usage", None)
-            if isinstance(usage, Usage):
+            if isinstance(usage, Usage) and not shared:
                 self.summary.usage = self.summary.usage + usage
 
 

@@ -34,9 +34,7 @@ def default_cache_dir() -> Path:
 def request_key(body: dict[str, Any], base_url: str, schema_fingerprint: str) -> str:
     """Stable key of a request. ``response_format``/``tools`` enter through the schema's
     fingerprint (hashing the schema text on every call would cost more than the rest)."""
-    canonical = {
-        k: v for k, v in body.items() if k not in ("response_format", "tools", "stream")
-    }
+    canonical = {k: v for k, v in body.items() if k not in ("response_format", "tools", "stream")}
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256()
     digest.update(f"{CACHE_FORMAT}\0{base_url}\0{schema_fingerprint}\0".encode())

@@ -54,9 +54,7 @@ class Document:
         return cls("".join(parts), spans, dict(metadata), name)
 
     @classmethod
-    def from_bytes(
-        cls, data: bytes, *, name: str, media_type: str | None = None
-    ) -> Document:
+    def from_bytes(cls, data: bytes, *, name: str, media_type: str | None = None) -> Document:
         """Load bytes with the plugin registered for ``name``'s suffix (or ``media_type``)."""
         from .plugins import pick_document_loader
 

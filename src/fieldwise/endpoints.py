@@ -137,19 +137,17 @@ def resolve_endpoint(
         backend = split_backend_model(model)
         if backend is not None:
             return EndpointSettings(model=model, base_url="", profile="openai", backend=model)
-    if model is None and base_url is None and api_key is None:
-        if not os.environ.get("OPENROUTER_API_KEY"):
-            offline = _offline_backend()
-            if offline is not None:
-                print(
-                    f"fieldwise: no OPENROUTER_API_KEY set; using the small offline model "
-                    f"({offline!r}), whose quality is limited. Set OPENROUTER_API_KEY, or pass "
-                    "model=/base_url=, to use a hosted model.",
-                    file=sys.stderr,
-                )
-                return EndpointSettings(
-                    model=offline, base_url="", profile="openai", backend=offline
-                )
+    unset = model is None and base_url is None and api_key is None
+    if unset and not os.environ.get("OPENROUTER_API_KEY"):
+        offline = _offline_backend()
+        if offline is not None:
+            print(
+                f"fieldwise: no OPENROUTER_API_KEY set; using the small offline model "
+                f"({offline!r}), whose quality is limited. Set OPENROUTER_API_KEY, or pass "
+                "model=/base_url=, to use a hosted model.",
+                file=sys.stderr,
+            )
+            return EndpointSettings(model=offline, base_url="", profile="openai", backend=offline)
     base_url = (base_url or OPENROUTER_BASE_URL).rstrip("/")
     chosen = profile_for(base_url, profile)
     return EndpointSettings(

@@ -193,7 +193,7 @@ class ExtractionError(FieldwiseError):
 class Attempt:
     """One attempt's raw output and the errors that made it fail."""
 
-    __slots__ = ("raw", "errors")
+    __slots__ = ("errors", "raw")
 
     def __init__(self, raw: str, errors: list[dict[str, Any]]) -> None:
         self.raw = raw

@@ -28,8 +28,8 @@ from .exceptions import (
 )
 from .parsing import UnparseableOutput, parse_json
 from .pricing import PriceBook, Prices
-from .ratelimit import RateLimiter
 from .prompt import Input, Mode, build_messages, reask_messages
+from .ratelimit import RateLimiter
 from .result import Result, Usage
 from .schema import CompiledSchema, compile_schema
 from .streaming import StreamAssembler
@@ -42,7 +42,7 @@ _JSON_ERROR_TYPES = {"json_invalid", "json_type"}
 
 @dataclass(frozen=True)
 class _Call:
-    compiled: CompiledSchema
+    compiled: CompiledSchema[Any]
     body: dict[str, Any]
     key: str
 
@@ -115,7 +115,9 @@ class Extractor:
         # cache keys) name the backend until then, and _wire() swaps the name in.
         self._request_model = self._settings.backend or self._settings.model
         if self._settings.backend is None:
-            endpoints.apply_profile({}, self._settings.profile, reasoning=reasoning, provider=provider)
+            endpoints.apply_profile(
+                {}, self._settings.profile, reasoning=reasoning, provider=provider
+            )
 
     # -- settings ------------------------------------------------------------------------
 
@@ -244,7 +246,7 @@ class Extractor:
         return text
 
     @staticmethod
-    def _decode(compiled: CompiledSchema, text: str) -> tuple[Any, list[str], list[Any]]:
+    def _decode(compiled: CompiledSchema[Any], text: str) -> tuple[Any, list[str], list[Any]]:
         """``(value, repairs, errors)``; ``errors`` is empty on success."""
         try:
             return compiled.decode(text), [], []
@@ -268,8 +270,17 @@ class Extractor:
             if hit is not None:
                 value, repairs, errors = self._decode(call.compiled, hit.raw)
                 if not errors:
-                    return Result(value, Usage(), 0.0, hit.attempts, True, hit.model,
-                                  hit.provider, list(hit.repairs), hit.raw)
+                    return Result(
+                        value,
+                        Usage(),
+                        0.0,
+                        hit.attempts,
+                        True,
+                        hit.model,
+                        hit.provider,
+                        list(hit.repairs),
+                        hit.raw,
+                    )
         body = call.body
         usage = Usage()
         failed: list[Attempt] = []
@@ -284,18 +295,41 @@ class Extractor:
                 if not errors:
                     model = response.model or self._settings.model
                     if cache is not None and self.cache_mode in (True, "refresh"):
-                        cache.set(call.key, CachedAnswer(text, usage.to_dict(), usage.cost,
-                                                         model, response.provider,
-                                                         tuple(repairs), attempt))
-                    return Result(value, usage, usage.cost, attempt, False, model,
-                                  response.provider, repairs, text)
+                        cache.set(
+                            call.key,
+                            CachedAnswer(
+                                text,
+                                usage.to_dict(),
+                                usage.cost,
+                                model,
+                                response.provider,
+                                tuple(repairs),
+                                attempt,
+                            ),
+                        )
+                    return Result(
+                        value,
+                        usage,
+                        usage.cost,
+                        attempt,
+                        False,
+                        model,
+                        response.provider,
+                        repairs,
+                        text,
+                    )
                 failed.append(Attempt(text, errors))
                 tool_call_id = _tool_call_id(response) if self.mode == "tools" else None
                 body = {
                     **body,
                     "messages": body["messages"]
-                    + reask_messages(self.mode, text, errors, tool_name=call.compiled.name,
-                                     tool_call_id=tool_call_id),
+                    + reask_messages(
+                        self.mode,
+                        text,
+                        errors,
+                        tool_name=call.compiled.name,
+                        tool_call_id=tool_call_id,
+                    ),
                 }
             raise ExtractionError(
                 f"The model's output failed validation {len(failed)} time(s); the last "
@@ -393,8 +427,9 @@ class Extractor:
         Partials are instances of a copy of the target whose fields are all optional;
         the last item is a real, validated ``target`` instance.
         """
-        call = self._prepare(data, target, options.get("instructions"),
-                             options.get("examples"), options.get("seed"))
+        call = self._prepare(
+            data, target, options.get("instructions"), options.get("examples"), options.get("seed")
+        )
         flow = self._flow(call)
         try:
             body = next(flow)
@@ -411,8 +446,9 @@ class Extractor:
 
     async def astream(self, data: Input, target: type[T], **options: Any) -> AsyncIterator[Any]:
         """``stream`` for async code."""
-        call = self._prepare(data, target, options.get("instructions"),
-                             options.get("examples"), options.get("seed"))
+        call = self._prepare(
+            data, target, options.get("instructions"), options.get("examples"), options.get("seed")
+        )
         flow = self._flow(call)
         try:
             body = next(flow)
@@ -441,8 +477,16 @@ class Extractor:
         **options: Any,
     ) -> AsyncBatch[T]:
         """Extract from many inputs; ``async for item in ...`` yields them in input order."""
-        return AsyncBatch(self, inputs, target, concurrency=concurrency, rate_limit=rate_limit,
-                          max_cost=max_cost, on_progress=on_progress, options=options)
+        return AsyncBatch(
+            self,
+            inputs,
+            target,
+            concurrency=concurrency,
+            rate_limit=rate_limit,
+            max_cost=max_cost,
+            on_progress=on_progress,
+            options=options,
+        )
 
     def run_many(
         self,
@@ -456,9 +500,17 @@ class Extractor:
         **options: Any,
     ) -> Batch[T]:
         """``arun_many`` for sync code: iterate the returned ``Batch``; ``.summary`` after."""
-        return Batch(self.arun_many(inputs, target, concurrency=concurrency,
-                                    rate_limit=rate_limit, max_cost=max_cost,
-                                    on_progress=on_progress, **options))
+        return Batch(
+            self.arun_many(
+                inputs,
+                target,
+                concurrency=concurrency,
+                rate_limit=rate_limit,
+                max_cost=max_cost,
+                on_progress=on_progress,
+                **options,
+            )
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             log.warning("fieldwise plugin %r failed to load: %s", ep.name, exc)
             continue
         if ep.dist is not None:
-            pm._plugin_distinfo.append((plugin, ep.dist))  # type: ignore[arg-type]
+            pm._plugin_distinfo.append((plugin, ep.dist))
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -108,16 +108,15 @@ def backends() -> dict[str, Backend]:
     return {b.name: b for b in _collect("register_backends", Backend)}
 
 
-def _pick(items: list[T], suffix: str, media_type: str | None, what: str) -> T:
+Pickable = TypeVar("Pickable", DocumentLoader, TableAdapter)
+
+
+def _pick(items: list[Pickable], suffix: str, media_type: str | None, what: str) -> Pickable:
     suffix = suffix.lower()
     for item in items:
-        if suffix in getattr(item, "suffixes") or (
-            media_type and media_type in getattr(item, "media_types")
-        ):
+        if suffix in item.suffixes or (media_type and media_type in item.media_types):
             return item
-    installed = ", ".join(
-        f"{getattr(i, 'name')} ({' '.join(getattr(i, 'suffixes'))})" for i in items
-    )
+    installed = ", ".join(f"{i.name} ({' '.join(i.suffixes)})" for i in items)
     raise UnsupportedInputError(
         f"No {what} reads {suffix or media_type or 'this input'!r}. "
         f"Installed: {installed or 'none'}. Install a plugin for it "

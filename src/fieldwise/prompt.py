@@ -27,7 +27,7 @@ SYSTEM_PROMPT = (
 )
 
 
-def system_message(compiled: CompiledSchema, mode: Mode, instructions: str | None) -> str:
+def system_message(compiled: CompiledSchema[Any], mode: Mode, instructions: str | None) -> str:
     parts = [SYSTEM_PROMPT]
     if mode == "json_object":
         parts.append(
@@ -56,7 +56,7 @@ def user_content(data: Input) -> str | list[dict[str, Any]]:
 
 def build_messages(
     data: Input,
-    compiled: CompiledSchema,
+    compiled: CompiledSchema[Any],
     *,
     mode: Mode,
     instructions: str | None,

@@ -53,7 +53,7 @@ def partial_model(cls: type[BaseModel]) -> type[BaseModel]:
             for name, info in cls.model_fields.items():
                 annotation = _partial_annotation(info.annotation)
                 fields[name] = (annotation | None, Field(default=None, alias=info.alias))
-            model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+            model: type[BaseModel] = create_model(
                 f"Partial{cls.__name__}",
                 __config__=ConfigDict(populate_by_name=True),
                 **fields,
@@ -67,7 +67,7 @@ def partial_model(cls: type[BaseModel]) -> type[BaseModel]:
 class StreamAssembler:
     """Collects chunks; ``feed`` returns a new partial value when the answer grew one."""
 
-    def __init__(self, compiled: CompiledSchema, *, tools: bool) -> None:
+    def __init__(self, compiled: CompiledSchema[Any], *, tools: bool) -> None:
         self._compiled = compiled
         self._tools = tools
         self._text: list[str] = []

@@ -19,7 +19,15 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 
-_COMMAND_MODULES = ("extract", "fill", "schema_cmd", "plugins_cmd", "cache_cmd", "serve", "eval_cmd")
+_COMMAND_MODULES = (
+    "extract",
+    "fill",
+    "schema_cmd",
+    "plugins_cmd",
+    "cache_cmd",
+    "serve",
+    "eval_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

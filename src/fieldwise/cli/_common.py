@@ -58,8 +58,9 @@ def add_extractor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temperature", type=float, default=0.0)
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--instructions", help="extra instructions for the model")
-    group.add_argument("--mode", choices=["json_schema", "json_object", "tools"],
-                       default="json_schema")
+    group.add_argument(
+        "--mode", choices=["json_schema", "json_object", "tools"], default="json_schema"
+    )
     group.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
     group.add_argument("--refresh", action="store_true", help="ignore cached answers")
     group.add_argument("--timeout", type=float, default=60.0)

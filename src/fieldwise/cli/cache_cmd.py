@@ -11,7 +11,9 @@ from ._common import print_json
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser("cache", help="inspect or clear the result cache")
     parser.add_argument("action", choices=["stats", "clear"])
-    parser.add_argument("--dir", help="cache directory (default: $FIELDWISE_CACHE_DIR or user cache)")
+    parser.add_argument(
+        "--dir", help="cache directory (default: $FIELDWISE_CACHE_DIR or user cache)"
+    )
     parser.set_defaults(func=run)
 
 

@@ -1,0 +1,205 @@
+"""``fieldwise serve --schemas MOD``: the extraction service over HTTP (uvicorn, one worker).
+
+Why one worker: the extractor's cache, connection pool and concurrency cap are per process;
+one async worker already overlaps every upstream call. Why refuse a public host without a
+token: the service spends the operator's model credits for whoever can reach it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import ipaddress
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any
+
+from ..exceptions import ConfigurationError
+from . import EXIT_OK, EXIT_USAGE
+from ._common import add_extractor_options, load_target, make_extractor
+
+TOKEN_ENV = "FIELDWISE_SERVICE_TOKEN"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve extraction over HTTP (needs fieldwise[serve])",
+        description="Serve POST /v1/extract/{schema} for every registered schema. Clients "
+        f"authenticate with the bearer token in ${TOKEN_ENV} when it is set.",
+    )
+    parser.add_argument(
+        "--schemas",
+        action="append",
+        required=True,
+        metavar="MODULE|FILE.py[:CLASS]",
+        help="register every pydantic model defined in a module or .py file, or one class "
+        "with MODULE:CLASS (repeatable)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help=f"allow a non-loopback --host without ${TOKEN_ENV} (anyone reaching it spends "
+        "your credits)",
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-concurrency", type=int, default=32, help="extractions at once")
+    limits.add_argument(
+        "--queue-timeout", type=float, default=10.0, help="seconds to wait for a slot (then 429)"
+    )
+    limits.add_argument(
+        "--request-timeout", type=float, default=120.0, help="seconds per extraction (then 504)"
+    )
+    limits.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
+    limits.add_argument("--max-upload-bytes", type=int, default=20 * 1024 * 1024)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    add_extractor_options(parser)
+    parser.set_defaults(func=run)
+
+
+def load_schemas(spec: str) -> list[type[Any]]:
+    """``MODULE:CLASS``/``FILE.py:CLASS`` → that class; ``MODULE``/``FILE.py`` → every pydantic
+    model class defined in it (not those it imports)."""
+    from pydantic import BaseModel
+
+    module_name, sep, attr = spec.rpartition(":")
+    if sep and module_name and attr.isidentifier():
+        target = load_target(spec)
+        if not (isinstance(target, type) and issubclass(target, BaseModel)):
+            raise ConfigurationError(f"--schemas {spec!r} is not a pydantic model class.")
+        return [target]
+    module = _import(spec)
+    found = [
+        value
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and issubclass(value, BaseModel)
+        and value.__module__ == module.__name__
+        and not name.startswith("_")
+    ]
+    if not found:
+        raise ConfigurationError(f"--schemas {spec!r} defines no pydantic model class.")
+    return found
+
+
+def _import(spec: str) -> ModuleType:
+    try:
+        if spec.endswith(".py") or "/" in spec or "\\" in spec:
+            path = Path(spec)
+            if not path.is_file():
+                raise ConfigurationError(f"--schemas {spec!r}: no file {path}.")
+            name = f"_fieldwise_schemas_{path.stem}_{abs(hash(str(path.resolve())))}"
+            loaded = importlib.util.spec_from_file_location(name, path)
+            if loaded is None or loaded.loader is None:
+                raise ConfigurationError(f"--schemas {spec!r}: cannot import {path}.")
+            module = importlib.util.module_from_spec(loaded)
+            sys.modules[name] = module  # pydantic resolves forward references through it
+            loaded.loader.exec_module(module)
+            return module
+        if "" not in sys.path:
+            sys.path.insert(0, "")
+        return importlib.import_module(spec)
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"--schemas {spec!r}: importing failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address; anything else may be reachable from outside."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    token = os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(args.host) and token is None and not args.insecure:
+        print(
+            f"error: --host {args.host} is reachable from other machines; set {TOKEN_ENV} "
+            "(clients then send 'Authorization: Bearer <token>') or pass --insecure.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        import uvicorn
+
+        from ..service import create_app
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"`fieldwise serve` needs the 'serve' extra ({exc.name} is missing): "
+            "pip install 'fieldwise[serve]'"
+        ) from exc
+
+    schemas: dict[str, type[Any]] = {}
+    for spec in args.schemas:
+        for model in load_schemas(spec):
+            if schemas.get(model.__name__, model) is not model:
+                raise ConfigurationError(f"two schemas are named {model.__name__!r}.")
+            schemas[model.__name__] = model
+
+    _configure_logging(args.log_level)
+    extractor = make_extractor(args)
+    app = create_app(
+        schemas,
+        extractor,
+        token=token or "",
+        max_body_bytes=args.max_body_bytes,
+        max_upload_bytes=args.max_upload_bytes,
+        max_concurrency=args.max_concurrency,
+        queue_timeout=args.queue_timeout,
+        request_timeout=args.request_timeout,
+    )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        workers=1,
+        access_log=False,  # fieldwise.access replaces it (JSON, with schema, tokens, cost)
+        log_level=args.log_level,
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded), then exit.
+        timeout_graceful_shutdown=args.request_timeout + args.queue_timeout + 5,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal it stopped on once it has shut down; with the default
+    # SIGTERM disposition that would kill the process (exit -15) after a clean shutdown.
+    signal.signal(signal.SIGTERM, _ignore)
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        finally:
+            await extractor.aclose()
+
+    asyncio.run(serve())
+    return EXIT_OK if server.started else 1
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: already handled, exit normally."""
+
+
+def _configure_logging(level: str) -> None:
+    """JSON access lines to stderr, one per request (the message is the JSON object)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("fieldwise.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    service = logging.getLogger("fieldwise.service")
+    service.addHandler(logging.StreamHandler(sys.stderr))
+    service.setLevel(level.upper())

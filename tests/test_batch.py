@@ -1,0 +1,126 @@
+"""run_many / arun_many through the public API, against the loopback fake server."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fieldwise import BudgetExceededError, Extractor, ProviderError
+from fieldwise.testing import FakeLLM, reply
+from tests.models import Person
+
+
+def answer_with_name(request: Any) -> Any:
+    """Echo the input back as the name, so order can be checked."""
+    text = request.body["messages"][-1]["content"]
+    if text == "bad":
+        return reply.http_error(500, message="boom")
+    return reply.json({"name": text, "age": 1, "city": None})
+
+
+@pytest.fixture
+def ex(fake_llm: FakeLLM, tmp_path: Path) -> Iterator[Extractor]:
+    fake_llm.handler = answer_with_name
+    extractor = Extractor(
+        base_url=fake_llm.base_url, cache_dir=str(tmp_path), backoff_base=0.01, network_retries=0
+    )
+    yield extractor
+    extractor.close()
+
+
+def test_results_in_input_order_with_per_item_errors(ex: Extractor, fake_llm: FakeLLM) -> None:
+    inputs = [f"row{i}" for i in range(40)]
+    inputs[7] = "bad"
+    batch = ex.run_many(inputs, Person, concurrency=8)
+    items = list(batch)
+    assert [item.index for item in items] == list(range(40))
+    assert items[7].error is not None and isinstance(items[7].error, ProviderError)
+    assert [i.value.name for i in items if i.ok] == [x for x in inputs if x != "bad"]
+    summary = batch.summary
+    assert (summary.done, summary.failed, summary.skipped) == (39, 1, 0)
+    assert summary.usage.requests == 39 and summary.cost and summary.wall_time > 0
+
+
+def test_identical_inputs_are_extracted_once(ex: Extractor, fake_llm: FakeLLM) -> None:
+    batch = ex.run_many(["same"] * 10 + ["other"], Person, concurrency=4)
+    items = batch.results()
+    assert all(item.ok for item in items)
+    assert len(fake_llm.requests) == 2
+    assert batch.summary.done == 11 and batch.summary.usage.requests == 2
+
+
+def test_rerun_is_served_from_cache(ex: Extractor, fake_llm: FakeLLM) -> None:
+    inputs = [f"row{i}" for i in range(20)]
+    list(ex.run_many(inputs, Person))
+    again = ex.run_many(inputs, Person)
+    list(again)
+    assert len(fake_llm.requests) == 20
+    assert again.summary.cached == 20 and again.summary.usage.requests == 0
+
+
+def test_progress_callback_sees_running_totals(ex: Extractor) -> None:
+    seen: list[int] = []
+    list(
+        ex.run_many([f"r{i}" for i in range(5)], Person, on_progress=lambda s: seen.append(s.total))
+    )
+    assert seen == [1, 2, 3, 4, 5]
+
+
+def test_max_cost_stops_before_exceeding(ex: Extractor, fake_llm: FakeLLM) -> None:
+    one = ex.run("probe", Person, seed=99).cost
+    assert one is not None
+    batch = ex.run_many([f"r{i}" for i in range(50)], Person, concurrency=2, max_cost=one * 5.5)
+    items = list(batch)
+    assert len(items) == 50
+    skipped = [i for i in items if isinstance(i.error, BudgetExceededError)]
+    assert skipped and batch.summary.stopped == "max_cost"
+    assert batch.summary.cost is not None and batch.summary.cost <= one * 5.5
+
+
+def test_inputs_are_consumed_lazily(ex: Extractor) -> None:
+    pulled: list[int] = []
+
+    def rows() -> Iterator[str]:
+        for i in range(10_000):
+            pulled.append(i)
+            yield f"row{i}"
+
+    batch = ex.run_many(rows(), Person, concurrency=4)
+    iterator = iter(batch)
+    next(iterator)
+    assert len(pulled) < 200  # only a window ahead, not the whole input
+    for _ in iterator:
+        break
+
+
+def test_memory_stays_flat_over_many_items(ex: Extractor) -> None:
+    def rows(n: int) -> Iterator[str]:
+        return (f"row{i}" for i in range(n))
+
+    list(ex.run_many(rows(200), Person, concurrency=16))  # warm up pools and caches
+    tracemalloc.start()
+    for _ in ex.run_many(rows(1500), Person, concurrency=16):
+        pass
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024
+
+
+def test_rate_limited_items_back_off_and_succeed(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.script(reply.http_error(429, message="slow", retry_after=0))
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0, backoff_base=0.01)
+    items = list(ex.run_many(["a", "b", "c"], Person, concurrency=1))
+    assert all(item.ok for item in items)
+    assert len(fake_llm.requests) == 4
+
+
+@pytest.mark.anyio
+async def test_arun_many(ex: Extractor) -> None:
+    batch = ex.arun_many([f"row{i}" for i in range(12)], Person, concurrency=4)
+    names = [item.value.name async for item in batch]
+    assert names == [f"row{i}" for i in range(12)]
+    assert batch.summary.done == 12
