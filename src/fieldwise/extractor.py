@@ -10,41 +10,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from pydantic import ValidationError
 
 from . import endpoints
 from .batch import AsyncBatch, Batch, BatchSummary
-from .cache import CachedAnswer, CacheMode, ResultCache, request_key
+from .cache import CacheMode, ResultCache, request_key
 from .exceptions import (
-    Attempt,
     ConfigurationError,
-    EmptyOutputError,
-    ExtractionError,
-    RefusalError,
-    TruncatedOutputError,
 )
-from .parsing import UnparseableOutput, parse_json
+from .loop import Call, LoopSettings, extraction_flow
 from .pricing import PriceBook, Prices
-from .prompt import Input, Mode, build_messages, reask_messages
+from .prompt import Input, Mode, build_messages
 from .ratelimit import RateLimiter
 from .result import Result, Usage
-from .schema import CompiledSchema, compile_schema
+from .schema import compile_schema
 from .streaming import StreamAssembler
 from .transport import ChatResponse, Transport
 
 T = TypeVar("T")
 _MODES = ("json_schema", "json_object", "tools")
 _JSON_ERROR_TYPES = {"json_invalid", "json_type"}
-
-
-@dataclass(frozen=True)
-class _Call:
-    compiled: CompiledSchema[Any]
-    body: dict[str, Any]
-    key: str
 
 
 class Extractor:
@@ -176,7 +161,7 @@ class Extractor:
         instructions: str | None,
         examples: Sequence[tuple[Any, Any]] | None,
         seed: int | None,
-    ) -> _Call:
+    ) -> Call:
         compiled = compile_schema(target)
         messages = build_messages(
             data,
@@ -209,137 +194,21 @@ class Extractor:
             body, self._settings.profile, reasoning=self.reasoning, provider=self.provider
         )
         key = request_key(body, self._settings.base_url, compiled.fingerprint + self.mode)
-        return _Call(compiled, body, key)
+        return Call(compiled, body, key)
 
-    # -- the loop, once ---------------------------------------------------------------------
-
-    def _answer_text(self, response: ChatResponse, usage: Usage) -> str:
-        """The answer's JSON text, or the output error that explains why there is none."""
-        if response.refusal:
-            raise RefusalError(
-                f"The model refused: {response.refusal!r}. Rephrase the instructions or "
-                "use another model.",
-                raw=response.refusal,
-                usage=usage,
-            )
-        text = response.tool_arguments if self.mode == "tools" else response.content
-        if response.finish_reason == "length":
-            raise TruncatedOutputError(
-                "The answer was cut off at the token limit (finish_reason 'length'). Raise "
-                "max_tokens=, shorten the input, or keep reasoning off.",
-                raw=text,
-                usage=usage,
-            )
-        if not text or not text.strip():
-            hint = (
-                " The model wrote its answer into the reasoning field instead: keep "
-                "reasoning off (reasoning=None) or choose a non-thinking model."
-                if response.reasoning
-                else " Try again, or another model/provider."
-            )
-            raise EmptyOutputError(
-                f"The model returned empty content (finish_reason {response.finish_reason!r})."
-                + hint,
-                raw=response.reasoning or "",
-                usage=usage,
-            )
-        return text
-
-    @staticmethod
-    def _decode(compiled: CompiledSchema[Any], text: str) -> tuple[Any, list[str], list[Any]]:
-        """``(value, repairs, errors)``; ``errors`` is empty on success."""
-        try:
-            return compiled.decode(text), [], []
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False)
-            if not any(e["type"] in _JSON_ERROR_TYPES and not e["loc"] for e in errors):
-                return None, [], list(errors)
-        try:
-            obj, repairs = parse_json(text)
-        except UnparseableOutput as exc:
-            return None, [], [{"type": "json_invalid", "loc": (), "msg": str(exc)}]
-        try:
-            return compiled.decode_python(obj), repairs, []
-        except ValidationError as exc:
-            return None, repairs, list(exc.errors(include_url=False, include_context=False))
-
-    def _flow(self, call: _Call) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
-        cache = self._result_cache()
-        if cache is not None and self.cache_mode in (True, "read_only"):
-            hit = cache.get(call.key)
-            if hit is not None:
-                value, repairs, errors = self._decode(call.compiled, hit.raw)
-                if not errors:
-                    return Result(
-                        value,
-                        Usage(),
-                        0.0,
-                        hit.attempts,
-                        True,
-                        hit.model,
-                        hit.provider,
-                        list(hit.repairs),
-                        hit.raw,
-                    )
-        body = call.body
-        usage = Usage()
-        failed: list[Attempt] = []
-        try:
-            for attempt in range(1, self.max_retries + 2):
-                response = yield body
-                step = Usage.from_response(response.usage)
-                step.cost = self._prices.cost(self._settings.model, response.usage)
-                usage = usage + step
-                text = self._answer_text(response, usage)
-                value, repairs, errors = self._decode(call.compiled, text)
-                if not errors:
-                    model = response.model or self._settings.model
-                    if cache is not None and self.cache_mode in (True, "refresh"):
-                        cache.set(
-                            call.key,
-                            CachedAnswer(
-                                text,
-                                usage.to_dict(),
-                                usage.cost,
-                                model,
-                                response.provider,
-                                tuple(repairs),
-                                attempt,
-                            ),
-                        )
-                    return Result(
-                        value,
-                        usage,
-                        usage.cost,
-                        attempt,
-                        False,
-                        model,
-                        response.provider,
-                        repairs,
-                        text,
-                    )
-                failed.append(Attempt(text, errors))
-                tool_call_id = _tool_call_id(response) if self.mode == "tools" else None
-                body = {
-                    **body,
-                    "messages": body["messages"]
-                    + reask_messages(
-                        self.mode,
-                        text,
-                        errors,
-                        tool_name=call.compiled.name,
-                        tool_call_id=tool_call_id,
-                    ),
-                }
-            raise ExtractionError(
-                f"The model's output failed validation {len(failed)} time(s); the last "
-                f"errors: {_summarise(failed[-1].errors)}. Raise max_retries=, add "
-                "instructions= or examples=, or use a stronger model.",
-                attempts=failed,
-                usage=usage,
-            )
-        finally:
-            self._add_usage(usage)
+    def _flow(self, call: Call) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
+        return extraction_flow(
+            call,
+            LoopSettings(
+                mode=self.mode,
+                max_retries=self.max_retries,
+                cache=self._result_cache(),
+                cache_mode=self.cache_mode,
+                prices=self._prices,
+                model=self._settings.model,
+                on_usage=self._add_usage,
+            ),
+        )
 
     def _add_usage(self, usage: Usage) -> None:
         if usage.requests:
@@ -538,19 +407,3 @@ class Extractor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _tool_call_id(response: ChatResponse) -> str | None:
-    try:
-        return str(response.raw["choices"][0]["message"]["tool_calls"][0]["id"])
-    except (KeyError, IndexError, TypeError):
-        return None
-
-
-def _summarise(errors: Sequence[Any], limit: int = 3) -> str:
-    parts = []
-    for error in list(errors)[:limit]:
-        loc = ".".join(str(p) for p in error.get("loc", ())) or "(root)"
-        parts.append(f"{loc}: {error.get('msg', '')}")
-    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
-    return "; ".join(parts) + more

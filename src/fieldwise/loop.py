@@ -1,0 +1,122 @@
+"""The extraction loop: request → parse → validate → re-ask, with cache and usage.
+
+Written once, as a generator that yields request bodies and is sent the responses, so
+the sync, async and streaming shells in ``extractor.py`` drive the very same rules and
+neither pays for the other (no event loop per sync call, no thread per async call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from .answers import answer_text, decode_answer, summarise_errors, tool_call_id
+from .cache import CachedAnswer, CacheMode, ResultCache
+from .exceptions import Attempt, ExtractionError
+from .pricing import PriceBook
+from .prompt import Mode, reask_messages
+from .result import Result, Usage
+from .schema import CompiledSchema
+from .transport import ChatResponse
+
+
+@dataclass(frozen=True)
+class Call:
+    """One prepared extraction: the compiled target, the first request, its cache key."""
+
+    compiled: CompiledSchema[Any]
+    body: dict[str, Any]
+    key: str
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    mode: Mode
+    max_retries: int
+    cache: ResultCache | None
+    cache_mode: CacheMode
+    prices: PriceBook
+    model: str
+    on_usage: Callable[[Usage], None]
+
+
+def _cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
+    if settings.cache is None or settings.cache_mode not in (True, "read_only"):
+        return None
+    hit = settings.cache.get(call.key)
+    if hit is None:
+        return None
+    value, _, errors = decode_answer(call.compiled, hit.raw)
+    if errors:  # e.g. the model class changed its validators since: ask again
+        return None
+    return Result(
+        value=value,
+        usage=Usage(),
+        cost=0.0,
+        attempts=hit.attempts,
+        cached=True,
+        model=hit.model,
+        provider=hit.provider,
+        repairs=list(hit.repairs),
+        raw=hit.raw,
+    )
+
+
+def extraction_flow(
+    call: Call, settings: LoopSettings
+) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
+    """Yield request bodies; be sent each response; return the ``Result`` or raise."""
+    cached = _cached_result(call, settings)
+    if cached is not None:
+        return cached
+    body = call.body
+    usage = Usage()
+    failed: list[Attempt] = []
+    try:
+        for attempt in range(1, settings.max_retries + 2):
+            response = yield body
+            step = Usage.from_response(response.usage)
+            step.cost = settings.prices.cost(settings.model, response.usage)
+            usage = usage + step
+            text = answer_text(response, settings.mode, usage)
+            value, repairs, errors = decode_answer(call.compiled, text)
+            if not errors:
+                model = response.model or settings.model
+                if settings.cache is not None and settings.cache_mode in (True, "refresh"):
+                    answer = CachedAnswer(
+                        text,
+                        usage.to_dict(),
+                        usage.cost,
+                        model,
+                        response.provider,
+                        tuple(repairs),
+                        attempt,
+                    )
+                    settings.cache.set(call.key, answer)
+                return Result(
+                    value=value,
+                    usage=usage,
+                    cost=usage.cost,
+                    attempts=attempt,
+                    cached=False,
+                    model=model,
+                    provider=response.provider,
+                    repairs=repairs,
+                    raw=text,
+                )
+            failed.append(Attempt(text, errors))
+            call_id = tool_call_id(response) if settings.mode == "tools" else None
+            reask = reask_messages(
+                settings.mode, text, errors, tool_name=call.compiled.name, tool_call_id=call_id
+            )
+            body = {**body, "messages": body["messages"] + reask}
+        raise ExtractionError(
+            f"The model's output failed validation {len(failed)} time(s); the last "
+            f"errors: {summarise_errors(failed[-1].errors)}. Raise max_retries=, add "
+            "instructions= or examples=, or use a stronger model.",
+            attempts=failed,
+            usage=usage,
+        )
+    finally:
+        settings.on_usage(usage)
