@@ -1,0 +1,230 @@
+"""HTML: the text a reader sees, with block structure kept as line breaks.
+
+Parsed with selectolax (lexbor, an HTML5-conformant C parser, so tag soup becomes the
+tree a browser would build). The bytes are decoded here first (BOM, then ``<meta
+charset>``, then UTF-8, then Windows-1252, as browsers do) so the encoding used is known
+and recorded. Then one walk over the tree: scripts, styles, ``noscript``, templates,
+embedded objects and ``hidden`` elements are skipped; block elements end lines
+(paragraph-level ones leave a blank line, which chunking splits on); headings become
+``#`` lines, list items ``- `` lines and table rows ``cell | cell`` lines. The walk uses
+an explicit stack, so absurdly deep nesting cannot overflow Python's recursion.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from fieldwise.document import Document
+
+from .encoding import declared_html_encoding, decode_bytes, looks_binary, normalize_newlines
+from .errors import CorruptDocumentError, EmptyDocumentError
+from .limits import Limits, check_chars, check_size
+
+__all__ = ["html_to_text", "load_html"]
+
+# Content that is not text a reader sees.
+_SKIP = frozenset(
+    {
+        "head", "script", "style", "noscript", "template", "svg", "canvas", "iframe",
+        "object", "embed", "select", "datalist", "audio", "video", "picture", "map",
+    }
+)  # fmt: skip
+# Blocks that stand as paragraphs: a blank line around them.
+_PARAGRAPH = frozenset(
+    {
+        "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "blockquote",
+        "pre", "figure", "hr", "section", "article", "header", "footer", "main", "aside",
+        "nav", "form", "fieldset", "address", "details", "hgroup",
+    }
+)  # fmt: skip
+# Blocks that only start a new line.
+_LINE = frozenset(
+    {
+        "div", "li", "dt", "dd", "tr", "caption", "figcaption", "summary", "legend",
+        "center", "dialog", "menu", "search", "body", "html", "option", "label",
+    }
+)  # fmt: skip
+_PREFORMATTED = frozenset({"pre", "textarea", "listing", "xmp", "plaintext"})
+_HEADINGS = {f"h{level}": "#" * level + " " for level in range(1, 7)}
+_SPACE = re.compile(r"[ \t\n\r\f\v\xa0]+")
+_TRAILING = re.compile(r"[ \t]+\n")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_MAX_TABLE_DEPTH = 8  # deeper tables are walked as plain blocks
+
+
+def _children(node: LexborNode) -> list[LexborNode]:
+    found: list[LexborNode] = []
+    child = node.child
+    while child is not None:
+        found.append(child)
+        child = child.next
+    return found
+
+
+class _Writer:
+    """Accumulates text, turning requested breaks and prefixes into output lazily.
+
+    Breaks and prefixes are only written when text follows, so empty elements leave no
+    stray blank lines or dangling ``- `` markers.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.breaks = 0
+        self.prefix = ""
+
+    def request_break(self, count: int) -> None:
+        self.breaks = max(self.breaks, count)
+
+    def text(self, value: str, *, preformatted: bool = False) -> None:
+        if not preformatted:
+            value = _SPACE.sub(" ", value)
+            last = self.parts[-1] if self.parts else "\n"
+            if self.breaks or self.prefix or last.endswith((" ", "\n")):
+                value = value.lstrip(" ")
+        if not value:
+            return
+        if self.breaks and self.parts:
+            self.parts.append("\n" * self.breaks)
+        self.breaks = 0
+        if self.prefix:
+            self.parts.append(self.prefix)
+            self.prefix = ""
+        self.parts.append(value)
+
+    def result(self) -> str:
+        text = _TRAILING.sub("\n", "".join(self.parts))
+        return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def _table_lines(table: LexborNode, depth: int) -> list[str]:
+    """``a | b | c`` per row; empty cells kept so columns stay aligned."""
+    rows: list[LexborNode] = []
+    lines: list[str] = []
+    for child in _children(table):
+        if child.tag == "caption":
+            caption = _SPACE.sub(" ", child.text()).strip()
+            if caption:
+                lines.append(caption)
+        elif child.tag == "tr":
+            rows.append(child)
+        elif child.tag in ("thead", "tbody", "tfoot"):
+            rows.extend(row for row in _children(child) if row.tag == "tr")
+    for row in rows:
+        cells = [
+            " / ".join(line for line in _render(cell, depth + 1).splitlines() if line.strip())
+            for cell in _children(row)
+            if cell.tag in ("td", "th")
+        ]
+        if any(cells):
+            lines.append(" | ".join(cells))
+    return lines
+
+
+def _render(root: LexborNode, depth: int = 0) -> str:
+    """The visible text under ``root``."""
+    out = _Writer()
+    preformatted = 0
+    ordinals: list[int] = []  # counters of the enclosing <ol>s; -1 marks a <ul>
+    # (node, True) enters a node, (node, False) leaves it.
+    stack: list[tuple[LexborNode, bool]] = [(root, True)]
+    while stack:
+        node, entering = stack.pop()
+        tag = node.tag or ""
+        if not entering:
+            if tag in _PREFORMATTED:
+                preformatted -= 1
+            if tag in ("ul", "ol", "menu"):
+                ordinals.pop()
+            if tag in _PARAGRAPH:
+                out.request_break(2)
+            elif tag in _LINE:
+                out.request_break(1)
+            continue
+        if tag == "-text":
+            out.text(node.text_content or "", preformatted=preformatted > 0)
+            continue
+        if tag.startswith("-") and tag != "-document":  # comments, doctype
+            continue
+        if tag in _SKIP or "hidden" in node.attrs:
+            continue
+        if tag == "br":
+            out.breaks = min(out.breaks + 1, 2)
+            continue
+        if tag == "table" and depth < _MAX_TABLE_DEPTH:
+            out.request_break(2)
+            lines = _table_lines(node, depth)
+            if lines:
+                out.text("\n".join(lines), preformatted=True)
+            out.request_break(2)
+            continue
+        if tag in _PARAGRAPH:
+            out.request_break(2)
+        elif tag in _LINE:
+            out.request_break(1)
+        if tag in _HEADINGS:
+            out.prefix = _HEADINGS[tag]
+        elif tag in ("ul", "menu"):
+            ordinals.append(-1)
+        elif tag == "ol":
+            ordinals.append(0)
+        elif tag == "li":
+            if ordinals and ordinals[-1] >= 0:
+                ordinals[-1] += 1
+                out.prefix = f"{ordinals[-1]}. "
+            else:
+                out.prefix = "- "
+        if tag in _PREFORMATTED:
+            preformatted += 1
+        stack.append((node, False))
+        stack.extend((child, True) for child in reversed(_children(node)))
+    return out.result()
+
+
+def html_to_text(html: str) -> tuple[str, dict[str, Any]]:
+    """Visible text of an HTML string, and what its head says (title, author...)."""
+    tree = LexborHTMLParser(html)
+    metadata: dict[str, Any] = {}
+    title = tree.css_first("title")
+    if title is not None:
+        text = _SPACE.sub(" ", title.text()).strip()
+        if text:
+            metadata["title"] = text
+    for meta_name in ("author", "description"):
+        meta = tree.css_first(f'meta[name="{meta_name}" i]')
+        content = meta.attrs.get("content") if meta is not None else None
+        if content and content.strip():
+            metadata[meta_name] = content.strip()
+    root_element = tree.css_first("html")
+    language = root_element.attrs.get("lang") if root_element is not None else None
+    if language:
+        metadata["language"] = language
+    root = tree.body or tree.root
+    return (_render(root) if root is not None else ""), metadata
+
+
+def load_html(data: bytes, name: str) -> Document:
+    """Read an HTML page: charset from BOM or ``<meta>``, visible text, title in metadata."""
+    limits = Limits.from_env()
+    check_size(data, name, limits)
+    decoded = decode_bytes(data, declared_html_encoding(data))
+    if looks_binary(decoded.text):
+        raise CorruptDocumentError(
+            "this looks like a binary file, not HTML (it contains NUL bytes). Check the file type.",
+            name=name,
+        )
+    text, metadata = html_to_text(normalize_newlines(decoded.text))
+    check_chars(len(text), name, limits)
+    if not text:
+        raise EmptyDocumentError(
+            "the page has no visible text (after removing scripts, styles and hidden "
+            "elements). If it is built by JavaScript, save the rendered page instead.",
+            name=name,
+        )
+    metadata["encoding"] = decoded.encoding
+    if decoded.guessed:
+        metadata["encoding_guessed"] = True
+    return Document(text, metadata=metadata, name=name)

@@ -1,0 +1,195 @@
+"""The ``fieldwise`` command, in-process and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fieldwise.cli import main
+from fieldwise.testing import FakeLLM, reply
+
+MODELS = """
+from pydantic import BaseModel
+
+class Person(BaseModel):
+    name: str
+    age: int
+"""
+
+
+@pytest.fixture
+def schema_file(tmp_path: Path) -> Path:
+    path = tmp_path / "models.py"
+    path.write_text(MODELS)
+    return path
+
+
+def test_extract_prints_validated_json(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_llm.script(reply.json({"name": "Ada", "age": 36}))
+    text = tmp_path / "note.txt"
+    text.write_text("Ada is 36.")
+    code = main(
+        [
+            "extract",
+            str(text),
+            "--schema",
+            f"{schema_file}:Person",
+            "--base-url",
+            fake_llm.base_url,
+            "--usage",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out) == {"name": "Ada", "age": 36}
+    assert "tokens=" in err and "cost=" in err
+    assert fake_llm.requests[0].body["messages"][-1]["content"] == "Ada is 36."
+
+
+def test_schema_command_shows_schema_and_lowerings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(
+        "from pydantic import BaseModel, Field\n"
+        "class Tags(BaseModel):\n"
+        "    tags: str = Field(min_length=2)\n"
+        "    extra: dict[str, int]\n"
+    )
+    assert main(["schema", f"{path}:Tags", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["response_format"]["json_schema"]["strict"] is True
+    assert {entry["path"] for entry in out["report"]} >= {"tags", "extra"}
+
+
+def test_bad_schema_spec_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "no_such_module_xyz:Model"]) == 1
+    assert "importing 'no_such_module_xyz' failed" in capsys.readouterr().err
+    assert main(["schema", "justaname"]) == 1
+    assert "MODULE:CLASS" in capsys.readouterr().err
+
+
+def test_missing_key_for_openrouter_says_what_to_do(
+    schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "note.txt"
+    text.write_text("Ada is 36.")
+    code = main(
+        [
+            "extract",
+            str(text),
+            "--schema",
+            f"{schema_file}:Person",
+            "--base-url",
+            "https://openrouter.ai/api/v1",
+        ]
+    )
+    assert code == 1 and "OPENROUTER_API_KEY" in capsys.readouterr().err
+
+
+def test_plugins_command_lists_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert isinstance(listed, list)
+    for plugin in listed:
+        assert {"name", "version", "hooks"} <= set(plugin)
+
+
+def test_cache_stats_and_clear(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "note.txt"
+    text.write_text("Ada is 36.")
+    args = [
+        "extract",
+        str(text),
+        "--schema",
+        f"{schema_file}:Person",
+        "--base-url",
+        fake_llm.base_url,
+    ]
+    assert main(args) == 0 and main(args) == 0
+    assert len(fake_llm.requests) == 1  # the second run came from the cache
+    capsys.readouterr()
+    assert main(["cache", "stats"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 1
+    assert main(["cache", "clear"]) == 0
+    assert main(args) == 0 and len(fake_llm.requests) == 2
+
+
+def test_eval_compares_configurations(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        json.dumps({"input": "Ada is 36", "expected": {"name": "Ada", "age": 36}})
+        + "\n"
+        + json.dumps({"input": "Bob is 40", "expected": {"name": "Bob", "age": 40}})
+        + "\n"
+    )
+
+    def answer(request: object) -> object:
+        text = request.body["messages"][-1]["content"]  # type: ignore[attr-defined]
+        if not isinstance(text, str) or " is " not in text:
+            return reply.json({"name": "x", "age": 1})
+        name, age = text.split(" is ")
+        return reply.json({"name": name, "age": int(age) if name == "Ada" else 41})
+
+    fake_llm.handler = answer
+    code = main(
+        [
+            "eval",
+            str(gold),
+            "--schema",
+            f"{schema_file}:Person",
+            "--base-url",
+            fake_llm.base_url,
+            "--json",
+            "--no-cache",
+            "--compare",
+            "max_retries=0",
+            "max_retries=1",
+        ]
+    )
+    assert code == 0
+    configs = json.loads(capsys.readouterr().out)["configs"]
+    for report in configs.values():
+        assert report["n"] == 2 and report["schema_valid"] == 1.0
+        assert report["exact_object"] == 0.5
+        assert report["fields"] == {"age": 0.5, "name": 1.0}
+        assert report["tokens"] > 0 and report["cost"] > 0
+
+
+def test_module_entry_point_runs_as_a_process(schema_file: Path) -> None:
+    with FakeLLM() as fake:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fieldwise",
+                "extract",
+                "-",
+                "--schema",
+                f"{schema_file}:Person",
+                "--base-url",
+                fake.base_url,
+                "--no-cache",
+            ],
+            input="Ada is 36.",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == {"name", "age"}
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "extract" in capsys.readouterr().out
