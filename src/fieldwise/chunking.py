@@ -32,6 +32,7 @@ import pydantic_core
 from pydantic import BaseModel
 
 from .document import Document
+from .result import Result, Usage
 
 __all__ = ["Chunk", "Conflict", "MergeResult", "merge_values", "split_document"]
 
@@ -341,3 +342,43 @@ def merge_values(values: Sequence[BaseModel], model: type[M]) -> MergeResult[M]:
             )
     merger = _Merger()
     return MergeResult(merger._models(values, "", model), merger.conflicts)
+
+
+def combine_results(results: Sequence[Result[Any]], target: Any) -> Result[Any]:
+    """One ``Result`` from the per-chunk results of a long document.
+
+    Model targets are merged with :func:`merge_values`; list targets are concatenated and
+    de-duplicated; anything else keeps the first non-null value.
+    """
+    values = [r.value for r in results]
+    conflicts: list[Conflict] = []
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        merged = merge_values(values, target)
+        value: Any = merged.value
+        conflicts = merged.conflicts
+    elif all(isinstance(v, list) for v in values):
+        seen: set[str] = set()
+        value = []
+        for item in (i for v in values for i in v):
+            key = _key(item)
+            if key not in seen:
+                seen.add(key)
+                value.append(item)
+    else:
+        value = next((v for v in values if v is not None), None)
+    usage = Usage()
+    for r in results:
+        usage = usage + r.usage
+    first = results[0]
+    return Result(
+        value=value,
+        usage=usage,
+        cost=usage.cost if not all(r.cached for r in results) else 0.0,
+        attempts=sum(r.attempts for r in results),
+        cached=all(r.cached for r in results),
+        model=first.model,
+        provider=first.provider,
+        repairs=[note for r in results for note in r.repairs],
+        raw="\n".join(r.raw for r in results),
+        conflicts=list(conflicts),
+    )

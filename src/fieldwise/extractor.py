@@ -8,6 +8,7 @@ and neither shell pays for the other (no event loop per sync call).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 from . import endpoints
 from .batch import AsyncBatch, Batch, BatchSummary
 from .cache import CacheMode, ResultCache, request_key
+from .chunking import Chunk, combine_results, split_document
+from .document import Document
 from .exceptions import (
     ConfigurationError,
 )
@@ -64,6 +67,7 @@ class Extractor:
         cache_dir: str | None = None,
         prices: Prices | None = None,
         max_tokens: int | None = None,
+        max_chars: int | None = None,
         top_p: float | None = None,
         profile: str | None = None,
         backoff_base: float = 0.5,
@@ -87,6 +91,9 @@ class Extractor:
         self.mode: Mode = mode
         self.network_retries = network_retries
         self.max_tokens = max_tokens
+        if max_chars is not None and max_chars < 100:
+            raise ConfigurationError("max_chars must be at least 100 characters.")
+        self.max_chars = max_chars
         self.top_p = top_p
         self._backoff_base = backoff_base
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
@@ -226,7 +233,18 @@ class Extractor:
         examples: Sequence[tuple[Any, Any]] | None = None,
         seed: int | None = None,
     ) -> Result[T]:
-        """Extract ``target`` from ``data``; the value plus usage, cost and attempts."""
+        """Extract ``target`` from ``data``; the value plus usage, cost and attempts.
+
+        A ``Document`` longer than ``max_chars`` is split along page and paragraph
+        boundaries; the chunks' values are merged (``Result.conflicts`` lists disagreements).
+        """
+        chunks = self._chunks(data)
+        if chunks is not None:
+            parts = [
+                self.run(c.text, target, instructions=instructions, examples=examples, seed=seed)
+                for c in chunks
+            ]
+            return combine_results(parts, target)
         call = self._prepare(data, target, instructions, examples, seed)
         flow = self._flow(call)
         try:
@@ -249,7 +267,23 @@ class Extractor:
         seed: int | None = None,
     ) -> Result[T]:
         """``run``, without blocking the event loop."""
+        chunks = self._chunks(data)
+        if chunks is not None:
+            parts = await asyncio.gather(
+                *(
+                    self._arun(c.text, target, instructions, examples, seed, self._limiter)
+                    for c in chunks
+                )
+            )
+            return combine_results(list(parts), target)
         return await self._arun(data, target, instructions, examples, seed, self._limiter)
+
+    def _chunks(self, data: Input) -> list[Chunk] | None:
+        if self.max_chars is None or not isinstance(data, Document):
+            return None
+        if len(data.text) <= self.max_chars:
+            return None
+        return split_document(data, self.max_chars)
 
     async def _arun(
         self,

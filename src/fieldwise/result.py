@@ -87,3 +87,5 @@ class Result(Generic[T]):
     raw: str = ""
     evidence: dict[str, tuple[int, int]] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
+    #: fields on which the chunks of a long document disagreed (first value kept)
+    conflicts: list[Any] = field(default_factory=list)
