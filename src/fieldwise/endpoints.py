@@ -137,7 +137,7 @@ def resolve_endpoint(
         backend = split_backend_model(model)
         if backend is not None:
             return EndpointSettings(model=model, base_url="", profile="openai", backend=model)
-    unset = model is None and base_url is None and api_key is None
+    unset = model is None and base_url is None and api_key is None and profile is None
     if unset and not os.environ.get("OPENROUTER_API_KEY"):
         offline = _offline_backend()
         if offline is not None:

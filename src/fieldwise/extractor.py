@@ -17,13 +17,14 @@ from . import endpoints
 from .batch import AsyncBatch, Batch, BatchSummary
 from .cache import CacheMode, ResultCache, request_key
 from .chunking import Chunk, combine_results, split_document
+from .consistency import sample_plan, vote
 from .document import Document
 from .exceptions import (
     ConfigurationError,
 )
 from .loop import Call, LoopSettings, extraction_flow
 from .pricing import PriceBook, Prices
-from .prompt import Input, Mode, build_messages
+from .prompt import Input, Mode, build_messages, input_text
 from .ratelimit import RateLimiter
 from .result import Result, Usage
 from .schema import compile_schema
@@ -68,6 +69,8 @@ class Extractor:
         prices: Prices | None = None,
         max_tokens: int | None = None,
         max_chars: int | None = None,
+        grounding: bool = False,
+        samples: int = 1,
         top_p: float | None = None,
         profile: str | None = None,
         backoff_base: float = 0.5,
@@ -94,6 +97,10 @@ class Extractor:
         if max_chars is not None and max_chars < 100:
             raise ConfigurationError("max_chars must be at least 100 characters.")
         self.max_chars = max_chars
+        self.grounding = grounding
+        if samples < 1:
+            raise ConfigurationError("samples must be >= 1.")
+        self.samples = samples
         self.top_p = top_p
         self._backoff_base = backoff_base
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
@@ -168,6 +175,7 @@ class Extractor:
         instructions: str | None,
         examples: Sequence[tuple[Any, Any]] | None,
         seed: int | None,
+        temperature: float | None = None,
     ) -> Call:
         compiled = compile_schema(target)
         messages = build_messages(
@@ -180,7 +188,7 @@ class Extractor:
         body: dict[str, Any] = {
             "model": self._request_model,
             "messages": messages,
-            "temperature": self.temperature,
+            "temperature": self.temperature if temperature is None else temperature,
         }
         chosen_seed = self.seed if seed is None else seed
         if chosen_seed is not None:
@@ -200,8 +208,9 @@ class Extractor:
         endpoints.apply_profile(
             body, self._settings.profile, reasoning=self.reasoning, provider=self.provider
         )
-        key = request_key(body, self._settings.base_url, compiled.fingerprint + self.mode)
-        return Call(compiled, body, key)
+        variant = f"{compiled.fingerprint}:{self.mode}:{int(self.grounding)}"
+        key = request_key(body, self._settings.base_url, variant)
+        return Call(compiled, body, key, input_text(data) if self.grounding else None)
 
     def _flow(self, call: Call) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
         return extraction_flow(
@@ -214,6 +223,7 @@ class Extractor:
                 prices=self._prices,
                 model=self._settings.model,
                 on_usage=self._add_usage,
+                grounding=self.grounding,
             ),
         )
 
@@ -236,7 +246,8 @@ class Extractor:
         """Extract ``target`` from ``data``; the value plus usage, cost and attempts.
 
         A ``Document`` longer than ``max_chars`` is split along page and paragraph
-        boundaries; the chunks' values are merged (``Result.conflicts`` lists disagreements).
+        boundaries and the chunks' values merged (``Result.conflicts``); with
+        ``samples=k`` the value is a per-field vote of k samples (``Result.confidence``).
         """
         chunks = self._chunks(data)
         if chunks is not None:
@@ -245,7 +256,23 @@ class Extractor:
                 for c in chunks
             ]
             return combine_results(parts, target)
-        call = self._prepare(data, target, instructions, examples, seed)
+        if self.samples > 1:
+            plan = sample_plan(self.samples, self.seed if seed is None else seed, self.temperature)
+            return vote(
+                [self._run_one(data, target, instructions, examples, s, t) for s, t in plan], target
+            )
+        return self._run_one(data, target, instructions, examples, seed, None)
+
+    def _run_one(
+        self,
+        data: Input,
+        target: type[T],
+        instructions: str | None,
+        examples: Sequence[tuple[Any, Any]] | None,
+        seed: int | None,
+        temperature: float | None,
+    ) -> Result[T]:
+        call = self._prepare(data, target, instructions, examples, seed, temperature)
         flow = self._flow(call)
         try:
             body = next(flow)
@@ -266,24 +293,8 @@ class Extractor:
         examples: Sequence[tuple[Any, Any]] | None = None,
         seed: int | None = None,
     ) -> Result[T]:
-        """``run``, without blocking the event loop."""
-        chunks = self._chunks(data)
-        if chunks is not None:
-            parts = await asyncio.gather(
-                *(
-                    self._arun(c.text, target, instructions, examples, seed, self._limiter)
-                    for c in chunks
-                )
-            )
-            return combine_results(list(parts), target)
+        """``run``, without blocking the event loop (chunks and samples run concurrently)."""
         return await self._arun(data, target, instructions, examples, seed, self._limiter)
-
-    def _chunks(self, data: Input) -> list[Chunk] | None:
-        if self.max_chars is None or not isinstance(data, Document):
-            return None
-        if len(data.text) <= self.max_chars:
-            return None
-        return split_document(data, self.max_chars)
 
     async def _arun(
         self,
@@ -294,7 +305,34 @@ class Extractor:
         seed: int | None,
         limiter: RateLimiter | None,
     ) -> Result[T]:
-        call = self._prepare(data, target, instructions, examples, seed)
+        chunks = self._chunks(data)
+        if chunks is not None:
+            parts = await asyncio.gather(
+                *(self._arun(c.text, target, instructions, examples, seed, limiter) for c in chunks)
+            )
+            return combine_results(list(parts), target)
+        if self.samples > 1:
+            plan = sample_plan(self.samples, self.seed if seed is None else seed, self.temperature)
+            samples = await asyncio.gather(
+                *(
+                    self._arun_one(data, target, instructions, examples, s, t, limiter)
+                    for s, t in plan
+                )
+            )
+            return vote(list(samples), target)
+        return await self._arun_one(data, target, instructions, examples, seed, None, limiter)
+
+    async def _arun_one(
+        self,
+        data: Input,
+        target: type[T],
+        instructions: str | None,
+        examples: Sequence[tuple[Any, Any]] | None,
+        seed: int | None,
+        temperature: float | None,
+        limiter: RateLimiter | None,
+    ) -> Result[T]:
+        call = self._prepare(data, target, instructions, examples, seed, temperature)
         flow = self._flow(call)
         try:
             body = next(flow)
@@ -305,6 +343,13 @@ class Extractor:
                 body = flow.send(await transport.achat(self._wire(body)))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    def _chunks(self, data: Input) -> list[Chunk] | None:
+        if self.max_chars is None or not isinstance(data, Document):
+            return None
+        if len(data.text) <= self.max_chars:
+            return None
+        return split_document(data, self.max_chars)
 
     def extract(self, data: Input, target: type[T], **options: Any) -> T:
         """The validated value alone."""

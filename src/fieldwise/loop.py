@@ -14,8 +14,9 @@ from typing import Any
 from .answers import answer_text, decode_answer, summarise_errors, tool_call_id
 from .cache import CachedAnswer, CacheMode, ResultCache
 from .exceptions import Attempt, ExtractionError
+from .grounding import check_grounding, grounding_reask
 from .pricing import PriceBook
-from .prompt import Mode, reask_messages
+from .prompt import Mode, reask_messages, reask_text
 from .result import Result, Usage
 from .schema import CompiledSchema
 from .transport import ChatResponse
@@ -28,6 +29,8 @@ class Call:
     compiled: CompiledSchema[Any]
     body: dict[str, Any]
     key: str
+    #: the input's text, for the grounding check (None: not checked)
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class LoopSettings:
     prices: PriceBook
     model: str
     on_usage: Callable[[Usage], None]
+    grounding: bool = False
 
 
 def _cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
@@ -50,6 +54,7 @@ def _cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
     value, _, errors = decode_answer(call.compiled, hit.raw)
     if errors:  # e.g. the model class changed its validators since: ask again
         return None
+    evidence = check_grounding(value, call.text or "")[0] if _grounded(call, settings) else {}
     return Result(
         value=value,
         usage=Usage(),
@@ -60,7 +65,12 @@ def _cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
         provider=hit.provider,
         repairs=list(hit.repairs),
         raw=hit.raw,
+        evidence=evidence,
     )
+
+
+def _grounded(call: Call, settings: LoopSettings) -> bool:
+    return settings.grounding and call.text is not None
 
 
 def extraction_flow(
@@ -81,6 +91,13 @@ def extraction_flow(
             usage = usage + step
             text = answer_text(response, settings.mode, usage)
             value, repairs, errors = decode_answer(call.compiled, text)
+            evidence: dict[str, tuple[int, int]] = {}
+            if not errors and _grounded(call, settings):
+                evidence, ungrounded = check_grounding(value, call.text or "")
+                if ungrounded and attempt <= settings.max_retries:
+                    failed.append(Attempt(text, _ungrounded_errors(ungrounded)))
+                    body = _reask(body, call, settings, response, text, grounding_reask(ungrounded))
+                    continue
             if not errors:
                 model = response.model or settings.model
                 if settings.cache is not None and settings.cache_mode in (True, "refresh"):
@@ -104,13 +121,10 @@ def extraction_flow(
                     provider=response.provider,
                     repairs=repairs,
                     raw=text,
+                    evidence=evidence,
                 )
             failed.append(Attempt(text, errors))
-            call_id = tool_call_id(response) if settings.mode == "tools" else None
-            reask = reask_messages(
-                settings.mode, text, errors, tool_name=call.compiled.name, tool_call_id=call_id
-            )
-            body = {**body, "messages": body["messages"] + reask}
+            body = _reask(body, call, settings, response, text, reask_text(errors))
         raise ExtractionError(
             f"The model's output failed validation {len(failed)} time(s); the last "
             f"errors: {summarise_errors(failed[-1].errors)}. Raise max_retries=, add "
@@ -120,3 +134,32 @@ def extraction_flow(
         )
     finally:
         settings.on_usage(usage)
+
+
+def _ungrounded_errors(ungrounded: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "ungrounded",
+            "loc": (path,),
+            "msg": "value does not occur in the input",
+            "input": value,
+        }
+        for path, value in ungrounded.items()
+    ]
+
+
+def _reask(
+    body: dict[str, Any],
+    call: Call,
+    settings: LoopSettings,
+    response: ChatResponse,
+    answer: str,
+    feedback: str,
+) -> dict[str, Any]:
+    """The next request: the same body with the answer and the feedback appended (a new
+    dict and list each time: the caller's objects are never mutated)."""
+    call_id = tool_call_id(response) if settings.mode == "tools" else None
+    reask = reask_messages(
+        settings.mode, answer, feedback, tool_name=call.compiled.name, tool_call_id=call_id
+    )
+    return {**body, "messages": body["messages"] + reask}

@@ -54,6 +54,15 @@ def user_content(data: Input) -> str | list[dict[str, Any]]:
     return parts
 
 
+def input_text(data: Input) -> str:
+    """The text of an input (the text parts of a content list), for grounding checks."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, Document):
+        return data.text
+    return "\n".join(str(p.get("text", "")) for p in data if p.get("type") == "text")
+
+
 def build_messages(
     data: Input,
     compiled: CompiledSchema[Any],
@@ -104,20 +113,20 @@ def reask_text(errors: Sequence[dict[str, Any]]) -> str:
 def reask_messages(
     mode: Mode,
     answer: str,
-    errors: Sequence[dict[str, Any]],
+    feedback: str,
     *,
     tool_name: str,
     tool_call_id: str | None,
 ) -> list[dict[str, Any]]:
-    """The assistant's answer echoed back, then the errors."""
+    """The assistant's answer echoed back, then ``feedback`` (what to fix)."""
     if mode == "tools" and tool_call_id:
         function = {"name": tool_name, "arguments": answer}
         call = {"id": tool_call_id, "type": "function", "function": function}
         return [
             {"role": "assistant", "content": None, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": tool_call_id, "content": reask_text(errors)},
+            {"role": "tool", "tool_call_id": tool_call_id, "content": feedback},
         ]
     return [
         {"role": "assistant", "content": answer},
-        {"role": "user", "content": reask_text(errors)},
+        {"role": "user", "content": feedback},
     ]
