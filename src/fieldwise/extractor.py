@@ -24,11 +24,11 @@ from .exceptions import (
 )
 from .loop import Call, LoopSettings, extraction_flow
 from .pricing import PriceBook, Prices
-from .prompt import Input, Mode, build_messages, input_text
+from .prompt import Input, Mode, build_body, build_messages, input_text
 from .ratelimit import RateLimiter
 from .result import Result, Usage
 from .schema import compile_schema
-from .streaming import StreamAssembler
+from .streaming import astream_values, stream_values
 from .transport import ChatResponse, Transport
 
 T = TypeVar("T")
@@ -185,26 +185,16 @@ class Extractor:
             instructions=self.instructions if instructions is None else instructions,
             examples=examples,
         )
-        body: dict[str, Any] = {
-            "model": self._request_model,
-            "messages": messages,
-            "temperature": self.temperature if temperature is None else temperature,
-        }
-        chosen_seed = self.seed if seed is None else seed
-        if chosen_seed is not None:
-            body["seed"] = chosen_seed
-        if self.top_p is not None:
-            body["top_p"] = self.top_p
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
-        if self.mode == "json_schema":
-            body["response_format"] = compiled.response_format
-        elif self.mode == "json_object":
-            body["response_format"] = {"type": "json_object"}
-        else:
-            function = {"name": compiled.name, "parameters": compiled.schema, "strict": True}
-            body["tools"] = [{"type": "function", "function": function}]
-            body["tool_choice"] = {"type": "function", "function": {"name": compiled.name}}
+        body = build_body(
+            compiled,
+            messages,
+            model=self._request_model,
+            mode=self.mode,
+            temperature=self.temperature if temperature is None else temperature,
+            seed=self.seed if seed is None else seed,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+        )
         endpoints.apply_profile(
             body, self._settings.profile, reasoning=self.reasoning, provider=self.provider
         )
@@ -375,41 +365,11 @@ class Extractor:
         Partials are instances of a copy of the target whose fields are all optional;
         the last item is a real, validated ``target`` instance.
         """
-        call = self._prepare(
-            data, target, options.get("instructions"), options.get("examples"), options.get("seed")
-        )
-        flow = self._flow(call)
-        try:
-            body = next(flow)
-            transport = self._transport_for_use()
-            while True:
-                assembler = StreamAssembler(call.compiled, tools=self.mode == "tools")
-                for chunk in transport.stream(self._stream_body(body)):
-                    partial = assembler.feed(chunk)
-                    if partial is not None:
-                        yield partial
-                body = flow.send(assembler.response())
-        except StopIteration as done:
-            yield done.value.value
+        return stream_values(self, self._prepare(data, target, *_call_options(options)))
 
-    async def astream(self, data: Input, target: type[T], **options: Any) -> AsyncIterator[Any]:
+    def astream(self, data: Input, target: type[T], **options: Any) -> AsyncIterator[Any]:
         """``stream`` for async code."""
-        call = self._prepare(
-            data, target, options.get("instructions"), options.get("examples"), options.get("seed")
-        )
-        flow = self._flow(call)
-        try:
-            body = next(flow)
-            transport = self._transport_for_use()
-            while True:
-                assembler = StreamAssembler(call.compiled, tools=self.mode == "tools")
-                async for chunk in transport.astream(self._stream_body(body)):
-                    partial = assembler.feed(chunk)
-                    if partial is not None:
-                        yield partial
-                body = flow.send(assembler.response())
-        except StopIteration as done:
-            yield done.value.value
+        return astream_values(self, self._prepare(data, target, *_call_options(options)))
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -486,3 +446,10 @@ class Extractor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _call_options(options: dict[str, Any]) -> tuple[Any, Any, Any]:
+    unknown = set(options) - {"instructions", "examples", "seed"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    return options.get("instructions"), options.get("examples"), options.get("seed")

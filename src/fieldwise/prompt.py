@@ -130,3 +130,35 @@ def reask_messages(
         {"role": "assistant", "content": answer},
         {"role": "user", "content": feedback},
     ]
+
+
+def build_body(
+    compiled: CompiledSchema[Any],
+    messages: list[dict[str, Any]],
+    *,
+    model: str,
+    mode: Mode,
+    temperature: float,
+    seed: int | None,
+    top_p: float | None,
+    max_tokens: int | None,
+) -> dict[str, Any]:
+    """The standard chat-completions body; how the answer's shape is enforced by ``mode``:
+    a strict ``response_format``, ``json_object`` (schema in the prompt), or one forced
+    tool whose parameters are the schema."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature}
+    if seed is not None:
+        body["seed"] = seed
+    if top_p is not None:
+        body["top_p"] = top_p
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if mode == "json_schema":
+        body["response_format"] = compiled.response_format
+    elif mode == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    else:
+        function = {"name": compiled.name, "parameters": compiled.schema, "strict": True}
+        body["tools"] = [{"type": "function", "function": function}]
+        body["tool_choice"] = {"type": "function", "function": {"name": compiled.name}}
+    return body

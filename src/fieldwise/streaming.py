@@ -11,13 +11,18 @@ from __future__ import annotations
 import threading
 import types
 import typing
-from typing import Annotated, Any, Union, get_args, get_origin
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .schema import CompiledSchema
 from .transport import ChatChunk, ChatResponse
+
+if TYPE_CHECKING:
+    from .extractor import Extractor
+    from .loop import Call
 
 _partials: dict[type[BaseModel], type[BaseModel]] = {}
 _building: set[type[BaseModel]] = set()
@@ -127,3 +132,39 @@ class StreamAssembler:
             id=None,
             raw={},
         )
+
+
+def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
+    """Drive the extraction loop with the streaming transport (sync)."""
+    flow = extractor._flow(call)
+    tools = extractor.mode == "tools"
+    try:
+        body = next(flow)
+        transport = extractor._transport_for_use()
+        while True:
+            assembler = StreamAssembler(call.compiled, tools=tools)
+            for chunk in transport.stream(extractor._stream_body(body)):
+                partial = assembler.feed(chunk)
+                if partial is not None:
+                    yield partial
+            body = flow.send(assembler.response())
+    except StopIteration as done:
+        yield done.value.value
+
+
+async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]:
+    """Drive the extraction loop with the streaming transport (async)."""
+    flow = extractor._flow(call)
+    tools = extractor.mode == "tools"
+    try:
+        body = next(flow)
+        transport = extractor._transport_for_use()
+        while True:
+            assembler = StreamAssembler(call.compiled, tools=tools)
+            async for chunk in transport.astream(extractor._stream_body(body)):
+                partial = assembler.feed(chunk)
+                if partial is not None:
+                    yield partial
+            body = flow.send(assembler.response())
+    except StopIteration as done:
+        yield done.value.value
