@@ -1,0 +1,137 @@
+"""Chat-completion streams: server-sent-event framing and chunk parsing, free of I/O.
+
+Why hand-written: chat-completion streams use only ``data:`` fields and ``:`` comments
+(OpenRouter's ``: OPENROUTER PROCESSING`` keep-alives), and a line-at-a-time state machine is
+all the transport needs on top of httpx's ``iter_lines``; no extra dependency. The sync and
+async stream loops share ``ChunkReader`` so they cannot disagree about an event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ._retry import Failure, failure_from_body_error, failure_from_shape
+
+__all__ = ["ChatChunk", "ChunkReader", "SSEDecoder", "first_call_arguments", "parse_chunk"]
+
+
+class SSEDecoder:
+    """Feed it lines (without line endings); it returns an event's data when one completes."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        """Returns the event's joined ``data`` lines at the blank line that ends it, else None.
+
+        Comments (``:`` lines) and the ``event``/``id``/``retry`` fields are ignored.
+        """
+        if not line:
+            return self.flush()
+        if line[0] == ":":
+            return None
+        name, _, value = line.partition(":")
+        if name == "data":
+            self._data.append(value[1:] if value[:1] == " " else value)
+        return None
+
+    def flush(self) -> str | None:
+        """The pending event's data, if any (for a stream that ends without a blank line)."""
+        if not self._data:
+            return None
+        data = "\n".join(self._data)
+        self._data.clear()
+        return data
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    """One streamed event: deltas (None when absent), ``finish_reason`` and final ``usage``."""
+
+    content: str | None = None
+    reasoning: str | None = None
+    tool_arguments: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    model: str | None = None
+    provider: str | None = None
+    refusal: str | None = None
+    id: str | None = None
+
+
+def first_call_arguments(calls: Any) -> str | None:
+    if isinstance(calls, list):
+        for call in calls:
+            if isinstance(call, dict) and call.get("index", 0) == 0:
+                function = call.get("function")
+                if isinstance(function, dict):
+                    args = function.get("arguments")
+                    return args if isinstance(args, str) or args is None else json.dumps(args)
+    return None
+
+
+def parse_chunk(data: str, *, url: str, model: str | None) -> ChatChunk | Failure:
+    """One SSE ``data`` payload → ``ChatChunk``, or the ``Failure`` a mid-stream error reports."""
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return failure_from_shape(url, data)
+    if not isinstance(payload, dict):
+        return failure_from_shape(url, payload)
+    provider = payload.get("provider")
+    if payload.get("error"):
+        return failure_from_body_error(
+            payload["error"], url=url, model=model, provider=provider, payload=payload
+        )
+    chunk = ChatChunk(
+        usage=payload.get("usage"),
+        model=payload.get("model"),
+        provider=provider,
+        id=payload.get("id"),
+    )
+    choices = payload.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        chunk.finish_reason = choice.get("finish_reason")
+        if chunk.finish_reason == "error":
+            error = choice.get("error") or {
+                "message": "the stream ended with finish_reason 'error'"
+            }
+            return failure_from_body_error(
+                error, url=url, model=model, provider=provider, payload=payload
+            )
+        delta = choice.get("delta") or {}
+        chunk.content = delta.get("content")
+        chunk.reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+        chunk.refusal = delta.get("refusal")
+        chunk.tool_arguments = first_call_arguments(delta.get("tool_calls"))
+    return chunk
+
+
+class ChunkReader:
+    """Lines of one stream in; a ``ChatChunk`` or ``Failure`` out when an event completes.
+
+    ``done`` turns true at ``data: [DONE]``.
+    """
+
+    __slots__ = ("_decoder", "_model", "_url", "done")
+
+    def __init__(self, url: str, model: str | None) -> None:
+        self._decoder = SSEDecoder()
+        self._url = url
+        self._model = model
+        self.done = False
+
+    def feed(self, line: str) -> ChatChunk | Failure | None:
+        """None while an event is incomplete, and for everything after ``[DONE]``."""
+        data = self._decoder.feed(line)
+        if data is None or self.done:
+            return None
+        if data == "[DONE]":
+            self.done = True
+            return None
+        return parse_chunk(data, url=self._url, model=self._model)
