@@ -372,3 +372,22 @@ async def test_async_stream(ex: Extractor, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply.json({"name": "Ada", "age": 36, "city": None}))
     items = [item async for item in ex.astream("Ada", Person)]
     assert items[-1] == Person(name="Ada", age=36)
+
+
+def test_openrouter_prices_fetched_once_and_kept_on_disk(tmp_path: Path) -> None:
+    with FakeLLM(send_cost=False, model="fake/model", prices={"fake/model": (1e-6, 2e-6)}) as fake:
+        for _ in range(2):
+            ex = Extractor(
+                base_url=fake.base_url,
+                model="fake/model",
+                profile="openrouter",
+                api_key=SECRET,
+                cache=False,
+                cache_dir=str(tmp_path),
+            )
+            result = ex.run("Ada 36", Person)
+            expected = result.usage.prompt_tokens * 1e-6 + result.usage.completion_tokens * 2e-6
+            assert result.cost == pytest.approx(expected)
+            ex.close()
+        model_lists = [r for r in fake.requests if r.path.endswith("/models")]
+        assert len(model_lists) == 1

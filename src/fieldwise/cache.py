@@ -82,15 +82,24 @@ class ResultCache:
             ),
         )
 
+    def get_meta(self, name: str) -> Any:
+        """Side data kept next to the answers (e.g. a price list), by name."""
+        return self._cache.get(f"meta:{name}")
+
+    def set_meta(self, name: str, value: Any, *, expire: float | None = None) -> None:
+        self._cache.set(f"meta:{name}", value, expire=expire)
+
     def stats(self) -> dict[str, Any]:
         saved = 0.0
         for key in self._cache.iterkeys():
+            if str(key).startswith("meta:"):
+                continue
             value = self._cache.get(key)
             if isinstance(value, tuple) and len(value) == 7 and value[2]:
                 saved += float(value[2])
         return {
             "directory": str(self.directory),
-            "entries": len(self._cache),
+            "entries": sum(1 for k in self._cache.iterkeys() if not str(k).startswith("meta:")),
             "size_bytes": self._cache.volume(),
             "cost_saved_per_rerun": saved,
         }

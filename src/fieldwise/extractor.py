@@ -107,7 +107,7 @@ class Extractor:
         self._cache_dir = cache_dir
         self._cache: ResultCache | None = None
         self._transport: Transport | None = None
-        self._prices = PriceBook(prices, fetch_models=self._fetch_models)
+        self._prices = PriceBook(prices, fetch_models=self._fetch_models, store=self._disk)
         self._lock = threading.Lock()
         self._usage = Usage()
         # A backend's real model name is known only once its server runs; requests (and
@@ -153,8 +153,10 @@ class Extractor:
         return self._transport
 
     def _result_cache(self) -> ResultCache | None:
-        if self.cache_mode is False:
-            return None
+        return None if self.cache_mode is False else self._disk()
+
+    def _disk(self) -> ResultCache:
+        """The cache directory (answers, and side data such as price lists)."""
         if self._cache is None:
             with self._lock:
                 if self._cache is None:

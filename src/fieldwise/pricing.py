@@ -1,7 +1,8 @@
 """What a call cost, in USD.
 
 In order: the ``usage.cost`` the endpoint sent (OpenRouter always does); a price table the
-user gave; OpenRouter's ``/models`` prices (fetched once, kept on disk for a day); else
+user gave; OpenRouter's ``/models`` prices (fetched once when a cost is missing, kept in
+the cache directory for a day); else
 ``None`` — an unknown cost is never guessed as zero.
 """
 
@@ -26,7 +27,7 @@ class PriceBook:
         self,
         prices: Prices | None = None,
         fetch_models: Callable[[], Any] | None = None,
-        store: Any = None,
+        store: Callable[[], Any] | None = None,
     ) -> None:
         self._prices: dict[str, tuple[float, float]] = {**BUILTIN_PRICES, **(prices or {})}
         self._fetch_models = fetch_models
@@ -39,7 +40,8 @@ class PriceBook:
             if self._fetched or self._fetch_models is None:
                 return
             self._fetched = True
-            table = self._store.get("openrouter-prices") if self._store is not None else None
+            store = self._store() if self._store is not None else None
+            table = store.get_meta("openrouter-prices") if store is not None else None
             if table is None:
                 try:
                     listing = self._fetch_models()
@@ -55,8 +57,8 @@ class PriceBook:
                         continue
                     if prompt == prompt and completion == completion:  # not NaN
                         table[entry["id"]] = (prompt, completion)
-                if self._store is not None:
-                    self._store.set("openrouter-prices", table, expire=86400)
+                if store is not None:
+                    store.set_meta("openrouter-prices", table, expire=86400)
             for model, price in table.items():
                 self._prices.setdefault(model, price)
 
