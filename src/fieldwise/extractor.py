@@ -113,6 +113,8 @@ class Extractor:
         # A backend's real model name is known only once its server runs; requests (and
         # cache keys) name the backend until then, and _wire() swaps the name in.
         self._request_model = self._settings.backend or self._settings.model
+        # Cache keys name the endpoint stably: a backend's server gets a new port each run.
+        self._endpoint_id = self._settings.backend or self._settings.base_url
         if self._settings.backend is None:
             endpoints.apply_profile(
                 {}, self._settings.profile, reasoning=reasoning, provider=provider
@@ -201,7 +203,7 @@ class Extractor:
             body, self._settings.profile, reasoning=self.reasoning, provider=self.provider
         )
         variant = f"{compiled.fingerprint}:{self.mode}:{int(self.grounding)}"
-        key = request_key(body, self._settings.base_url, variant)
+        key = request_key(body, self._endpoint_id, variant)
         return Call(compiled, body, key, input_text(data) if self.grounding else None)
 
     def _flow(self, call: Call) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
@@ -328,7 +330,9 @@ class Extractor:
         flow = self._flow(call)
         try:
             body = next(flow)
-            transport = self._transport_for_use()
+            transport = self._transport
+            if transport is None:  # a backend may start a server: not on the event loop
+                transport = await asyncio.to_thread(self._transport_for_use)
             while True:
                 if limiter is not None:
                     await limiter.wait()

@@ -1,0 +1,183 @@
+"""The service's error shape and the one place that maps exceptions to HTTP statuses.
+
+Why one table: every route must answer the same ``{"error": {...}}`` body for the same
+failure, and the OpenAPI document must list exactly the statuses a route can produce, so
+the mapping and the declared responses are kept side by side here.
+
+Choices (see ``docs/service.md``): 400 is a client input the service cannot use (bad JSON,
+bad multipart, an input too long for the model or refused by moderation); 422 is a
+request body that fails its schema; an answer from the model that never validated
+(``ExtractionError``) is an upstream failure, 502, because the caller's request was fine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
+
+from ..exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ConfigurationError,
+    ContextLengthError,
+    ExtractionError,
+    FieldwiseError,
+    ModerationError,
+    OutputError,
+    RateLimitError,
+    UnsupportedInputError,
+)
+
+log = logging.getLogger("fieldwise.service")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable machine ``type``, a human ``message``, maybe a ``field``."""
+
+    type: str = Field(examples=["validation_error"])
+    message: str
+    field: str | None = Field(default=None, description="dotted path of the offending field")
+
+
+class ErrorResponse(BaseModel):
+    """Every non-2xx answer of the service has this body."""
+
+    error: ErrorDetail
+
+
+class ServiceError(Exception):
+    """An error already decided: status, type, message, optional field and headers."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+# status -> what the OpenAPI document says it means
+DESCRIPTIONS: dict[int, str] = {
+    400: "Bad input: malformed JSON or multipart body, or an input the model cannot take",
+    401: "Missing or wrong bearer token",
+    404: "Unknown schema",
+    413: "Request body or upload larger than the configured limit",
+    415: "Unsupported content type or file type (no document loader reads it)",
+    422: "The request body does not match its schema",
+    429: "Too many requests: the service's queue or the upstream rate limit (see Retry-After)",
+    500: "Internal error, or the service is misconfigured",
+    502: "The model endpoint failed, or its output never validated",
+    503: "The model endpoint is not reachable or rejects the service's key",
+    504: "The extraction did not finish in time",
+}
+
+# What a Starlette/FastAPI HTTPException status is called in our error ``type``.
+HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` argument declaring ``statuses`` with the error model."""
+    return {
+        status: {"model": ErrorResponse, "description": DESCRIPTIONS[status]}
+        for status in sorted(set(statuses))
+    }
+
+
+def error_json(error: ServiceError) -> JSONResponse:
+    """The response for an already-decided error."""
+    detail: dict[str, Any] = {"type": error.type, "message": error.message}
+    if error.field is not None:
+        detail["field"] = error.field
+    return JSONResponse({"error": detail}, status_code=error.status, headers=error.headers)
+
+
+def http_error(status: int, message: str, headers: dict[str, str] | None = None) -> ServiceError:
+    """A ``ServiceError`` for a plain HTTP status raised by the framework (404, 405...)."""
+    return ServiceError(status, HTTP_TYPES.get(status, "http_error"), message, headers=headers)
+
+
+def _retry_after(seconds: float | None) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds or 1)))}
+
+
+def map_exception(exc: BaseException) -> ServiceError:
+    """The one mapping from any exception raised while serving to an HTTP error."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, UnsupportedInputError):
+        return ServiceError(415, "unsupported_file_type", exc.message)
+    if isinstance(exc, ContextLengthError):
+        return ServiceError(400, "input_too_long", exc.message)
+    if isinstance(exc, ModerationError):
+        return ServiceError(400, "input_flagged", exc.message)
+    if isinstance(exc, RateLimitError):
+        return ServiceError(
+            429, "upstream_rate_limited", exc.message, headers=_retry_after(exc.retry_after)
+        )
+    if isinstance(exc, APIError):
+        status = f"HTTP {exc.status_code}" if exc.status_code else "an error"
+        return ServiceError(
+            502, "upstream_error", f"The model endpoint answered {status}: {exc.message}"
+        )
+    if isinstance(exc, APITimeoutError):
+        return ServiceError(504, "upstream_timeout", exc.message)
+    if isinstance(exc, APIConnectionError):
+        return ServiceError(502, "upstream_unreachable", exc.message)
+    if isinstance(exc, OutputError):
+        return ServiceError(502, "unusable_output", f"{type(exc).__name__}: {exc.message}")
+    if isinstance(exc, ExtractionError):
+        return ServiceError(502, "extraction_failed", exc.message, field=_first_field(exc))
+    if isinstance(exc, ConfigurationError):
+        return ServiceError(500, "configuration_error", exc.message)
+    if isinstance(exc, FieldwiseError):
+        return ServiceError(500, "internal_error", exc.message)
+    log.error("unexpected error while serving", exc_info=exc)
+    return ServiceError(500, "internal_error", "Internal error; see the service log.")
+
+
+def _first_field(exc: ExtractionError) -> str | None:
+    """The first failing field of the last attempt, as a dotted path (None for the root)."""
+    if not exc.attempts or not exc.attempts[-1].errors:
+        return None
+    loc = exc.attempts[-1].errors[0].get("loc") or ()
+    return ".".join(str(part) for part in loc) or None
+
+
+def validation_error(errors: list[Any], *, json_expected: bool) -> ServiceError:
+    """Turn FastAPI's request-validation errors into 400 (unparseable) or 422 (wrong shape).
+
+    ``json_expected`` is false when the request did not declare a JSON content type: that
+    is a 415, not a body that failed its schema.
+    """
+    if not json_expected:
+        return ServiceError(415, "unsupported_media_type", "Send the body as application/json.")
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return ServiceError(400, "bad_request", "The request body is not valid JSON.")
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    field = ".".join(loc) or None
+    message = str(first.get("msg", "Invalid request"))
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ServiceError(422, "validation_error", f"{field or 'body'}: {message}{more}", field=field)

@@ -1,0 +1,61 @@
+"""Readiness: is the model endpoint reachable, and does it accept the service's key?
+
+Why cached: orchestrators poll ``/readyz`` every few seconds from several places; each
+poll must not become a call to the provider. One probe runs at a time and its outcome is
+reused for ``ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import anyio
+import anyio.to_thread
+
+from ..exceptions import FieldwiseError
+from ..extractor import Extractor
+
+
+class ReadinessProbe:
+    """``GET {base_url}/models`` through the extractor's own transport (same key, same
+    headers, same proxy settings as the extraction calls)."""
+
+    def __init__(self, extractor: Extractor, *, ttl: float = 5.0, timeout: float = 5.0) -> None:
+        self.extractor = extractor
+        self.ttl = ttl
+        self.timeout = timeout
+        self._checked_at = -math.inf
+        self._problem: str | None = "not checked yet"
+        self._lock: anyio.Lock | None = None
+
+    def _fresh(self) -> bool:
+        return time.monotonic() - self._checked_at < self.ttl
+
+    async def problem(self) -> str | None:
+        """``None`` when ready, else why not (a message safe to show: secrets redacted)."""
+        if self._fresh():
+            return self._problem
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if not self._fresh():
+                self._problem = await self._probe()
+                self._checked_at = time.monotonic()
+        return self._problem
+
+    async def _probe(self) -> str | None:
+        with anyio.move_on_after(self.timeout) as scope:
+            try:
+                # The extractor has no public "check the endpoint" call; its transport is
+                # made (and a plugin backend started, which blocks) on first use, exactly
+                # as for an extraction.
+                transport = await anyio.to_thread.run_sync(
+                    self.extractor._transport_for_use, abandon_on_cancel=True
+                )
+                await transport.aget_json("/models")
+            except FieldwiseError as exc:
+                return f"{type(exc).__name__}: {exc.message}"
+        if scope.cancelled_caught:
+            return f"The model endpoint did not answer within {self.timeout:g} s."
+        return None

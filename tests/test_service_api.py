@@ -1,0 +1,436 @@
+"""The service's endpoints, error statuses, authentication and access log, in-process."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import httpx
+import pytest
+
+from fieldwise import ConfigurationError, Extractor, compile_schema
+from fieldwise.service import create_app
+from fieldwise.testing import FakeLLM, reply
+from tests.test_service_support import (
+    API_KEY,
+    SCHEMAS,
+    SERVICE_TOKEN,
+    Contact,
+    Invoice,
+    access_lines,
+    assert_error,
+    client_for,
+    multipart,
+    no_secret_logged,
+)
+
+# Fixtures (imported under their own names, so pytest finds them here):
+from tests.test_service_support import (
+    _no_service_token as _no_service_token,
+)
+from tests.test_service_support import (
+    client as client,
+)
+from tests.test_service_support import (
+    extractor as extractor,
+)
+from tests.test_service_support import (
+    notes_loader as notes_loader,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+# -- probes and schemas ----------------------------------------------------------------------
+
+
+async def test_healthz(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_asks_the_model_endpoint_once_per_ttl(
+    client: httpx.AsyncClient, fake_llm: FakeLLM
+) -> None:
+    first = await client.get("/readyz")
+    second = await client.get("/readyz")
+    assert first.status_code == second.status_code == 200
+    assert first.json() == {"status": "ready", "model": "fake/model"}
+    assert [r.path for r in fake_llm.requests].count("/v1/models") == 1
+
+
+async def test_readyz_is_503_when_the_endpoint_is_unreachable(tmp_path: Any) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ex = Extractor(
+        model="m",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key=API_KEY,
+        cache_dir=str(tmp_path),
+        network_retries=0,
+    )
+    async with client_for(create_app(SCHEMAS, ex)) as c:
+        response = await c.get("/readyz")
+    await ex.aclose()
+    error = assert_error(response, 503, "not_ready")
+    assert API_KEY not in error["message"]
+
+
+async def test_list_schemas_gives_each_compiled_schema(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/schemas")
+    assert response.status_code == 200
+    listed = {s["name"]: s["schema"] for s in response.json()["schemas"]}
+    assert listed == {
+        "Invoice": compile_schema(Invoice).schema,
+        "Contact": compile_schema(Contact).schema,
+    }
+
+
+async def test_get_one_schema_and_an_unknown_one(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/schemas/Contact")
+    assert response.status_code == 200
+    assert response.json() == {"name": "Contact", "schema": compile_schema(Contact).schema}
+    error = assert_error(await client.get("/v1/schemas/Nope"), 404, "unknown_schema")
+    assert "Contact" in error["message"]
+
+
+def test_create_app_rejects_bad_registrations() -> None:
+    ex = Extractor(model="m", base_url="http://127.0.0.1:9/v1", api_key="k")
+    with pytest.raises(ConfigurationError):
+        create_app([], ex)
+    with pytest.raises(ConfigurationError):
+        create_app({"bad name!": Contact}, ex)
+    with pytest.raises(ConfigurationError):
+        create_app({"x": dict}, ex)  # type: ignore[dict-item]
+    app = create_app({"person": Contact}, ex)
+    assert "/v1/extract/person" in app.openapi()["paths"]
+
+
+# -- extraction ------------------------------------------------------------------------------
+
+
+async def test_extract_returns_the_value_usage_and_provenance(
+    client: httpx.AsyncClient, fake_llm: FakeLLM
+) -> None:
+    fake_llm.script(reply.json({"name": "Ada Lovelace", "email": "ada@example.org"}))
+    response = await client.post("/v1/extract/Contact", json={"text": "Ada, ada@example.org"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"] == {"name": "Ada Lovelace", "email": "ada@example.org"}
+    assert body["cached"] is False
+    assert body["model"] == "fake/model"
+    assert body["attempts"] == 1
+    assert body["usage"]["total_tokens"] > 0 and body["usage"]["requests"] == 1
+    assert isinstance(body["cost"], float)
+
+
+async def test_the_second_identical_request_is_a_cache_hit(
+    client: httpx.AsyncClient, fake_llm: FakeLLM
+) -> None:
+    payload = {"text": "Invoice 7: 2 pens at 1.50, total 3.00"}
+    first = await client.post("/v1/extract/Invoice", json=payload)
+    second = await client.post("/v1/extract/Invoice", json=payload)
+    assert first.status_code == second.status_code == 200
+    assert second.json()["cached"] is True and second.json()["cost"] == 0
+    assert second.json()["data"] == first.json()["data"]
+    Invoice.model_validate(first.json()["data"])
+    assert len([r for r in fake_llm.requests if r.path.endswith("/chat/completions")]) == 1
+
+
+async def test_instructions_and_seed_reach_the_model(
+    client: httpx.AsyncClient, fake_llm: FakeLLM
+) -> None:
+    response = await client.post(
+        "/v1/extract/Contact",
+        json={"text": "Grace", "instructions": "Names in capitals.", "seed": 7},
+    )
+    assert response.status_code == 200
+    sent = fake_llm.requests[-1].body
+    assert sent["seed"] == 7
+    assert "Names in capitals." in str(sent["messages"])
+
+
+async def test_unknown_schema_is_404_for_both_routes(client: httpx.AsyncClient) -> None:
+    assert_error(await client.post("/v1/extract/Nope", json={"text": "x"}), 404, "unknown_schema")
+    body, ctype = multipart("a.note", b"x")
+    response = await client.post(
+        "/v1/extract/Nope/file", content=body, headers={"content-type": ctype}
+    )
+    assert_error(response, 404, "unknown_schema")
+    assert_error(await client.get("/nowhere"), 404, "not_found")
+    assert_error(await client.get("/v1/extract/Contact"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "type_", "field"),
+    [
+        ({"json": {}}, 422, "validation_error", "text"),
+        ({"json": {"text": ""}}, 422, "validation_error", "text"),
+        ({"json": {"text": "x", "seed": -1}}, 422, "validation_error", "seed"),
+        ({"json": {"text": "x", "colour": "red"}}, 422, "validation_error", "colour"),
+        ({"json": ["text"]}, 422, "validation_error", None),
+        (
+            {"content": b'{"text": ', "headers": {"content-type": "application/json"}},
+            400,
+            "bad_request",
+            None,
+        ),
+        (
+            {"content": b"text=x", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+    ],
+)
+async def test_bad_requests(
+    client: httpx.AsyncClient,
+    kwargs: dict[str, Any],
+    status: int,
+    type_: str,
+    field: str | None,
+) -> None:
+    error = assert_error(await client.post("/v1/extract/Contact", **kwargs), status, type_)
+    assert error.get("field") == field
+
+
+@pytest.mark.parametrize(
+    ("replies", "status", "type_"),
+    [
+        ([reply.http_error(429, retry_after=3)], 429, "upstream_rate_limited"),
+        ([reply.http_error(500)], 502, "upstream_error"),
+        ([reply.http_error(401)], 502, "upstream_error"),
+        ([reply.http_error(402)], 502, "upstream_error"),
+        ([reply.http_error(400, "maximum context length exceeded")], 400, "input_too_long"),
+        ([reply.http_error(403)], 400, "input_flagged"),
+        ([reply.refusal()], 502, "unusable_output"),
+        ([reply.truncated()], 502, "unusable_output"),
+        ([reply.json({"email": 1}), reply.json({"email": 2})], 502, "extraction_failed"),
+        ([reply.drop()], 502, "upstream_unreachable"),
+    ],
+)
+async def test_upstream_failures_map_to_statuses(
+    client: httpx.AsyncClient, fake_llm: FakeLLM, replies: list[Any], status: int, type_: str
+) -> None:
+    fake_llm.script(*replies)
+    response = await client.post("/v1/extract/Contact", json={"text": "someone"})
+    error = assert_error(response, status, type_)
+    assert API_KEY not in response.text
+    if status == 429:
+        assert response.headers["retry-after"] == "3"
+    if type_ == "extraction_failed":
+        assert error["field"] == "name"
+
+
+async def test_upstream_timeout_is_504(fake_llm: FakeLLM, tmp_path: Any) -> None:
+    ex = Extractor(
+        model="m",
+        base_url=fake_llm.base_url,
+        api_key=API_KEY,
+        cache_dir=str(tmp_path),
+        network_retries=0,
+        timeout=0.2,
+    )
+    fake_llm.script(reply.slow(5.0))
+    async with client_for(create_app(SCHEMAS, ex)) as c:
+        response = await c.post("/v1/extract/Contact", json={"text": "x"})
+    await ex.aclose()
+    assert_error(response, 504, "upstream_timeout")
+
+
+async def test_unexpected_errors_are_500_without_details(
+    extractor: Extractor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("internal detail: /srv/secret/path")
+
+    monkeypatch.setattr(extractor, "arun", broken)
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        response = await c.post("/v1/extract/Contact", json={"text": "x"})
+    error = assert_error(response, 500, "internal_error")
+    assert "secret" not in error["message"]
+    assert response.headers["x-request-id"]
+
+
+async def test_configuration_errors_are_500(
+    extractor: Extractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def misconfigured(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigurationError("No API key for OpenRouter.")
+
+    monkeypatch.setattr(extractor, "arun", misconfigured)
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        response = await c.post("/v1/extract/Contact", json={"text": "x"})
+    assert_error(response, 500, "configuration_error")
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+
+async def test_upload_goes_through_the_document_loaders(
+    client: httpx.AsyncClient, fake_llm: FakeLLM, notes_loader: None
+) -> None:
+    body, ctype = multipart(
+        "../../etc/meeting.note",
+        b"Call Ada at ada@example.org",
+        instructions="Be brief.",
+        seed="11",
+    )
+    response = await client.post(
+        "/v1/extract/Contact/file", content=body, headers={"content-type": ctype}
+    )
+    assert response.status_code == 200, response.text
+    Contact.model_validate(response.json()["data"])
+    sent = fake_llm.requests[-1].body
+    assert "Call Ada at ada@example.org" in str(sent["messages"])
+    assert "Be brief." in str(sent["messages"]) and sent["seed"] == 11
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "fields", "status", "type_"),
+    [
+        ("scan.xyz", b"\x00\x01", {}, 415, "unsupported_file_type"),
+        ("a.note", b"", {}, 400, "bad_request"),
+        ("a.note", b"x", {"seed": "many"}, 422, "validation_error"),
+        ("a.note", b"x", {"seed": ""}, 422, "validation_error"),
+        ("a.note", b"x", {"seed": "1_000"}, 422, "validation_error"),
+    ],
+)
+async def test_upload_errors(
+    client: httpx.AsyncClient,
+    notes_loader: None,
+    filename: str,
+    data: bytes,
+    fields: dict[str, str],
+    status: int,
+    type_: str,
+) -> None:
+    body, ctype = multipart(filename, data, **fields)
+    response = await client.post(
+        "/v1/extract/Contact/file", content=body, headers={"content-type": ctype}
+    )
+    assert_error(response, status, type_)
+
+
+async def test_upload_needs_a_multipart_body_with_a_file(client: httpx.AsyncClient) -> None:
+    url = "/v1/extract/Contact/file"
+    assert_error(await client.post(url, json={"text": "x"}), 415, "unsupported_media_type")
+    no_file = await client.post(url, data={"instructions": "x"}, files={"other": ("a", b"b")})
+    assert assert_error(no_file, 422, "validation_error")["field"] == "file"
+    broken = await client.post(
+        url, content=b"garbage", headers={"content-type": "multipart/form-data; boundary=zz"}
+    )
+    assert_error(broken, 400, "bad_request")
+    no_boundary = await client.post(
+        url, content=b"x", headers={"content-type": "multipart/form-data"}
+    )
+    assert_error(no_boundary, 400, "bad_request")
+
+
+# -- authentication --------------------------------------------------------------------------
+
+
+async def test_token_is_required_on_v1_routes_only(extractor: Extractor) -> None:
+    app = create_app(SCHEMAS, extractor, token=SERVICE_TOKEN)
+    async with client_for(app) as c:
+        missing = await c.get("/v1/schemas")
+        assert_error(missing, 401, "unauthorized")
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = await c.get("/v1/schemas", headers={"authorization": "Bearer nope"})
+        assert_error(wrong, 401, "unauthorized")
+        basic = await c.get("/v1/schemas", headers={"authorization": f"Basic {SERVICE_TOKEN}"})
+        assert_error(basic, 401, "unauthorized")
+        # An unknown name must not be told apart from a known one without the token.
+        assert_error(await c.post("/v1/extract/Nope", json={"text": "x"}), 401, "unauthorized")
+        assert (await c.get("/healthz")).status_code == 200
+        assert (await c.get("/readyz")).status_code == 200
+    auth = {"authorization": f"Bearer {SERVICE_TOKEN}"}
+    async with client_for(app, **auth) as c:
+        assert (await c.get("/v1/schemas")).status_code == 200
+        assert (await c.post("/v1/extract/Contact", json={"text": "x"})).status_code == 200
+
+
+async def test_token_comes_from_the_environment_unless_disabled(
+    extractor: Extractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIELDWISE_SERVICE_TOKEN", SERVICE_TOKEN)
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        assert_error(await c.get("/v1/schemas"), 401, "unauthorized")
+    async with client_for(create_app(SCHEMAS, extractor, token="")) as c:
+        assert (await c.get("/v1/schemas")).status_code == 200
+
+
+# -- access log ------------------------------------------------------------------------------
+
+
+async def test_access_log_has_one_json_line_per_request(
+    extractor: Extractor, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    app = create_app(SCHEMAS, extractor, token=SERVICE_TOKEN)
+    async with client_for(app, authorization=f"Bearer {SERVICE_TOKEN}") as c:
+        ok = await c.post(
+            "/v1/extract/Contact",
+            json={"text": "CONFIDENTIAL-DOCUMENT-TEXT", "instructions": "PRIVATE-INSTRUCTION"},
+        )
+        cached = await c.post(
+            "/v1/extract/Contact",
+            json={"text": "CONFIDENTIAL-DOCUMENT-TEXT", "instructions": "PRIVATE-INSTRUCTION"},
+            headers={"x-request-id": "client-chosen-id.1"},
+        )
+        fake_llm.script(reply.http_error(500, "upstream says CONFIDENTIAL-DOCUMENT-TEXT"))
+        failed = await c.post("/v1/extract/Invoice", json={"text": "CONFIDENTIAL-DOCUMENT-TEXT"})
+        odd_id = await c.get("/healthz", headers={"x-request-id": "bad id\twith spaces"})
+    lines = access_lines(caplog)
+    assert len(lines) == 4
+    first, second, third, fourth = lines
+    assert first["request_id"] == ok.headers["x-request-id"]
+    assert first["method"] == "POST" and first["path"] == "/v1/extract/Contact"
+    assert first["schema"] == "Contact" and first["status"] == 200
+    assert first["cached"] is False and first["total_tokens"] > 0
+    assert first["cost"] == ok.json()["cost"] and first["error"] is None
+    assert isinstance(first["latency_ms"], float)
+    assert second["request_id"] == cached.headers["x-request-id"] == "client-chosen-id.1"
+    assert second["cached"] is True and second["cost"] == 0
+    assert third["status"] == failed.status_code == 502 and third["error"] == "upstream_error"
+    assert fourth["request_id"] == odd_id.headers["x-request-id"] != "bad id\twith spaces"
+    assert fourth["schema"] is None and fourth["total_tokens"] is None
+    no_secret_logged(
+        caplog, "CONFIDENTIAL-DOCUMENT-TEXT", "PRIVATE-INSTRUCTION", API_KEY, SERVICE_TOKEN
+    )
+
+
+async def test_rejected_requests_are_logged_too(
+    extractor: Extractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    app = create_app(SCHEMAS, extractor, token=SERVICE_TOKEN)
+    async with client_for(app, authorization="Bearer wrong-guess-token") as c:
+        await c.get("/v1/schemas")
+    (line,) = access_lines(caplog)
+    assert line["status"] == 401 and line["error"] == "unauthorized"
+    no_secret_logged(caplog, SERVICE_TOKEN, "wrong-guess-token")
+
+
+async def test_upload_form_fields_must_be_well_formed(
+    client: httpx.AsyncClient, notes_loader: None
+) -> None:
+    url = "/v1/extract/Contact/file"
+    not_a_file = await client.post(url, data={"file": "just text"}, files={"x": ("x", b"1")})
+    assert assert_error(not_a_file, 422, "validation_error")["field"] == "file"
+    twice = await client.post(
+        url,
+        files=[
+            ("file", ("a.note", b"x")),
+            ("instructions", (None, b"one")),
+            ("instructions", (None, b"two")),
+        ],
+    )
+    assert assert_error(twice, 422, "validation_error")["field"] == "instructions"
+    two_files = await client.post(
+        url, files=[("file", ("a.note", b"x")), ("file", ("b.note", b"y"))]
+    )
+    assert assert_error(two_files, 422, "validation_error")["field"] == "file"

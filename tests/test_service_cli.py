@@ -1,0 +1,108 @@
+"""``fieldwise serve``'s option handling: loading schemas, and refusing an open public bind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fieldwise import ConfigurationError
+from fieldwise.cli import EXIT_USAGE, build_parser, main
+from fieldwise.cli.serve import is_loopback, load_schemas
+
+FORMS = """
+from pydantic import BaseModel
+from datetime import date
+
+
+class Contact(BaseModel):
+    name: str
+    email: str | None = None
+
+
+class Visit(BaseModel):
+    contact: Contact
+    day: date
+
+
+class _Private(BaseModel):
+    x: int
+
+
+NOT_A_MODEL = 3
+"""
+
+
+@pytest.fixture
+def forms(tmp_path: Path) -> Path:
+    path = tmp_path / "svc_forms.py"
+    path.write_text(FORMS)
+    return path
+
+
+def test_a_file_registers_every_model_defined_in_it(forms: Path) -> None:
+    assert [m.__name__ for m in load_schemas(str(forms))] == ["Contact", "Visit"]
+
+
+def test_a_module_name_works_too(forms: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(forms.parent))
+    assert [m.__name__ for m in load_schemas("svc_forms")] == ["Contact", "Visit"]
+    assert [m.__name__ for m in load_schemas("svc_forms:Visit")] == ["Visit"]
+
+
+def test_one_class_by_name(forms: Path) -> None:
+    (model,) = load_schemas(f"{forms}:Contact")
+    assert model.__name__ == "Contact"
+
+
+@pytest.mark.parametrize(
+    "suffix", [":NOT_A_MODEL", ":Missing", "/../nope.py", "_missing_module_for_sure"]
+)
+def test_bad_schema_specs_are_configuration_errors(forms: Path, suffix: str) -> None:
+    spec = f"{forms}{suffix}" if suffix.startswith((":", "/")) else suffix
+    with pytest.raises(ConfigurationError):
+        load_schemas(spec)
+
+
+def test_a_module_without_models_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing_here.py"
+    empty.write_text("from pydantic import BaseModel\nX = 1\n")
+    with pytest.raises(ConfigurationError, match="defines no pydantic model"):
+        load_schemas(str(empty))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_serve_refuses_a_public_host_without_a_token(
+    forms: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("FIELDWISE_SERVICE_TOKEN", raising=False)
+    code = main(["serve", "--schemas", str(forms), "--host", "0.0.0.0", "--port", "1"])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "FIELDWISE_SERVICE_TOKEN" in err and "--insecure" in err
+
+
+def test_serve_is_a_registered_command() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--schemas", "a.py", "--schemas", "b:C", "--max-concurrency", "4"]
+    )
+    assert args.schemas == ["a.py", "b:C"] and args.max_concurrency == 4
+    assert args.host == "127.0.0.1" and args.port == 8000 and not args.insecure
+    assert callable(args.func)

@@ -1,0 +1,239 @@
+"""Size caps enforced while the body streams, the concurrency cap and the request timeout."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from fieldwise import Extractor
+from fieldwise.service import create_app
+from fieldwise.service.limits import UpstreamLimiter
+from fieldwise.testing import FakeLLM, RecordedRequest, Reply, reply
+from tests.test_service_support import (
+    SCHEMAS,
+    access_lines,
+    assert_error,
+    client_for,
+    multipart,
+)
+
+# Fixtures (imported under their own names, so pytest finds them here):
+from tests.test_service_support import (
+    _no_service_token as _no_service_token,
+)
+from tests.test_service_support import (
+    extractor as extractor,
+)
+from tests.test_service_support import (
+    notes_loader as notes_loader,
+)
+
+pytestmark = pytest.mark.anyio
+MiB = 1024 * 1024
+
+
+class CountingBody:
+    """An async request body that counts how many of its chunks were actually pulled."""
+
+    def __init__(self, head: bytes, chunk: bytes, count: int, tail: bytes = b"") -> None:
+        self.head, self.chunk, self.count, self.tail = head, chunk, count, tail
+        self.pulled = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + len(self.chunk) * self.count + len(self.tail)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.pulled += 1
+        yield self.head
+        for _ in range(self.count):
+            self.pulled += 1
+            yield self.chunk
+        self.pulled += 1
+        yield self.tail
+
+
+def upload_head(filename: str = "huge.note") -> tuple[bytes, bytes, str]:
+    body, content_type = multipart(filename, b"@@DATA@@")
+    head, tail = body.split(b"@@DATA@@")
+    return head, tail, content_type
+
+
+# -- body size -------------------------------------------------------------------------------
+
+
+async def test_declared_oversized_json_body_is_refused_unread(
+    extractor: Extractor, fake_llm: FakeLLM
+) -> None:
+    app = create_app(SCHEMAS, extractor, max_body_bytes=1000)
+    async with client_for(app) as c:
+        response = await c.post("/v1/extract/Contact", json={"text": "x" * 2000})
+        ok = await c.post("/v1/extract/Contact", json={"text": "x" * 500})
+    assert_error(response, 413, "payload_too_large")
+    assert response.headers["connection"] == "close"
+    assert ok.status_code == 200
+    assert len([r for r in fake_llm.requests if r.method == "POST"]) == 1
+
+
+async def test_streamed_json_body_is_cut_off_at_the_limit(
+    extractor: Extractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    body = CountingBody(b'{"text": "', b"y" * 1024, 10_000, b'"}')
+    app = create_app(SCHEMAS, extractor, max_body_bytes=8 * 1024)
+    async with client_for(app) as c:
+        response = await c.post(
+            "/v1/extract/Contact", content=body, headers={"content-type": "application/json"}
+        )
+    assert_error(response, 413, "payload_too_large")
+    assert body.pulled <= 10  # ~8 KiB read of a 10 MB body
+    (line,) = access_lines(caplog)
+    assert line["status"] == 413 and line["error"] == "payload_too_large"
+
+
+async def test_a_2_gb_streamed_upload_is_refused_without_being_read(
+    extractor: Extractor, notes_loader: None
+) -> None:
+    head, tail, content_type = upload_head()
+    body = CountingBody(head, b"z" * MiB, 2048, tail)  # 2 GiB, generated lazily
+    app = create_app(SCHEMAS, extractor, max_upload_bytes=4 * MiB)
+    async with client_for(app) as c:
+        response = await c.post(
+            "/v1/extract/Contact/file", content=body, headers={"content-type": content_type}
+        )
+    assert_error(response, 413, "payload_too_large")
+    assert body.pulled <= 6  # the head and about 4 MiB, of 2 GiB
+
+
+async def test_a_declared_2_gb_upload_is_refused_before_reading(extractor: Extractor) -> None:
+    head, tail, content_type = upload_head()
+    body = CountingBody(head, b"z" * MiB, 2048, tail)
+    app = create_app(SCHEMAS, extractor, max_upload_bytes=4 * MiB)
+    async with client_for(app) as c:
+        response = await c.post(
+            "/v1/extract/Contact/file",
+            content=body,
+            headers={"content-type": content_type, "content-length": str(body.size)},
+        )
+    assert_error(response, 413, "payload_too_large")
+    assert body.pulled == 0
+
+
+async def test_uploads_have_their_own_larger_cap(
+    extractor: Extractor, notes_loader: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    app = create_app(SCHEMAS, extractor, max_body_bytes=1024, max_upload_bytes=64 * 1024)
+    note = b"Ada Lovelace, ada@example.org. " * 600  # ~18 KiB: over the JSON cap only
+    body, content_type = multipart("contacts.note", note)
+    async with client_for(app) as c:
+        ok = await c.post(
+            "/v1/extract/Contact/file", content=body, headers={"content-type": content_type}
+        )
+        long_field = multipart("a.note", b"x", instructions="i" * (65 * 1024))
+        too_long = await c.post(
+            "/v1/extract/Contact/file",
+            content=long_field[0],
+            headers={"content-type": long_field[1]},
+        )
+    assert ok.status_code == 200, ok.text
+    assert_error(too_long, 413, "payload_too_large")
+    assert [line["status"] for line in access_lines(caplog)] == [200, 413]
+
+
+# -- concurrency and time --------------------------------------------------------------------
+
+
+async def test_requests_beyond_the_cap_get_429_once_the_queue_wait_expires(
+    extractor: Extractor, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    release = threading.Event()
+
+    def hold(request: RecordedRequest) -> Reply | None:
+        release.wait(30)  # the fake answers nothing until the test lets it
+        return None
+
+    fake_llm.handler = hold
+    app = create_app(SCHEMAS, extractor, max_concurrency=2, queue_timeout=0.2)
+    limiter: UpstreamLimiter = app.state.fieldwise_limiter
+    statuses: list[int] = []
+    async with client_for(app) as c:
+
+        async def call(text: str) -> None:
+            response = await c.post("/v1/extract/Contact", json={"text": text})
+            statuses.append(response.status_code)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(call, "first")
+                group.start_soon(call, "second")
+                with anyio.fail_after(10):
+                    while limiter.in_use < 2:
+                        await anyio.sleep(0.01)
+                third = await c.post("/v1/extract/Contact", json={"text": "third"})
+                release.set()
+        finally:
+            release.set()
+    assert_error(third, 429, "overloaded")
+    assert third.headers["retry-after"] == "1"
+    assert statuses == [200, 200]
+    assert limiter.in_use == 0 and limiter.waiting == 0
+    assert sorted(line["status"] for line in access_lines(caplog)) == [200, 200, 429]
+
+
+async def test_queued_requests_run_when_a_slot_frees(
+    extractor: Extractor, fake_llm: FakeLLM
+) -> None:
+    fake_llm.latency = 0.05
+    app = create_app(SCHEMAS, extractor, max_concurrency=1, queue_timeout=30)
+    limiter: UpstreamLimiter = app.state.fieldwise_limiter
+    seen: list[int] = []
+    statuses: list[int] = []
+    async with client_for(app) as c:
+
+        async def call(i: int) -> None:
+            response = await c.post("/v1/extract/Contact", json={"text": f"person {i}"})
+            statuses.append(response.status_code)
+
+        async def watch() -> None:
+            while len(statuses) < 4:
+                seen.append(limiter.in_use)
+                await anyio.sleep(0.005)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            for i in range(4):
+                group.start_soon(call, i)
+    assert statuses == [200] * 4
+    assert max(seen) == 1
+
+
+async def test_an_extraction_past_the_request_timeout_is_504(
+    extractor: Extractor, fake_llm: FakeLLM
+) -> None:
+    fake_llm.script(reply.slow(10.0))
+    app = create_app(SCHEMAS, extractor, request_timeout=0.2)
+    async with client_for(app) as c:
+        response = await c.post("/v1/extract/Contact", json={"text": "x"})
+        after = await c.post("/v1/extract/Contact", json={"text": "y"})
+    assert_error(response, 504, "timeout")
+    assert after.status_code == 200
+    assert app.state.fieldwise_limiter.in_use == 0
+
+
+async def test_the_limiter_refuses_at_once_with_a_zero_queue_timeout() -> None:
+    limiter = UpstreamLimiter(1, 0)
+    async with limiter.slot():
+        with pytest.raises(Exception) as caught:
+            async with limiter.slot():
+                pass  # pragma: no cover - never entered
+    assert getattr(caught.value, "status", None) == 429
+    async with limiter.slot():
+        assert limiter.in_use == 1
+    with pytest.raises(ValueError):
+        UpstreamLimiter(0, 1)
