@@ -391,3 +391,16 @@ def test_openrouter_prices_fetched_once_and_kept_on_disk(tmp_path: Path) -> None
             ex.close()
         model_lists = [r for r in fake.requests if r.path.endswith("/models")]
         assert len(model_lists) == 1
+
+
+def test_check_reaches_the_endpoint(ex: Extractor, fake_llm: FakeLLM) -> None:
+    listing = ex.check()
+    assert listing["data"][0]["id"] == "fake/model"
+    assert fake_llm.requests[0].path == "/v1/models"
+
+
+
+def test_check_reports_an_unreachable_endpoint() -> None:
+    ex = Extractor(base_url="http://127.0.0.1:9/v1", network_retries=0, cache=False)
+    with pytest.raises(fieldwise.APIConnectionError):
+        ex.check()

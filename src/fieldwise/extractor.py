@@ -377,6 +377,18 @@ class Extractor:
         """``stream`` for async code."""
         return astream_values(self, self._prepare(data, target, *_call_options(options)))
 
+    def check(self) -> Any:
+        """Ask the endpoint for its model list: proves it is reachable and the key accepted.
+        Raises the same typed errors as an extraction."""
+        return self._transport_for_use().get_json("/models")
+
+    async def acheck(self) -> Any:
+        """``check`` for async code (a backend's server starts off the event loop)."""
+        transport = self._transport
+        if transport is None:
+            transport = await asyncio.to_thread(self._transport_for_use)
+        return await transport.aget_json("/models")
+
     # -- batches ------------------------------------------------------------------------------
 
     def arun_many(

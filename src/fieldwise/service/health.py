@@ -47,13 +47,7 @@ class ReadinessProbe:
     async def _probe(self) -> str | None:
         with anyio.move_on_after(self.timeout) as scope:
             try:
-                # The extractor has no public "check the endpoint" call; its transport is
-                # made (and a plugin backend started, which blocks) on first use, exactly
-                # as for an extraction.
-                transport = await anyio.to_thread.run_sync(
-                    self.extractor._transport_for_use, abandon_on_cancel=True
-                )
-                await transport.aget_json("/models")
+                await self.extractor.acheck()
             except FieldwiseError as exc:
                 return f"{type(exc).__name__}: {exc.message}"
         if scope.cancelled_caught:
