@@ -124,3 +124,22 @@ async def test_arun_many(ex: Extractor) -> None:
     names = [item.value.name async for item in batch]
     assert names == [f"row{i}" for i in range(12)]
     assert batch.summary.done == 12
+
+
+def test_leaving_early_cancels_and_returns(fake_llm: FakeLLM) -> None:
+    fake_llm.handler = None
+    fake_llm.latency = 0.2
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    batch = ex.run_many([f"row{i}" for i in range(9)], Person, concurrency=1)
+    iterator = iter(batch)
+    assert next(iterator).ok
+    iterator.close()  # what `break` or an exception in the loop body does
+    sent = len(fake_llm.requests)
+    assert sent <= 3  # the rest were never started
+    batch.close()  # idempotent
+
+
+def test_an_exception_in_the_loop_body_does_not_hang(ex: Extractor) -> None:
+    with pytest.raises(KeyError):
+        for _item in ex.run_many([f"row{i}" for i in range(50)], Person, concurrency=2):
+            raise KeyError("consumer failed")

@@ -10,6 +10,7 @@ plus the in-flight items' expected cost would pass it; the rest are yielded as s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -278,7 +279,8 @@ class AsyncBatch(Generic[T]):
 class Batch(Generic[T]):
     """The sync face of ``AsyncBatch``: an event loop in a worker thread feeds a bounded
     queue, so a plain ``for`` loop gets items in order while up to ``concurrency`` calls
-    are in flight."""
+    are in flight. Leaving the loop early (``break``, an exception, Ctrl-C) cancels the
+    in-flight calls and returns promptly."""
 
     _DONE = object()
 
@@ -287,29 +289,42 @@ class Batch(Generic[T]):
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=batch._window)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
 
     @property
     def summary(self) -> BatchSummary:
         return self._batch.summary
 
-    def _pump(self) -> None:
-        async def consume() -> None:
+    async def _put(self, obj: Any) -> bool:
+        """Queue ``obj`` without blocking the event loop; False once the consumer left."""
+        while not self._stop.is_set():
             try:
-                async for item in self._batch:
-                    while not self._stop.is_set():
-                        try:
-                            self._queue.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if self._stop.is_set():
-                        return
-            except BaseException as exc:
-                self._queue.put(exc)
-                return
-            self._queue.put(self._DONE)
+                self._queue.put_nowait(obj)
+                return True
+            except queue.Full:
+                await asyncio.sleep(0.002)
+        return False
 
-        asyncio.run(consume())
+    async def _consume(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._started.set()
+        try:
+            async for item in self._batch:
+                if not await self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer thread, raised there
+            await self._put(exc)
+            return
+        await self._put(self._DONE)
+
+    def _pump(self) -> None:
+        try:
+            asyncio.run(self._consume())
+        finally:
+            self._started.set()
 
     def __iter__(self) -> Iterator[BatchItem[T]]:
         self._thread = threading.Thread(target=self._pump, name="fieldwise-batch", daemon=True)
@@ -323,8 +338,23 @@ class Batch(Generic[T]):
                     raise got
                 yield got
         finally:
-            self._stop.set()
-            self._thread.join()
+            self.close()
+
+    def close(self) -> None:
+        """Stop: cancel in-flight calls, and wait for the worker thread to end."""
+        self._stop.set()
+        self._started.wait(timeout=5)
+        if self._loop is not None and self._task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may close in between
+                self._loop.call_soon_threadsafe(self._task.cancel)
+        if self._thread is not None:
+            while self._thread.is_alive():
+                try:
+                    while True:
+                        self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+                self._thread.join(timeout=0.05)
 
     def results(self) -> list[BatchItem[T]]:
         """Every item as a list (holds them all: for small batches)."""

@@ -377,6 +377,17 @@ class Extractor:
         """``stream`` for async code."""
         return astream_values(self, self._prepare(data, target, *_call_options(options)))
 
+    def request_body(
+        self, data: Input, target: Any, *, instructions: str | None = None
+    ) -> dict[str, Any]:
+        """The body the first request for ``data`` would send (for dry runs; no call)."""
+        return dict(self._prepare(data, target, instructions, None, None).body)
+
+    def estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD for that many tokens at this model's known price, or None when unknown."""
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        return self._prices.cost(self.model, usage)
+
     def check(self) -> Any:
         """Ask the endpoint for its model list: proves it is reachable and the key accepted.
         Raises the same typed errors as an extraction."""

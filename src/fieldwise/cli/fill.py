@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     usage_errors = (TableError, ConfigurationError, SchemaError, UnsupportedInputError)
     try:
-        adapter, target, compiled = _prepare(args)
+        adapter, target = _prepare(args)
         extractor = make_extractor(args)
     except usage_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     with extractor:
         try:
             if args.dry_run:
-                return _dry_run(adapter, Path(args.input), options, extractor, compiled)
+                return _dry_run(adapter, Path(args.input), options, extractor)
             return _fill(adapter, Path(args.input), options, extractor, args.no_progress)
         except usage_errors as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -105,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_FAILURE
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """Everything that can be wrong before a file is opened: the adapter, the schema."""
+def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Everything that can be wrong before a file is opened: the adapter, the schema
+    (compiled now, so a model the strict subset cannot express fails as a usage error)."""
     from ..exceptions import ConfigurationError
     from ..plugins import pick_table_adapter
     from ..schema import compile_schema
@@ -124,12 +125,11 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     adapter = pick_table_adapter(path.suffix)
     target = load_target(args.schema)
     model_columns(target)
-    return adapter, target, compile_schema(target)
+    compile_schema(target)
+    return adapter, target
 
 
-def _dry_run(
-    adapter: Any, path: Path, options: dict[str, Any], extractor: Any, compiled: Any
-) -> int:
+def _dry_run(adapter: Any, path: Path, options: dict[str, Any], extractor: Any) -> int:
     from ..tables import model_columns
 
     report = adapter.fill(path, dry_run=True, extractor=extractor, **options)
@@ -141,15 +141,13 @@ def _dry_run(
             file=sys.stderr,
         )
         return EXIT_OK
-    call = extractor._prepare(report["first_input"], options["target"], None, None, None)
-    print(json.dumps(call.body, indent=2, ensure_ascii=False))
-    system = sum(len(str(m.get("content") or "")) for m in call.body["messages"][:-1])
+    body = extractor.request_body(report["first_input"], options["target"])
+    print(json.dumps(body, indent=2, ensure_ascii=False))
+    system = sum(len(str(m.get("content") or "")) for m in body["messages"][:-1])
     prompt_tokens = (system * planned + report["input_chars"]) // 4
     columns = len(model_columns(options["target"]))
     completion_tokens = planned * (columns * _OUTPUT_CHARS_PER_COLUMN + 2) // 4
-    cost = extractor._prices.cost(
-        extractor.model, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-    )
+    cost = extractor.estimate_cost(prompt_tokens, completion_tokens)
     shown = "unknown (no price known for this model)" if cost is None else f"≈ {_money(cost)}"
     print(
         f"dry run: {planned} row(s) to fill of {report['rows']} "

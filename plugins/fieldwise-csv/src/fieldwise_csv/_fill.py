@@ -1,0 +1,343 @@
+"""``fill`` for CSV/TSV: stream rows through the model and write each as it comes back.
+
+Three passes over the file, each constant in memory: a check pass (columns, encoding,
+how many rows need work — before any call, so a bad file costs nothing and the progress
+bar has a total), a reading pass that feeds the texts to ``run_many`` lazily, and the
+writing pass, which walks the file again in order, copies rows that need nothing byte for
+byte and pairs each row that needed work with its result. The output goes to a temporary
+file beside the target, then ``os.replace``: a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fieldwise.batch import BudgetExceededError
+from fieldwise.tables import (
+    ERROR_COLUMN,
+    STATUS_COLUMN,
+    Column,
+    FillReport,
+    TableError,
+    cells_to_write,
+    check_columns,
+    default_output,
+    error_text,
+    extract_rows,
+    input_text,
+    model_columns,
+    needs_work,
+    value_cells,
+)
+
+from ._format import SAMPLE_CHARS, Format, Records, RowWriter, candidate_encodings, detect_format
+from ._format import split_ending as _split
+
+_FORMULA_START = ("=", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """Keep a spreadsheet from running model output as a formula (CSV injection).
+
+    Text starting with ``=``/``@`` (or ``+``/``-`` followed by something other than a digit,
+    space or dot) gets a leading ``'``, which spreadsheets show as text. Numbers (``-5``)
+    and phone numbers (``+1 555``) are left alone.
+    """
+    if not text:
+        return text
+    if text.startswith(_FORMULA_START) or (
+        text[0] in "+-" and len(text) > 1 and not (text[1].isdigit() or text[1] in " .")
+    ):
+        return "'" + text
+    return text
+
+
+@dataclass
+class _Layout:
+    """Where each column lives in the output."""
+
+    header: list[str]
+    width: int
+    index: dict[str, int]
+    new_names: list[str]
+
+    def get(self, fields: Sequence[str], name: str) -> str | None:
+        i = self.index.get(name)
+        return fields[i] if i is not None and i < len(fields) else None
+
+
+def _layout(header: list[str], columns: Sequence[Column], status: bool) -> _Layout:
+    index: dict[str, int] = {}
+    for i, name in enumerate(header):
+        index.setdefault(name, i)
+    for i, name in enumerate(header):
+        index.setdefault(name.strip(), i)
+    wanted = [c.header for c in columns] + ([STATUS_COLUMN, ERROR_COLUMN] if status else [])
+    new_names = [name for name in wanted if name not in index]
+    for offset, name in enumerate(new_names):
+        index[name] = len(header) + offset
+    return _Layout(header, len(header) + len(new_names), index, new_names)
+
+
+class _Planner:
+    """Decides, the same way on every pass, which rows need a call and with what text."""
+
+    def __init__(
+        self,
+        layout: _Layout,
+        sources: Sequence[str],
+        columns: Sequence[Column],
+        only_empty: bool,
+        limit: int | None,
+    ) -> None:
+        self.layout = layout
+        self.sources = sources
+        self.columns = columns
+        self.only_empty = only_empty
+        self.limit = limit
+        self.planned = 0
+
+    def existing(self, fields: Sequence[str]) -> dict[str, str | None]:
+        return {c.header: self.layout.get(fields, c.header) for c in self.columns}
+
+    def plan(self, fields: Sequence[str], report: FillReport | None) -> str | None:
+        if not fields:
+            return None
+        if report is not None:
+            report.rows += 1
+        if not needs_work(self.existing(fields), self.columns, self.only_empty):
+            if report is not None:
+                report.unchanged += 1
+            return None
+        text = input_text({n: self.layout.get(fields, n) for n in self.sources}, self.sources)
+        if text is None:
+            if report is not None:
+                report.no_input += 1
+            return None
+        if self.limit is not None and self.planned >= self.limit:
+            if report is not None:
+                report.unchanged += 1
+            return None
+        self.planned += 1
+        return text
+
+
+def _open(path: Path, fmt: Format) -> io.TextIOWrapper:
+    return open(path, encoding=fmt.encoding, newline="")
+
+
+def _check_pass(
+    path: Path, sources: Sequence[str], columns: Sequence[Column], options: dict[str, Any]
+) -> tuple[Format, _Layout, FillReport]:
+    """Read the whole file once: encoding, dialect, columns, and the counts."""
+    last_error: UnicodeDecodeError | None = None
+    for encoding in candidate_encodings(path):
+        try:
+            with open(path, encoding=encoding, newline="") as stream:
+                sample = stream.read(SAMPLE_CHARS)
+            if not sample.strip():
+                raise TableError(f"{path}: the file is empty; a CSV needs a header row.")
+            fmt, _ = detect_format(sample, encoding, path.suffix, sources)
+            return (fmt, *_count(path, fmt, sources, columns, options))
+        except UnicodeDecodeError as exc:
+            last_error = exc
+    raise TableError(f"{path}: cannot decode the file: {last_error}")
+
+
+def _count(
+    path: Path, fmt: Format, sources: Sequence[str], columns: Sequence[Column], options: Any
+) -> tuple[_Layout, FillReport]:
+    report = FillReport()
+    with _open(path, fmt) as stream:
+        records = iter(Records(stream, fmt))
+        header, _ = next(records, ([], ""))
+        check_columns([h.strip() for h in header], sources, columns, str(path))
+        layout = _layout(header, columns, options["status_columns"])
+        planner = _Planner(layout, sources, columns, options["only_empty"], options["limit"])
+        for number, (fields, _raw) in enumerate(records, start=2):
+            if len(fields) > len(header) and layout.new_names and any(fields[len(header) :]):
+                raise TableError(
+                    f"{path}: row {number} has {len(fields)} fields but the header has "
+                    f"{len(header)}; new columns would land on its extra values. Fix the row."
+                )
+            text = planner.plan(fields, report)
+            if text is not None:
+                report.input_chars += len(text)
+                if report.first_input is None:
+                    report.first_input = text
+        report.planned = planner.planned
+    report.created_columns = list(layout.new_names)
+    return layout, report
+
+
+def _texts(path: Path, fmt: Format, planner: _Planner) -> Iterator[tuple[int, str]]:
+    """Pass two: the texts of the rows that need work, with their record numbers."""
+    with _open(path, fmt) as stream:
+        records = iter(Records(stream, fmt))
+        next(records, None)
+        for number, (fields, _raw) in enumerate(records, start=2):
+            text = planner.plan(fields, None)
+            if text is not None:
+                yield number, text
+
+
+class _Output:
+    """Turns each record into its output text."""
+
+    def __init__(self, fmt: Format, layout: _Layout, columns: Sequence[Column], options: Any):
+        self.writer = RowWriter(fmt)
+        self.delimiter = fmt.delimiter
+        self.layout = layout
+        self.columns = columns
+        self.only_empty: bool = options["only_empty"]
+        self.status: bool = options["status_columns"]
+        self.encoding = fmt.encoding
+        self.unencodable = 0
+        self.cells = 0
+
+    def header(self, raw: str) -> str:
+        if not self.layout.new_names:
+            return raw
+        body, ending = _split(raw)
+        names = self.writer.fields_text(self.layout.new_names)
+        return body + self.delimiter + names + (ending or "\n")
+
+    def unchanged(self, fields: list[str], raw: str) -> str:
+        """The raw record, plus empty cells for new columns when the row is complete (a
+        short row stays short: readers already treat its missing cells as empty)."""
+        missing = self.layout.width - len(fields)
+        if not self.layout.new_names or len(fields) < len(self.layout.header) or missing <= 0:
+            return raw
+        body, ending = _split(raw)
+        return body + self.delimiter * missing + ending
+
+    def _text(self, value: Any) -> str:
+        text = "" if value is None else neutralise(str(value))
+        if not self.encoding.startswith("utf"):
+            try:
+                text.encode(self.encoding)
+            except UnicodeEncodeError:
+                self.unencodable += 1
+                text = text.encode(self.encoding, errors="replace").decode(self.encoding)
+        return text
+
+    def changed(self, fields: list[str], raw: str, item: Any) -> str:
+        updates: dict[str, str] = {}
+        if item.result is not None:
+            new = value_cells(item.result.value, self.columns, typed=False)
+            existing = {c.header: self.layout.get(fields, c.header) for c in self.columns}
+            for name, value in cells_to_write(existing, new, self.only_empty).items():
+                updates[name] = self._text(value)
+            self.cells += len(updates)
+        if self.status:
+            skipped = isinstance(item.error, BudgetExceededError)
+            state = "ok" if item.error is None else ("skipped" if skipped else "error")
+            updates[STATUS_COLUMN] = state
+            updates[ERROR_COLUMN] = self._text(error_text(item.error))
+        if not updates:
+            return self.unchanged(fields, raw)
+        positions = {self.layout.index[name]: value for name, value in updates.items()}
+        return self.writer.splice(raw, fields, self.layout.width, positions)
+
+
+def fill(
+    path: str | os.PathLike[str],
+    *,
+    target: Any,
+    sources: Sequence[str],
+    extractor: Any = None,
+    output: str | os.PathLike[str] | None = None,
+    in_place: bool = False,
+    only_empty: bool = True,
+    status_columns: bool = False,
+    limit: int | None = None,
+    dry_run: bool = False,
+    concurrency: int = 16,
+    max_cost: float | None = None,
+    sheet: str | None = None,
+    on_total: Callable[[int], None] | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    **_ignored: Any,
+) -> dict[str, Any]:
+    """Fill the schema's columns of a CSV/TSV file; see ``docs/plugins.md``."""
+    say = warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
+    source = Path(path)
+    if not source.is_file():
+        raise TableError(f"{source}: no such file.")
+    if sheet is not None:
+        say("--sheet is ignored for CSV files.")
+    destination = default_output(source, Path(output) if output else None, in_place)
+    csv.field_size_limit(2**31 - 1)  # long notes fields are the point of this command
+    columns = model_columns(target)
+    options = {"only_empty": only_empty, "status_columns": status_columns, "limit": limit}
+    fmt, layout, report = _check_pass(source, sources, columns, options)
+    report.output = str(destination)
+    report.dry_run = dry_run
+    if dry_run:
+        return report.to_dict()
+    if extractor is None:
+        raise TableError("fill needs an extractor= unless dry_run=True.")
+    if on_total is not None:
+        on_total(report.planned)
+    out = _Output(fmt, layout, columns, options)
+    planner_b = _Planner(layout, sources, columns, only_empty, limit)
+    handle, temp_name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+    )
+    temp = Path(temp_name)
+    try:
+        with (
+            open(handle, "w", encoding=fmt.encoding, newline="") as sink,
+            _open(source, fmt) as stream,
+        ):
+            results = extract_rows(
+                extractor,
+                target,
+                _texts(source, fmt, _Planner(layout, sources, columns, only_empty, limit)),
+                concurrency=concurrency,
+                max_cost=max_cost,
+                on_progress=on_progress,
+                report=report,
+            )
+            try:
+                records = iter(Records(stream, fmt))
+                _header, raw = next(records)
+                sink.write(out.header(raw))
+                for number, (fields, raw) in enumerate(records, start=2):
+                    if planner_b.plan(fields, None) is None:
+                        sink.write(out.unchanged(fields, raw))
+                        continue
+                    key, item = next(results)
+                    if key != number:  # both passes plan alike; a mismatch is a bug
+                        raise RuntimeError(f"row pairing lost: {key} != {number}")
+                    sink.write(out.changed(fields, raw, item))
+                for _ in results:  # exhausts the batch, which records the summary
+                    raise RuntimeError("more results than rows")
+            finally:
+                results.close()
+            sink.flush()
+            os.fsync(sink.fileno())
+        shutil.copymode(source, temp)
+        os.replace(temp, destination)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    report.cells_written = out.cells
+    if out.unencodable:
+        report.warnings.append(
+            f"{out.unencodable} cell(s) held characters that {fmt.encoding} cannot store; "
+            "they were replaced by '?'."
+        )
+    for text in report.warnings:
+        say(text)
+    return report.to_dict()

@@ -1,0 +1,303 @@
+"""``fill`` for .xlsx/.xlsm: the cell-fill semantics of spreadsheet AI functions.
+
+Two loads of the same file. A ``read_only=True, data_only=True`` pass streams the rows
+with little memory and gives the *values* of source cells (a formula's cached result, not
+its text); it finds the header, counts the work and later feeds the texts to
+``run_many`` lazily. A normal load is what gets written and saved, so styles, formulas,
+validation, conditional formats, tables and VBA (``.xlsm``) survive. The normal load holds
+the whole workbook in memory (openpyxl needs tens of times the file size); that is the
+price of keeping everything, and the reading pass adds almost nothing to it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+from fieldwise.batch import BudgetExceededError
+from fieldwise.tables import (
+    ERROR_COLUMN,
+    STATUS_COLUMN,
+    Column,
+    FillReport,
+    TableError,
+    cells_to_write,
+    check_columns,
+    default_output,
+    error_text,
+    extract_rows,
+    input_text,
+    is_blank,
+    model_columns,
+    needs_work,
+    value_cells,
+)
+
+from . import _book
+from ._sheet import (
+    Layout,
+    add_columns,
+    build_layout,
+    existing_value,
+    header_names,
+    protected,
+    write_value,
+)
+
+SUFFIXES = (".xlsx", ".xlsm")
+
+
+class _Planner:
+    """Decides, the same way on both passes, which rows need a call and with what text."""
+
+    def __init__(
+        self,
+        ws: Worksheet,
+        layout: Layout,
+        sources: Sequence[str],
+        columns: Sequence[Column],
+        options: dict[str, Any],
+    ) -> None:
+        self.ws = ws
+        self.layout = layout
+        self.sources = sources
+        self.columns = columns
+        self.only_empty: bool = options["only_empty"]
+        self.limit: int | None = options["limit"]
+        self.planned = 0
+        self.merged_skips = 0
+        self._anchors: dict[tuple[int, int], Any] = {}
+        self._anchor_cells = set(layout.source_anchor.values())
+
+    def writable(self, row: int) -> list[Column]:
+        return [
+            c
+            for c in self.columns
+            if not protected(self.ws, self.layout, row, self.layout.columns[c.header])
+        ]
+
+    def existing(self, row: int, columns: Sequence[Column]) -> dict[str, Any]:
+        return {
+            c.header: existing_value(self.ws, row, self.layout.columns[c.header]) for c in columns
+        }
+
+    def _source(self, row: int, values: Sequence[Any], column: int) -> Any:
+        anchor = self.layout.source_anchor.get((row, column))
+        if anchor is not None:
+            return self._anchors.get(anchor)
+        value = values[column - 1] if column <= len(values) else None
+        if (row, column) in self._anchor_cells:
+            self._anchors[(row, column)] = value
+        return value
+
+    def plan(self, row: int, values: Sequence[Any], report: FillReport | None) -> str | None:
+        sources = {n: self._source(row, values, self.layout.columns[n]) for n in self.sources}
+        if row <= self.layout.header_row:
+            return None
+        if all(is_blank(v) for v in values) and all(is_blank(v) for v in sources.values()):
+            return None  # an empty row (a merged source cell shows its anchor's text)
+        if report is not None:
+            report.rows += 1
+        writable = self.writable(row)
+        if report is not None:
+            self.merged_skips += sum(
+                (row, self.layout.columns[c.header]) in self.layout.merged_children
+                for c in self.columns
+            )
+        if not writable or not needs_work(self.existing(row, writable), writable, self.only_empty):
+            if report is not None:
+                report.unchanged += 1
+            return None
+        text = input_text(sources, self.sources)
+        if text is None:
+            if report is not None:
+                report.no_input += 1
+            return None
+        if self.limit is not None and self.planned >= self.limit:
+            if report is not None:
+                report.unchanged += 1
+            return None
+        self.planned += 1
+        return text
+
+
+def _rows(book: Workbook, title: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """``(row number, values)`` from the read-only workbook, every row from the first.
+
+    The sheet's stored dimensions are ignored (``reset_dimensions``): some writers store
+    ``A1`` for any size, and the reader would then stop after one row.
+    """
+    ws = book[title]
+    ws.reset_dimensions()
+    yield from enumerate(ws.iter_rows(values_only=True), start=1)
+
+
+def _texts(planner: _Planner, book: Workbook, title: str) -> Iterator[tuple[int, str]]:
+    for row, values in _rows(book, title):
+        text = planner.plan(row, values, None)
+        if text is not None:
+            yield row, text
+
+
+def _sheet(book: Workbook, name: str | None, path: Path) -> Worksheet:
+    if name is None:
+        ws = book.active
+    elif name in book.sheetnames:
+        ws = book[name]
+    else:
+        raise TableError(f"{path}: no sheet {name!r}; sheets: {', '.join(book.sheetnames)}.")
+    if not isinstance(ws, Worksheet):
+        raise TableError(f"{path}: sheet {getattr(ws, 'title', name)!r} is not a worksheet.")
+    return ws
+
+
+def _write_row(
+    ws: Worksheet,
+    planner: _Planner,
+    row: int,
+    item: Any,
+    status_columns: bool,
+) -> int:
+    """Write one row's answer (or its status); the number of target cells written."""
+    layout = planner.layout
+    updates: dict[str, Any] = {}
+    if item.result is not None:
+        writable = planner.writable(row)
+        new = value_cells(item.result.value, writable, typed=True)
+        existing = planner.existing(row, writable)
+        updates = cells_to_write(existing, new, planner.only_empty)
+    written = len(updates)
+    if status_columns:
+        skipped = isinstance(item.error, BudgetExceededError)
+        updates[STATUS_COLUMN] = "ok" if item.ok else ("skipped" if skipped else "error")
+        updates[ERROR_COLUMN] = error_text(item.error) or None
+    for name, value in updates.items():
+        write_value(ws.cell(row, layout.columns[name]), value)
+    return written
+
+
+def fill(
+    path: str | os.PathLike[str],
+    *,
+    target: Any,
+    sources: Sequence[str],
+    extractor: Any = None,
+    output: str | os.PathLike[str] | None = None,
+    in_place: bool = False,
+    only_empty: bool = True,
+    status_columns: bool = False,
+    limit: int | None = None,
+    dry_run: bool = False,
+    concurrency: int = 16,
+    max_cost: float | None = None,
+    sheet: str | None = None,
+    force: bool = False,
+    on_total: Callable[[int], None] | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    **_ignored: Any,
+) -> dict[str, Any]:
+    """Fill the schema's columns of one sheet; see ``docs/plugins.md``."""
+    say = warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
+    source = Path(path)
+    if not source.is_file():
+        raise TableError(f"{source}: no such file.")
+    suffix = source.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise TableError(f"{source}: the xlsx adapter reads {' and '.join(SUFFIXES)} files.")
+    destination = default_output(source, Path(output) if output else None, in_place)
+    if destination.suffix.lower() != suffix:
+        raise TableError(f"-o {destination}: keep the input's {suffix} suffix.")
+    columns = model_columns(target)
+    if in_place:
+        _book.check_unlocked(source)
+    elif destination.exists():
+        _book.check_unlocked(destination)
+    notes = _book.inspect(source, in_place=in_place, force=force)
+    book = _book.load(source, say, keep_vba=suffix == ".xlsm", rich_text=True, keep_links=True)
+    ws = _sheet(book, sheet, source)
+    reader = _book.load(source, lambda _: None, read_only=True, data_only=True)
+    try:
+        return _fill_sheet(
+            source, destination, book, ws, reader, columns, notes, say,
+            target=target, sources=sources, extractor=extractor, in_place=in_place,
+            dry_run=dry_run, concurrency=concurrency, max_cost=max_cost, on_total=on_total,
+            on_progress=on_progress,
+            options={"only_empty": only_empty, "limit": limit, "status": status_columns},
+        )  # fmt: skip
+    finally:
+        reader.close()
+
+
+def _fill_sheet(
+    source: Path,
+    destination: Path,
+    book: Workbook,
+    ws: Worksheet,
+    reader: Workbook,
+    columns: list[Column],
+    notes: list[str],
+    say: Callable[[str], None],
+    *,
+    target: Any,
+    sources: Sequence[str],
+    extractor: Any,
+    in_place: bool,
+    dry_run: bool,
+    concurrency: int,
+    max_cost: float | None,
+    on_total: Callable[[int], None] | None,
+    on_progress: Callable[[Any], None] | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    first = [values for _, values in islice(_rows(reader, ws.title), _book.HEADER_SCAN_ROWS)]
+    index = _book.find_header(first, sources)
+    header_values = first[index] if first else ()
+    where = f"{source.name} sheet {ws.title!r} header row {index + 1}"
+    check_columns(list(header_names(header_values)), sources, columns, where)
+    targets = [c.header for c in columns]
+    if options["status"]:
+        targets += [STATUS_COLUMN, ERROR_COLUMN]
+    layout = build_layout(ws, index + 1, header_values, targets, sources)
+    report = FillReport(output=str(destination), dry_run=dry_run, created_columns=layout.new)
+    planner = _Planner(ws, layout, sources, columns, options)
+    for row, values in _rows(reader, ws.title):
+        text = planner.plan(row, values, report)
+        if text is not None:
+            report.input_chars += len(text)
+            report.first_input = report.first_input or text
+    report.planned = planner.planned
+    if planner.merged_skips:
+        notes.append(
+            f"{planner.merged_skips} target cell(s) lie inside merged ranges (not their "
+            "top-left cell) and are left alone."
+        )
+    for text in notes:  # now, before any call: the user can still stop here
+        say(text)
+    report.warnings.extend(notes)
+    if dry_run:
+        return report.to_dict()
+    if extractor is None:
+        raise TableError("fill needs an extractor= unless dry_run=True.")
+    if on_total is not None:
+        on_total(report.planned)
+    report.warnings.extend(add_columns(ws, layout))  # table notes: reported, not warned
+    texts = _texts(_Planner(ws, layout, sources, columns, options), reader, ws.title)
+    results = extract_rows(
+        extractor, target, texts, concurrency=concurrency, max_cost=max_cost,
+        on_progress=on_progress, report=report,
+    )  # fmt: skip
+    try:
+        for row, item in results:
+            report.cells_written += _write_row(ws, planner, row, item, options["status"])
+    finally:
+        results.close()
+    _book.save(book, source, destination, backup=in_place)
+    return report.to_dict()

@@ -1,0 +1,348 @@
+"""The XLSX adapter on its own, with a stub extractor; workbooks are built by the tests and
+compared cell by cell after the fill."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from fieldwise_xlsx import fill
+from openpyxl.formatting.rule import CellIsRule
+from openpyxl.styles import Font, PatternFill
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.table import Table, TableStyleInfo
+from pydantic import BaseModel
+
+from fieldwise.exceptions import ProviderError
+from fieldwise.tables import TableError
+
+
+class Lead(BaseModel):
+    company: str | None = None
+    size: int | None = None
+    since: date | None = None
+    active: bool | None = None
+    note: str | None = None
+
+
+def answer(text: str) -> Any:
+    if "BOOM" in text:
+        return ProviderError("upstream failed", status_code=502)
+    return {
+        "company": text.split()[0].upper(),
+        "size": len(text),
+        "since": "2024-01-02",
+        "active": True,
+        "note": "=1+1" if "formula" in text else "#N/A" if "error" in text else None,
+    }
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(path: Path) -> Path:
+    """A workbook with most of what users keep in one."""
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.title = "Leads"
+    ws["A1"] = "Lead list, Q3"  # a title above the table: not the header
+    ws.merge_cells("A1:D1")
+    header = ["id", "notes", "company", "total", "when"]
+    for column, name in enumerate(header, start=1):
+        cell = ws.cell(2, column, name)
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = PatternFill("solid", fgColor="4472C4")
+    ws.column_dimensions["E"].width = 21
+    data = [
+        (1, "acme wants 20 seats", None, datetime(2024, 5, 1, 9, 30)),
+        (2, "globex renewal", "PRESET", datetime(2024, 5, 2)),
+        (3, "BOOM fails here", None, None),
+        (4, None, None, None),
+        (5, "initech formula trap", None, None),
+        (6, "umbrella error value", None, None),
+    ]
+    for row, (ident, notes, company, when) in enumerate(data, start=3):
+        ws.cell(row, 1, ident)
+        ws.cell(row, 2, notes)
+        ws.cell(row, 3, company)
+        ws.cell(row, 4, f"=A{row}*2")
+        cell = ws.cell(row, 5, when)
+        cell.number_format = "yyyy-mm-dd hh:mm"
+    ws["A3"].number_format = "0.00"
+    table = Table(displayName="Leads", ref="A2:E8")
+    table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium9", showRowStripes=True)
+    ws.add_table(table)
+    validation = DataValidation(type="list", formula1='"1,2,3,4,5,6"', allow_blank=True)
+    validation.add("A3:A8")
+    ws.add_data_validation(validation)
+    red = PatternFill("solid", fgColor="FFC7CE")
+    ws.conditional_formatting.add(
+        "A3:A8", CellIsRule(operator="greaterThan", formula=["4"], fill=red)
+    )
+    hidden = book.create_sheet("Secret")
+    hidden["A1"] = "do not touch"
+    hidden["B2"] = "=Leads!A3"
+    hidden.sheet_state = "hidden"
+    book.active = 0
+    book.save(path)
+    return path
+
+
+def cells(ws: Any) -> dict[str, Any]:
+    return {
+        cell.coordinate: (
+            cell.value,
+            cell.data_type,
+            cell.number_format,
+            cell.font.b,
+            cell.fill.fgColor.rgb,
+        )
+        for row in ws.iter_rows()
+        for cell in row
+    }
+
+
+def test_fill_changes_only_target_cells(stub: Any, tmp_path: Path) -> None:
+    source = build(tmp_path / "book.xlsx")
+    before_hash = sha(source)
+    warnings: list[str] = []
+    report = fill(
+        source, target=Lead, sources=["notes"], extractor=stub(answer), warn=warnings.append
+    )
+    assert sha(source) == before_hash
+    out = tmp_path / "book.filled.xlsx"
+    assert report["output"] == str(out)
+    assert report["created_columns"] == ["size", "since", "active", "note"]
+    old_book, new_book = openpyxl.load_workbook(source), openpyxl.load_workbook(out)
+    old, new = old_book["Leads"], new_book["Leads"]
+
+    # every original cell is unchanged: value, type, number format, font, fill...
+    before, after = cells(old), cells(new)
+    changed = {coord for coord in before if before[coord] != after[coord]}
+    assert changed == {"C3", "C7", "C8"}  # ...but the blank company cells that were filled
+    assert new["C3"].value == "ACME" and new["C4"].value == "PRESET"  # only_empty
+    assert new["C5"].value is None  # failed row: as it was
+    assert new["D3"].value == "=A3*2" and new["D3"].data_type == "f"  # formulas kept
+
+    # new columns: after the last used one, header styled like its neighbour, typed values
+    assert [new.cell(2, c).value for c in range(6, 10)] == ["size", "since", "active", "note"]
+    assert new["F2"].font.b and new["F2"].fill.fgColor.rgb == old["E2"].fill.fgColor.rgb
+    assert new.column_dimensions["F"].width == 21
+    assert new["F3"].value == 19 and new["F3"].data_type == "n"
+    assert new["G3"].value == datetime(2024, 1, 2) and new["G3"].is_date
+    assert new["H3"].value is True and new["H3"].data_type == "b"
+    assert new["F6"].value is None  # blank notes: no call
+    # text that looks like a formula or an error stays text
+    assert new["I7"].value == "=1+1" and new["I7"].data_type == "s" and new["I7"].quotePrefix
+    assert new["I8"].value == "#N/A" and new["I8"].data_type == "s"
+
+    # table grown over the new columns; validation and conditional formats kept
+    assert new.tables["Leads"].ref == "A2:I8"
+    assert [c.name for c in new.tables["Leads"].tableColumns][-4:] == [
+        "size",
+        "since",
+        "active",
+        "note",
+    ]
+    assert [str(v.sqref) for v in new.data_validations.dataValidation] == ["A3:A8"]
+    assert [str(r.sqref) for r in new.conditional_formatting] == ["A3:A8"]
+    assert "A1:D1" in {str(r) for r in new.merged_cells.ranges}
+
+    # the hidden sheet is untouched
+    assert new_book["Secret"].sheet_state == "hidden"
+    assert cells(new_book["Secret"]) == cells(old_book["Secret"])
+    assert report["done"] == 4 and report["failed"] == 1 and report["no_input"] == 1
+
+
+def test_overwrite_and_status_columns(stub: Any, tmp_path: Path) -> None:
+    source = build(tmp_path / "book.xlsx")
+    fill(
+        source,
+        target=Lead,
+        sources=["notes"],
+        extractor=stub(answer),
+        only_empty=False,
+        status_columns=True,
+    )
+    ws = openpyxl.load_workbook(tmp_path / "book.filled.xlsx")["Leads"]
+    assert ws["C4"].value == "GLOBEX"  # overwritten
+    status = [ws.cell(2, c).value for c in range(1, 12)].index("_status") + 1
+    assert [ws.cell(r, status).value for r in range(3, 9)] == [
+        "ok",
+        "ok",
+        "error",
+        None,
+        "ok",
+        "ok",
+    ]
+    assert ws.cell(5, status + 1).value.startswith("ProviderError")
+
+
+def test_formula_targets_are_never_overwritten(stub: Any, tmp_path: Path) -> None:
+    class Total(BaseModel):
+        total: int | None = None
+
+    source = build(tmp_path / "book.xlsx")
+    extractor = stub(lambda t: {"total": 1})
+    report = fill(source, target=Total, sources=["notes"], extractor=extractor, only_empty=False)
+    assert extractor.seen == [] and report["planned"] == 0
+
+
+def test_merged_target_cells_are_skipped_with_a_warning(stub: Any, tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes", "company"])
+    ws.append(["alpha", None])
+    ws.append(["beta", None])
+    ws.append(["gamma", None])
+    ws.merge_cells("B2:B3")
+    ws.merge_cells("A4:A5")  # a merged source: row 5 reads the anchor's text
+    source = tmp_path / "m.xlsx"
+    book.save(source)
+    warnings: list[str] = []
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes"], extractor=extractor, warn=warnings.append)
+    new = openpyxl.load_workbook(tmp_path / "m.filled.xlsx").active
+    assert new is not None
+    assert new["B2"].value == "ALPHA" and new["B4"].value == "GAMMA"
+    assert new["B5"].value == "GAMMA" and extractor.seen == ["alpha", "beta", "gamma", "gamma"]
+    assert any("merged" in w for w in warnings)
+
+
+def test_header_found_by_name_not_position(stub: Any, tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["Report", None, None])
+    ws.append([None, None, None])
+    ws.append(["size", "company", "notes"])
+    ws.append([None, None, "hooli deal"])
+    source = tmp_path / "h.xlsx"
+    book.save(source)
+    fill(source, target=Lead, sources=["notes"], extractor=stub(answer))
+    new = openpyxl.load_workbook(tmp_path / "h.filled.xlsx").active
+    assert new is not None
+    assert [new.cell(4, c).value for c in range(1, 4)] == [10, "HOOLI", "hooli deal"]
+    assert new["D3"].value == "since"
+
+
+def test_xlsm_keeps_its_macros(stub: Any, tmp_path: Path) -> None:
+    source = tmp_path / "m.xlsm"
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes"])
+    ws.append(["alpha"])
+    book.save(source)
+    with zipfile.ZipFile(source, "a") as archive:  # a stand-in VBA part
+        archive.writestr("xl/vbaProject.bin", b"\x00fake vba")
+    fill(source, target=Lead, sources=["notes"], extractor=stub(answer), in_place=True)
+    with zipfile.ZipFile(source) as archive:
+        assert archive.read("xl/vbaProject.bin") == b"\x00fake vba"
+    assert (tmp_path / "m.xlsm.bak").exists()
+
+
+def test_in_place_keeps_a_backup(stub: Any, tmp_path: Path) -> None:
+    source = build(tmp_path / "book.xlsx")
+    original = source.read_bytes()
+    fill(source, target=Lead, sources=["notes"], extractor=stub(answer), in_place=True)
+    assert (tmp_path / "book.xlsx.bak").read_bytes() == original
+    assert openpyxl.load_workbook(source)["Leads"]["C3"].value == "ACME"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book.xlsx", "book.xlsx.bak"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "options", "message"),
+    [
+        ("lock", {"in_place": True}, "open in Excel"),
+        ("corrupt", {}, "not a readable"),
+        (None, {"sources": ["nope"]}, "no column 'nope'"),
+        (None, {"sheet": "Nope"}, "no sheet 'Nope'"),
+        ("chart", {"in_place": True}, "may alter or drop"),
+        (None, {"output": "x.csv"}, "suffix"),
+    ],
+)
+def test_bad_inputs_fail_before_any_call(
+    stub: Any, tmp_path: Path, setup: str | None, options: dict[str, Any], message: str
+) -> None:
+    source = build(tmp_path / "book.xlsx")
+    if setup == "lock":
+        (tmp_path / "~$book.xlsx").write_bytes(b"owner")
+    elif setup == "corrupt":
+        source.write_bytes(source.read_bytes()[:500])
+    elif setup == "chart":
+        with zipfile.ZipFile(source, "a") as archive:
+            archive.writestr("xl/drawings/drawing1.xml", "<xdr:wsDr/>")
+    files = {p.name: sha(p) for p in tmp_path.iterdir()}
+    extractor = stub(answer)
+    arguments: dict[str, Any] = {"sources": ["notes"], **options}
+    if "output" in arguments:
+        arguments["output"] = tmp_path / arguments["output"]
+    with pytest.raises(TableError, match=message):
+        fill(source, target=Lead, extractor=extractor, **arguments)
+    assert extractor.inputs_type is None
+    assert {p.name: sha(p) for p in tmp_path.iterdir()} == files
+
+
+def test_fragile_parts_only_warn_when_the_original_is_kept(stub: Any, tmp_path: Path) -> None:
+    source = build(tmp_path / "book.xlsx")
+    with zipfile.ZipFile(source, "a") as archive:
+        archive.writestr("xl/charts/chart1.xml", "<c:chartSpace/>")
+    warnings: list[str] = []
+    fill(source, target=Lead, sources=["notes"], extractor=stub(answer), warn=warnings.append)
+    assert any("charts" in w for w in warnings)
+
+
+def test_dry_run_and_limit(stub: Any, tmp_path: Path) -> None:
+    source = build(tmp_path / "book.xlsx")
+    report = fill(source, target=Lead, sources=["notes"], dry_run=True)
+    assert report["planned"] == 5 and report["first_input"] == "acme wants 20 seats"
+    assert not (tmp_path / "book.filled.xlsx").exists()
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes", "id"], extractor=extractor, limit=2)
+    assert extractor.seen == ["notes: acme wants 20 seats\nid: 1", "notes: globex renewal\nid: 2"]
+
+
+def test_defusedxml_guards_openpyxl() -> None:
+    from openpyxl.xml import DEFUSEDXML
+
+    assert DEFUSEDXML is True
+
+
+def test_rich_text_cells_survive(stub: Any, tmp_path: Path) -> None:
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes", "memo"])
+    ws.append(["alpha", None])
+    ws["B2"] = CellRichText(["plain ", TextBlock(InlineFont(b=True), "bold")])
+    source = tmp_path / "r.xlsx"
+    book.save(source)
+    fill(source, target=Lead, sources=["notes"], extractor=stub(answer))
+    new = openpyxl.load_workbook(tmp_path / "r.filled.xlsx", rich_text=True).active
+    assert new is not None
+    assert isinstance(new["B2"].value, CellRichText) and str(new["B2"].value) == "plain bold"
+    assert new["C2"].value == "ALPHA"
+
+
+def test_huge_unpacked_size_needs_force(
+    stub: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fieldwise_xlsx import _book
+
+    monkeypatch.setattr(_book, "MAX_UNPACKED_BYTES", 100)
+    source = build(tmp_path / "book.xlsx")
+    with pytest.raises(TableError, match="--force"):
+        fill(source, target=Lead, sources=["notes"], extractor=stub(answer))
+    fill(source, target=Lead, sources=["notes"], extractor=stub(answer), force=True)

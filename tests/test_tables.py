@@ -1,0 +1,226 @@
+"""The rules every table adapter shares (``fieldwise.tables``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from pydantic import BaseModel, Field
+
+from fieldwise.batch import BatchItem, BatchSummary
+from fieldwise.tables import (
+    Column,
+    FillReport,
+    TableError,
+    cell_value,
+    cells_to_write,
+    check_columns,
+    default_output,
+    error_text,
+    extract_rows,
+    input_text,
+    model_columns,
+    needs_work,
+    value_cells,
+)
+
+
+class Color(Enum):
+    RED = "red"
+
+
+class Geo(BaseModel):
+    lat: float
+    lon: float
+
+
+class Address(BaseModel):
+    city: str | None = None
+    geo: Optional[Geo] = None  # noqa: UP045 - the old spelling must work too
+
+
+class Node(BaseModel):
+    name: str
+    parent: Node | None = None
+
+
+class Company(BaseModel):
+    name: str = Field(alias="Company name")
+    address: Address | None = None
+    tags: list[str] = []
+    color: Color | None = None
+    node: Node | None = None
+
+
+def test_columns_flatten_nested_models() -> None:
+    assert [c.header for c in model_columns(Company)] == [
+        "Company name",
+        "address.city",
+        "address.geo.lat",
+        "address.geo.lon",
+        "tags",
+        "color",
+        "node.name",
+        "node.parent",
+    ]
+    assert model_columns(Company)[2].path == ("address", "geo", "lat")
+
+
+@pytest.mark.parametrize("target", [int, list[Company], "Company"])
+def test_columns_need_a_model(target: Any) -> None:
+    with pytest.raises(TableError, match="pydantic model"):
+        model_columns(target)
+
+
+def test_value_cells_typed_and_text() -> None:
+    value = Company.model_validate(
+        {
+            "Company name": "Acme",
+            "address": {"city": "Oslo", "geo": None},
+            "tags": ["a", "é"],
+            "color": "red",
+            "node": {"name": "n", "parent": {"name": "p"}},
+        }
+    )
+    cells = value_cells(value, model_columns(Company), typed=True)
+    assert cells == {
+        "Company name": "Acme",
+        "address.city": "Oslo",
+        "address.geo.lat": None,
+        "address.geo.lon": None,
+        "tags": '["a","é"]',
+        "color": "red",
+        "node.name": "n",
+        "node.parent": '{"name":"p","parent":null}',
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "typed", "text"),
+    [
+        (None, None, None),
+        (True, True, "true"),
+        (3, 3, "3"),
+        (2.5, 2.5, "2.5"),
+        (float("nan"), "nan", "nan"),
+        (Decimal("1.10"), Decimal("1.10"), "1.10"),
+        (date(2024, 1, 2), date(2024, 1, 2), "2024-01-02"),
+        (datetime(2024, 1, 2, 3, 4), datetime(2024, 1, 2, 3, 4), "2024-01-02T03:04:00"),
+        (
+            datetime(2024, 1, 2, tzinfo=UTC),
+            "2024-01-02T00:00:00+00:00",
+            "2024-01-02T00:00:00+00:00",
+        ),
+        (time(9, 30), time(9, 30), "09:30:00"),
+        ({"a": [1]}, '{"a":[1]}', '{"a":[1]}'),
+        (Color.RED, "red", "red"),
+        (Path("x/y"), "x/y", "x/y"),
+    ],
+)
+def test_cell_value(value: Any, typed: Any, text: Any) -> None:
+    assert cell_value(value, typed=True) == typed
+    assert cell_value(value, typed=False) == text
+
+
+def test_input_text() -> None:
+    row = {"notes": "called\nback", "subject": "Hi", "when": date(2024, 5, 1), "blank": "  "}
+    assert input_text(row, ["notes"]) == "called\nback"
+    assert input_text(row, ["subject", "when"]) == "subject: Hi\nwhen: 2024-05-01"
+    assert input_text(row, ["blank"]) is None
+    assert input_text(row, ["blank", "missing"]) is None
+    assert input_text(row, ["blank", "subject"]) == "blank:   \nsubject: Hi"
+
+
+def test_only_empty_rules() -> None:
+    columns = [Column("a", ("a",)), Column("b", ("b",))]
+    assert needs_work({"a": "x", "b": " "}, columns, only_empty=True)
+    assert not needs_work({"a": "x", "b": 0}, columns, only_empty=True)
+    assert needs_work({"a": "x", "b": 0}, columns, only_empty=False)
+    new = {"a": "new", "b": None}
+    assert cells_to_write({"a": "x", "b": None}, new, only_empty=True) == {}
+    assert cells_to_write({"a": "", "b": None}, new, only_empty=True) == {"a": "new"}
+    assert cells_to_write({"a": "x", "b": "y"}, new, only_empty=False) == {"a": "new", "b": None}
+
+
+def test_check_columns() -> None:
+    columns = [Column("company", ("company",))]
+    check_columns(["notes", "company"], ["notes"], columns, "f")
+    with pytest.raises(TableError, match=r"no column 'x'.*'notes', 'company'"):
+        check_columns(["notes", "company"], ["x"], columns, "f")
+    with pytest.raises(TableError, match="both a source"):
+        check_columns(["company"], ["company"], columns, "f")
+    with pytest.raises(TableError, match="--from"):
+        check_columns(["company"], [], columns, "f")
+
+
+def test_default_output(tmp_path: Path) -> None:
+    source = tmp_path / "book.xlsx"
+    source.write_bytes(b"")
+    assert default_output(source, None, False) == tmp_path / "book.filled.xlsx"
+    assert default_output(source, None, True) == source
+    assert default_output(source, tmp_path / "o.xlsx", False) == tmp_path / "o.xlsx"
+    with pytest.raises(TableError, match="--in-place"):
+        default_output(source, source, False)
+    with pytest.raises(TableError, match="does not exist"):
+        default_output(source, tmp_path / "nowhere" / "o.xlsx", False)
+    with pytest.raises(TableError, match="not both"):
+        default_output(source, tmp_path / "o.xlsx", True)
+
+
+def test_error_text_is_one_short_line() -> None:
+    text = error_text(ValueError("a\nb " + "x" * 1000))
+    assert text.startswith("ValueError: a b x") and len(text) == 300 and "\n" not in text
+    assert error_text(None) == ""
+
+
+class _Batch:
+    def __init__(self, inputs: Any) -> None:
+        self.inputs = inputs
+        self.summary = BatchSummary()
+
+    def __iter__(self) -> Iterator[BatchItem[Any]]:
+        for index, text in enumerate(self.inputs):
+            self.summary.done += 1
+            yield BatchItem(index, text)
+
+
+class _Extractor:
+    def run_many(self, inputs: Any, target: Any, **options: Any) -> _Batch:
+        return _Batch(inputs)
+
+
+def test_extract_rows_pairs_keys_in_order() -> None:
+    report = FillReport()
+    pulled: list[int] = []
+
+    def rows() -> Iterator[tuple[int, str]]:
+        for key in (3, 5, 9):
+            pulled.append(key)
+            yield key, f"row {key}"
+
+    pairs = extract_rows(
+        _Extractor(), Company, rows(), concurrency=2, max_cost=None, on_progress=None, report=report
+    )
+    first = next(pairs)
+    assert first[0] == 3 and first[1].input == "row 3" and pulled == [3]  # lazy
+    assert [(k, i.input) for k, i in pairs] == [(5, "row 5"), (9, "row 9")]
+    assert report.done == 3
+
+
+def test_fill_command_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, fieldwise.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('rich', 'openpyxl', 'fieldwise.tables', 'pydantic') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
