@@ -24,7 +24,7 @@ test: lint
 	$(VENV)/bin/pytest
 
 demo: install
-	$(PY) examples/demo.py
+	bash examples/demo.sh
 
 bench: install
 	$(PY) benchmarks/overhead.py

@@ -399,7 +399,6 @@ def test_check_reaches_the_endpoint(ex: Extractor, fake_llm: FakeLLM) -> None:
     assert fake_llm.requests[0].path == "/v1/models"
 
 
-
 def test_check_reports_an_unreachable_endpoint() -> None:
     ex = Extractor(base_url="http://127.0.0.1:9/v1", network_retries=0, cache=False)
     with pytest.raises(fieldwise.APIConnectionError):
