@@ -403,3 +403,17 @@ def test_check_reports_an_unreachable_endpoint() -> None:
     ex = Extractor(base_url="http://127.0.0.1:9/v1", network_retries=0, cache=False)
     with pytest.raises(fieldwise.APIConnectionError):
         ex.check()
+
+
+def test_lone_surrogate_in_input_is_sent_escaped(ex: Extractor, fake_llm: FakeLLM) -> None:
+    ex.run("Ada \udc80 36", Person)
+    assert fake_llm.requests[0].body["messages"][-1]["content"] == "Ada \udc80 36"
+
+
+def test_loopback_endpoint_ignores_proxy_settings(
+    fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    assert isinstance(ex.extract("Ada 36", Person), Person)

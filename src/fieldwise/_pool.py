@@ -3,14 +3,22 @@
 Why: one httpcore connection pool gets slower the more requests it has in flight. On every
 request it re-scans all its connections (polling each idle socket), and requests arriving
 together are all handed the same idle connection, so all but one fail internally and re-queue.
-Measured here (64 in flight, FakeLLM in another process at 50 ms latency, httpx 0.28.1 /
-httpcore 1.0.9): one ``AsyncClient`` cost 4-5 ms of client CPU per call whatever its limits
-(default 100/20, ``max_connections=64``, or unlimited), with p50 latency near 0.5 s; clients
-carrying at most 4 requests each, every connection kept alive, cost ~1 ms per call (numbers
-in ``transport.py``). A small ``max_keepalive_connections`` also helps the CPU but reopens
-connections all the time (a TLS handshake each, against a real API). So each client carries
-at most ``per_shard`` requests and more clients are added as concurrency grows; at
-concurrency 1 only the first is ever used (one connection).
+Measured at 64 requests in flight against FakeLLM (50 ms latency, in its own process;
+httpx 0.28.1, httpcore 1.0.9, a 2-vCPU VM), client CPU per call and throughput,
+async / threads with the sync client:
+
+    one client, default limits (100/20)   4.3-4.8 ms, 62-85 req/s   /  2.4 ms, 190 req/s
+    one client, max_connections=64        4.6-5.3 ms, 65-84 req/s   /  1.9 ms, 491 req/s
+    one client, no limits, keep all       4.3-4.8 ms, 70-72 req/s   /  2.2 ms, 350 req/s
+    shards of 4, no limits (chosen)       0.9-1.1 ms, 285-345 req/s /  0.9 ms, 834 req/s
+
+(The VM gives a process about half a core, so req/s is CPU-bound and noisy; the fake's own
+ceiling measured with a raw-socket client is ~1,170 req/s.) ``max_connections=64`` is no
+better than the default: the single pool, not its limit, is the problem. A small
+``max_keepalive_connections`` (20) also cut CPU (~1.8 ms) but reopens connections all the
+time, a TLS handshake each against a real API. So each client carries at most ``per_shard``
+requests and more clients are added as concurrency grows; at concurrency 1 only the first is
+ever used (one connection).
 """
 
 from __future__ import annotations

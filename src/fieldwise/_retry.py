@@ -197,10 +197,10 @@ def _error_fields(payload: Any) -> tuple[str, Any, dict[str, Any]]:
 
 
 def _describe(
-    status: int | None, message: str, metadata: Mapping[str, Any], model: str | None
+    status: int | None, message: str, code: Any, metadata: Mapping[str, Any], model: str | None
 ) -> tuple[type[FieldwiseError], str]:
-    """The exception type and what-to-do-next advice for an error status."""
-    lowered = message.lower()
+    """The exception type and what-to-do-next advice for an error status (and code/message)."""
+    lowered = f"{message} {code}".lower()
     if status == 413 or (status in (400, 422) and any(h in lowered for h in _CONTEXT_HINTS)):
         return ContextLengthError, (
             "Shorten the input, split the document into parts, lower max_tokens=, or choose a "
@@ -268,7 +268,7 @@ def failure_from_status(
             status=status,
             body=payload,
         )
-    kind, advice = _describe(status, message, metadata, model)
+    kind, advice = _describe(status, message, code, metadata, model)
     retry_after = parse_retry_after(headers)
     retryable = _retryable_status(status)
     hint = headers.get("x-should-retry")
@@ -298,7 +298,7 @@ def failure_from_body_error(
     """
     message, code, metadata = _error_fields({"error": error})
     status = _status_of(code)
-    kind, advice = _describe(status, message, metadata, model)
+    kind, advice = _describe(status, message, code, metadata, model)
     detail = f": {message[:500]}" if message else ""
     shown = f" (code {code})" if code is not None else ""
     return Failure(

@@ -38,7 +38,7 @@ def request_key(body: dict[str, Any], base_url: str, schema_fingerprint: str) ->
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256()
     digest.update(f"{CACHE_FORMAT}\0{base_url}\0{schema_fingerprint}\0".encode())
-    digest.update(text.encode())
+    digest.update(text.encode("utf-8", "surrogatepass"))  # hashed, never sent
     return digest.hexdigest()
 
 

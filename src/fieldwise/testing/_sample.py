@@ -10,6 +10,7 @@ carry (``oneOf``, ``allOf``, ``minLength``, ``pattern``).
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from collections.abc import Mapping
@@ -36,8 +37,8 @@ _FORMATS: dict[str, str] = {
 # Tried in order when a string has a ``pattern``; the first that matches wins.
 _PATTERN_CANDIDATES = (
     "example", "EXAMPLE", "Example", "a", "A", "0", "1", "ab", "AB", "abc", "ABC", "123",
-    "2024-01-01", "a1", "A1", "ab-12", "AB-12", "AB-123", "user@example.com", "+1234567890",
-    "https://example.com/", "x", "_",
+    "12345", "2024-01-01", "a1", "A1", "ab-12", "AB-12", "AB-123", "user@example.com",
+    "+1234567890", "https://example.com/", "x", "_",
 )  # fmt: skip
 # Deeper than the strict limit (10 levels) but small enough to stop a runaway recursion.
 _MAX_DEPTH = 40
@@ -46,7 +47,7 @@ _MAX_DEPTH = 40
 def sample(schema: Mapping[str, Any] | bool) -> Any:
     """Return one instance valid against ``schema`` (same input, same output)."""
     root: Mapping[str, Any] = schema if isinstance(schema, Mapping) else {}
-    return _Sampler(root).value(schema, (), False, 0)
+    return _Sampler(root).value(schema, ("#",), False, 0)
 
 
 class _Sampler:
@@ -235,8 +236,9 @@ def _bounds(schema: Mapping[str, Any]) -> tuple[float, float, bool, bool]:
 def _numeric(schema: Mapping[str, Any], integer: bool) -> float | int:
     """The first friendly candidate inside the bounds (1 or 1.5, then values near a bound).
 
-    With ``multipleOf`` the candidates are whole multiples, tried ``step`` and 0 first because
-    those divide exactly even in floating point (validators check ``value / step`` is whole).
+    With ``multipleOf`` the candidates are whole multiples (``step`` and 0 first), rounded to
+    the step's decimals and kept only if ``value / step`` is whole in floating point, which is
+    how validators check it (0.3 is not a multiple of 0.1 for them; 0.4 is).
     """
     low, high, low_open, high_open = _bounds(schema)
 
@@ -249,13 +251,16 @@ def _numeric(schema: Mapping[str, Any], integer: bool) -> float | int:
     step: float = raw_step if _is_number(raw_step) else 0
     candidates: list[float]
     if step > 0:
-        candidates = [step, 0]
+        exponent = decimal.Decimal(repr(step)).as_tuple().exponent
+        digits = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        ks: list[int] = [1, 0]
         if low > -math.inf:
-            k = math.ceil(low / step)
-            candidates += [k * step, (k + 1) * step]
+            first = math.ceil(low / step)
+            ks += range(first, first + 12)
         if high < math.inf:
-            k = math.floor(high / step)
-            candidates += [k * step, (k - 1) * step]
+            last = math.floor(high / step)
+            ks += range(last, last - 12, -1)
+        candidates = [round(k * step, digits) if digits else k * step for k in ks]
     else:
         one = 1 if integer else 1.5
         candidates = [one]
@@ -266,7 +271,9 @@ def _numeric(schema: Mapping[str, Any], integer: bool) -> float | int:
         if low > -math.inf and high < math.inf:
             candidates.append(math.floor((low + high) / 2) if integer else (low + high) / 2)
     for value in candidates:
-        if inside(value) and (not integer or float(value).is_integer()):
+        whole = not integer or float(value).is_integer()
+        # validators test ``value / step`` for being whole, in floating point
+        if inside(value) and whole and (step <= 0 or (value / step).is_integer()):
             return int(value) if integer else value
     return int(candidates[-1]) if integer else candidates[-1]
 

@@ -94,6 +94,7 @@ class FakeLLM:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._conns: set[_Connection] = set()
+        self._accepted = 0
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -198,11 +199,17 @@ class FakeLLM:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def connections(self) -> int:
+        """How many TCP connections were accepted (to check that clients keep them alive)."""
+        return self._accepted
+
     def reset(self) -> None:
-        """Forget recorded requests and queued replies (``handler`` is kept)."""
+        """Forget recorded requests, queued replies and the connection count (not ``handler``)."""
         with self._lock:
             self._requests.clear()
             self._queue.clear()
+            self._accepted = 0
 
     # -- serving (event-loop thread) -------------------------------------------------------
 
@@ -285,6 +292,7 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.fake._conns.add(self)
+        self.fake._accepted += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:

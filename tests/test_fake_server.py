@@ -1,0 +1,477 @@
+"""FakeLLM: the schema sampler, every reply kind over real HTTP, recording, and process mode."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, Literal
+from uuid import UUID
+
+import httpx
+import json_repair
+import jsonschema
+import pytest
+from pydantic import BaseModel, EmailStr, Field
+
+from fieldwise.schema import compile_schema
+from fieldwise.testing import FakeLLM, RecordedRequest, Reply, reply, sample
+
+# -- the sampler ----------------------------------------------------------------------------
+
+
+class Address(BaseModel):
+    street: str
+    city: str
+    zip: str = Field(pattern=r"^\d{5}$")
+
+
+class Person(BaseModel):
+    name: str = Field(min_length=3, max_length=5)
+    age: int = Field(ge=18, le=150)
+    score: float = Field(gt=0, lt=1)
+    step: float = Field(multiple_of=0.25, ge=2)
+    email: EmailStr
+    id: UUID
+    born: dt.date
+    seen: dt.datetime
+    wakes: dt.time
+    kind: Literal["a", "b"]
+    tags: list[str] = Field(min_length=2, max_length=3)
+    address: Address | None
+    parent: Person | None = None
+    children: list[Person] = []
+
+
+class Tree(BaseModel):
+    label: str
+    children: list[Tree]
+
+
+HAND_WRITTEN: list[dict[str, Any]] = [
+    {"type": "object", "properties": {}, "additionalProperties": False},
+    {"type": ["string", "null"]},
+    {"type": ["null", "integer"], "minimum": 5},
+    {"const": "fixed"},
+    {"enum": [3, 4]},
+    {"type": "integer", "exclusiveMinimum": 10, "exclusiveMaximum": 12},
+    {"type": "integer", "maximum": -3},
+    {"type": "integer", "minimum": 7, "multipleOf": 5},
+    {"type": "number", "minimum": -2.5, "maximum": -1.5},
+    {"type": "number", "multipleOf": 0.1, "minimum": 0.25},
+    {"type": "string", "format": "ipv4"},
+    {"type": "string", "format": "hostname"},
+    {"type": "string", "format": "email"},
+    {"type": "string", "format": "uuid"},
+    {"type": "string", "format": "date-time"},
+    {"type": "string", "format": "date"},
+    {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"},
+    {"type": "array", "items": {"type": "integer"}, "minItems": 3, "uniqueItems": True},
+    {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}]},
+    {"anyOf": [{"type": "null"}, {"type": "string", "format": "date"}]},
+    {"oneOf": [{"type": "boolean"}, {"type": "string"}]},
+    {"allOf": [{"properties": {"a": {"type": "string"}}, "required": ["a"]}, {"required": ["b"]}]},
+    {
+        "$defs": {
+            "Node": {
+                "type": "object",
+                "properties": {
+                    "v": {"type": "integer"},
+                    "next": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]},
+                },
+                "required": ["v", "next"],
+                "additionalProperties": False,
+            }
+        },
+        "$ref": "#/$defs/Node",
+    },
+]
+
+
+def _validate(schema: dict[str, Any], instance: Any) -> None:
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    validator.validate(instance)
+
+
+@pytest.mark.parametrize("schema", HAND_WRITTEN, ids=lambda s: json.dumps(s)[:40])
+def test_sample_is_valid_for_hand_written_schemas(schema: dict[str, Any]) -> None:
+    instance = sample(schema)
+    _validate(schema, instance)
+    assert sample(schema) == instance  # deterministic
+
+
+@pytest.mark.parametrize("model", [Person, Tree, Address])
+def test_sample_is_valid_for_pydantic_and_strict_schemas(model: type[BaseModel]) -> None:
+    schema = model.model_json_schema()
+    instance = sample(schema)
+    _validate(schema, instance)
+    model.model_validate(instance)
+    compiled = compile_schema(model)
+    wire = sample(compiled.schema)
+    _validate(compiled.schema, wire)
+    if not compiled.report:  # a lowered constraint (maxLength...) is not in the wire schema
+        assert isinstance(compiled.decode(json.dumps(wire)), model)
+
+
+def test_sample_stops_recursion_at_optional_and_empty() -> None:
+    tree = sample(Tree.model_json_schema())
+    assert tree == {"label": "example", "children": [{"label": "example", "children": []}]}
+    person = sample(Person.model_json_schema())
+    assert "parent" not in person["parent"]  # optional: left out once recursion starts
+    strict = sample(compile_schema(Person).schema)
+    assert strict["parent"]["parent"] is None  # strict: every key present, nullable → null
+
+
+# -- replies over HTTP ------------------------------------------------------------------------
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+SCHEMA_BODY: dict[str, Any] = {
+    "model": "fake/model",
+    "messages": [{"role": "user", "content": "Ada, 36"}],
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {"name": "P", "strict": True, "schema": SCHEMA},
+    },
+}
+TOOL_BODY: dict[str, Any] = {
+    "model": "fake/model",
+    "messages": [{"role": "user", "content": "Ada, 36"}],
+    "tools": [{"type": "function", "function": {"name": "person", "parameters": SCHEMA}}],
+    "tool_choice": {"type": "function", "function": {"name": "person"}},
+}
+
+
+@pytest.fixture
+def client(fake_llm: FakeLLM) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fake_llm.base_url, timeout=10) as http:
+        yield http
+
+
+def post(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    return client.post("/chat/completions", json=body)
+
+
+def message(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["choices"][0]["message"]
+    return result
+
+
+def test_default_answer_follows_the_request_schema(client: httpx.Client) -> None:
+    answer = post(client, SCHEMA_BODY).json()
+    assert answer["id"].startswith("gen-")
+    assert answer["model"] == "fake/model" and answer["provider"] == "FakeProvider"
+    choice = answer["choices"][0]
+    assert choice["finish_reason"] == choice["native_finish_reason"] == "stop"
+    assert set(choice["message"]) == {"role", "content", "reasoning", "refusal", "tool_calls"}
+    _validate(SCHEMA, json.loads(choice["message"]["content"]))
+
+
+def test_default_answer_in_tool_mode_is_a_tool_call(client: httpx.Client) -> None:
+    answer = post(client, TOOL_BODY).json()["choices"][0]
+    assert answer["finish_reason"] == "tool_calls"
+    call = answer["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "person"
+    _validate(SCHEMA, json.loads(call["function"]["arguments"]))
+
+
+def test_json_object_mode_reads_the_fenced_schema_in_the_system_message(
+    client: httpx.Client,
+) -> None:
+    system = f"Answer as JSON.\n```json\n{json.dumps(SCHEMA)}\n```\nNothing else."
+    body = {
+        "model": "fake/model",
+        "response_format": {"type": "json_object"},
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": "x"}],
+    }
+    _validate(SCHEMA, json.loads(message(post(client, body))["content"]))
+    body["messages"] = [{"role": "user", "content": "no schema"}]
+    assert json.loads(message(post(client, body))["content"]) == {}
+
+
+def test_content_replies(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    fake_llm.script(
+        reply.json({"name": "Ada", "age": 36}),
+        reply.text('{"name": "Ada",}'),
+        reply.malformed(),
+        reply.valid(),
+        reply.json({"x": 1}),
+    )
+    assert json.loads(message(post(client, SCHEMA_BODY))["content"]) == {"name": "Ada", "age": 36}
+    assert message(post(client, SCHEMA_BODY))["content"] == '{"name": "Ada",}'
+    garbage = message(post(client, SCHEMA_BODY))["content"]
+    assert json_repair.loads(garbage) in ("", None, [], {})
+    _validate(SCHEMA, json.loads(message(post(client, SCHEMA_BODY))["content"]))
+    # content replies follow the request's mode: tool arguments when a tool is forced
+    call = message(post(client, TOOL_BODY))["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"x": 1}
+
+
+def test_output_failure_replies(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    fake_llm.script(
+        reply.empty(reasoning="Let me think: {json}"),
+        reply.truncated(),
+        reply.truncated('{"name": "A'),
+        reply.refusal("No."),
+        reply.tool_call({"name": "Ada"}),
+    )
+    empty = message(post(client, SCHEMA_BODY))
+    assert empty["content"] == "" and empty["reasoning"] == "Let me think: {json}"
+    cut = post(client, SCHEMA_BODY).json()["choices"][0]
+    assert cut["finish_reason"] == "length"
+    with pytest.raises(ValueError):
+        json.loads(cut["message"]["content"])
+    assert message(post(client, SCHEMA_BODY))["content"] == '{"name": "A'
+    refused = message(post(client, SCHEMA_BODY))
+    assert refused["refusal"] == "No." and refused["content"] is None
+    call = message(post(client, SCHEMA_BODY))["tool_calls"][0]["function"]
+    assert json.loads(call["arguments"]) == {"name": "Ada"}
+
+
+def test_http_error_reply(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    fake_llm.script(
+        reply.http_error(429, "slow down", retry_after=2, metadata={"k": "v"}),
+        reply.http_error(503, headers={"retry-after-ms": "250"}),
+        reply.http_error(400, code="bad_thing", retry_after="Wed, 21 Oct 2015 07:28:00 GMT"),
+    )
+    limited = post(client, SCHEMA_BODY)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+    assert limited.json() == {
+        "error": {"code": 429, "message": "slow down", "metadata": {"k": "v"}}
+    }
+    unavailable = post(client, SCHEMA_BODY)
+    assert unavailable.status_code == 503 and unavailable.headers["retry-after-ms"] == "250"
+    assert unavailable.json()["error"]["message"] == "Service Unavailable"
+    bad = post(client, SCHEMA_BODY)
+    assert bad.json()["error"]["code"] == "bad_thing"
+    assert bad.headers["retry-after"] == "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
+def test_errors_inside_a_200_answer(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    fake_llm.script(reply.error_in_body(502, "upstream died"), reply.finish_error("cut off"))
+    in_body = post(client, SCHEMA_BODY)
+    assert in_body.status_code == 200
+    assert in_body.json()["error"] == {"code": 502, "message": "upstream died"}
+    finished = post(client, SCHEMA_BODY).json()["choices"][0]
+    assert finished["finish_reason"] == "error"
+    assert finished["error"] == {"code": 502, "message": "cut off"}
+
+
+def test_slow_and_drop(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    fake_llm.script(reply.slow(5), reply.drop(), reply.slow(0.01, then=reply.json({"a": 1})))
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/chat/completions", json=SCHEMA_BODY, timeout=0.2)
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(client, SCHEMA_BODY)
+    assert json.loads(message(post(client, SCHEMA_BODY))["content"]) == {"a": 1}
+    assert len(fake_llm.requests) == 3
+
+
+def test_overrides_and_usage(client: httpx.Client) -> None:
+    with FakeLLM(prices={"other/model": (0.5, 1.0)}) as fake:
+        fake.script(
+            reply.json({"a": 1}, usage={"prompt_tokens": 7}, model="m/x", provider="P"),
+            reply.json({"a": 1}, usage=False),
+            reply.text("x" * 40),
+        )
+        with httpx.Client(base_url=fake.base_url) as http:
+            first = post(http, SCHEMA_BODY).json()
+            assert first["usage"] == {"prompt_tokens": 7}
+            assert (first["model"], first["provider"]) == ("m/x", "P")
+            assert "usage" not in post(http, SCHEMA_BODY).json()
+            raw = json.dumps({**SCHEMA_BODY, "model": "other/model"}).encode()
+            answer = http.post(
+                "/chat/completions", content=raw, headers={"content-type": "application/json"}
+            ).json()
+        usage = answer["usage"]
+        assert answer["model"] == "other/model"
+        assert usage["prompt_tokens"] == len(raw) // 4 and usage["completion_tokens"] == 10
+        assert usage["total_tokens"] == usage["prompt_tokens"] + 10
+        assert usage["cost"] == pytest.approx(usage["prompt_tokens"] * 0.5 + 10 * 1.0)
+        models = httpx.get(fake.base_url + "/models").json()["data"]
+    assert {m["id"]: m["pricing"] for m in models} == {
+        "fake/model": {"prompt": "0.000001", "completion": "0.000002"},
+        "other/model": {"prompt": "0.5", "completion": "1"},
+    }
+    assert "structured_outputs" in models[0]["supported_parameters"]
+    assert models[0]["context_length"] > 0
+
+
+def test_send_cost_false_leaves_cost_out() -> None:
+    with FakeLLM(send_cost=False) as fake, httpx.Client(base_url=fake.base_url) as http:
+        usage = post(http, SCHEMA_BODY).json()["usage"]
+    assert "cost" not in usage and usage["completion_tokens"] > 0
+
+
+def sse_events(response: httpx.Response) -> tuple[list[str], list[Any]]:
+    lines = list(response.iter_lines())
+    comments = [line for line in lines if line.startswith(":")]
+    data = [line[6:] for line in lines if line.startswith("data: ")]
+    return comments, [d if d == "[DONE]" else json.loads(d) for d in data]
+
+
+def test_streaming_answer(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    fake_llm.latency = 0.01
+    with client.stream("POST", "/chat/completions", json={**SCHEMA_BODY, "stream": True}) as r:
+        assert r.headers["content-type"] == "text/event-stream"
+        comments, events = sse_events(r)
+    assert comments == [": OPENROUTER PROCESSING"]
+    assert events[-1] == "[DONE]"
+    usage_chunk, final = events[-2], events[-3]
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"]["total_tokens"] > 0
+    assert final["choices"][0]["finish_reason"] == "stop"
+    pieces = [e["choices"][0]["delta"].get("content") or "" for e in events[:-3]]
+    assert len([p for p in pieces if p]) > 1
+    _validate(SCHEMA, json.loads("".join(pieces)))
+
+
+def test_streaming_tool_call_reasoning_and_mid_stream_error(
+    fake_llm: FakeLLM, client: httpx.Client
+) -> None:
+    fake_llm.script(
+        reply.valid(), reply.empty(reasoning="hmm " * 10), reply.stream_error(5, "boom")
+    )
+    with client.stream("POST", "/chat/completions", json={**TOOL_BODY, "stream": True}) as r:
+        _, events = sse_events(r)
+    deltas = [e["choices"][0]["delta"] for e in events[:-3]]
+    calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+    assert calls and calls[0]["function"]["name"] == "person"
+    _validate(SCHEMA, json.loads("".join(c["function"]["arguments"] for c in calls)))
+    assert events[-3]["choices"][0]["finish_reason"] == "tool_calls"
+
+    with client.stream("POST", "/chat/completions", json={**SCHEMA_BODY, "stream": True}) as r:
+        _, events = sse_events(r)
+    thoughts = [e["choices"][0]["delta"].get("reasoning") for e in events[:-3]]
+    assert "".join(t for t in thoughts if t) == "hmm " * 10
+
+    with client.stream("POST", "/chat/completions", json={**SCHEMA_BODY, "stream": True}) as r:
+        _, events = sse_events(r)
+    assert "[DONE]" not in events
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1]) == '{"nam'
+    assert events[-1]["error"] == {"code": 502, "message": "boom"}
+    assert events[-1]["choices"][0]["finish_reason"] == "error"
+
+
+def test_script_order_handler_and_reset(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    seen: list[RecordedRequest] = []
+
+    def handler(request: RecordedRequest) -> Reply | None:
+        seen.append(request)
+        if request.body["messages"][0]["content"] == "boom":
+            raise RuntimeError("handler bug")
+        return reply.json({"from": "handler"}) if len(seen) == 1 else None
+
+    fake_llm.handler = handler
+    fake_llm.script(reply.json({"n": 1}), reply.json({"n": 2}))
+    assert fake_llm.pending == 2
+    contents = [json.loads(message(post(client, SCHEMA_BODY))["content"]) for _ in range(4)]
+    assert contents[:3] == [{"n": 1}, {"n": 2}, {"from": "handler"}]
+    _validate(SCHEMA, contents[3])  # handler returned None: the default answer
+    broken = post(client, {**SCHEMA_BODY, "messages": [{"role": "user", "content": "boom"}]})
+    assert broken.status_code == 500 and "handler bug" in broken.json()["error"]["message"]
+    fake_llm.script(reply.drop())
+    fake_llm.reset()
+    assert fake_llm.requests == [] and fake_llm.pending == 0
+
+
+def test_requests_are_recorded(fake_llm: FakeLLM, client: httpx.Client) -> None:
+    post(client, SCHEMA_BODY)
+    client.get("/models?x=1", headers={"X-Custom": "Yes"})
+    chat, models = fake_llm.requests
+    assert (chat.method, chat.path, chat.body) == ("POST", "/v1/chat/completions", SCHEMA_BODY)
+    assert chat.headers["content-type"] == "application/json"
+    assert (models.method, models.path, models.body) == ("GET", "/v1/models?x=1", None)
+    assert models.headers["x-custom"] == "Yes"
+
+
+def test_bad_requests_get_openrouter_errors(client: httpx.Client) -> None:
+    assert client.get("/nowhere").status_code == 404
+    assert client.get("/chat/completions").status_code == 405
+    bad = client.post("/chat/completions", content=b"{not json")
+    assert bad.status_code == 400 and "error" in bad.json()
+
+
+def test_keep_alive_pipelined_and_split_requests(fake_llm: FakeLLM) -> None:
+    body = json.dumps(SCHEMA_BODY).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    port = int(fake_llm.base_url.split(":")[2].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head[:10])
+        sock.sendall(head[10:] + body[:5])
+        sock.sendall(body[5:] + head + body)  # the second request right behind the first
+        received = b""
+        while received.count(b"HTTP/1.1 200 OK") < 2 or not received.endswith(b"}"):
+            received += sock.recv(65536)
+    assert received.count(b"HTTP/1.1 200 OK") == 2
+    assert len(fake_llm.requests) == 2 and fake_llm.connections == 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_keep_alive_clients() -> None:
+    with FakeLLM(latency=0.05) as fake:
+        async with httpx.AsyncClient(base_url=fake.base_url) as http:
+            answers = await asyncio.gather(
+                *(http.post("/chat/completions", json=SCHEMA_BODY) for _ in range(64))
+            )
+        assert all(a.status_code == 200 for a in answers)
+        assert len(fake.requests) == 64
+
+
+def test_start_stop_and_no_leaked_thread() -> None:
+    fake = FakeLLM()
+    with pytest.raises(RuntimeError):
+        _ = fake.base_url
+    before = threading.active_count()
+    with fake:
+        assert fake.base_url.startswith("http://127.0.0.1:")
+        assert "127.0.0.1" in repr(fake)
+        httpx.get(fake.base_url + "/models")
+    assert threading.active_count() == before
+    fake.stop()  # idempotent
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{fake.port}/v1/models")
+
+
+def test_busy_port_is_reported() -> None:
+    with FakeLLM() as fake, pytest.raises(OSError):
+        FakeLLM(port=fake.port).start()
+
+
+def test_runs_as_a_separate_process() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldwise.testing", "--port", "0", "--latency", "0.01"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        answer = httpx.post(url + "/chat/completions", json=SCHEMA_BODY, timeout=10)
+        _validate(SCHEMA, json.loads(answer.json()["choices"][0]["message"]["content"]))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,0 +1,499 @@
+"""Transport against FakeLLM over real HTTP: typed errors, retries, streaming, async, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import gc
+import logging
+import random
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from fieldwise import exceptions as E
+from fieldwise._retry import Failure, RetryPolicy, parse_retry_after
+from fieldwise.testing import FakeLLM, RecordedRequest, Reply, reply
+from fieldwise.transport import ChatChunk, ChatResponse, Transport, parse_response
+
+KEY = "fw-test-key-4f9a1c77e2"  # no "sk-" prefix: only register_secret can hide it
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}},
+    "required": ["name"],
+    "additionalProperties": False,
+}
+BODY: dict[str, Any] = {
+    "model": "vendor/some-model",
+    "messages": [{"role": "user", "content": "Ada"}],
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {"name": "P", "strict": True, "schema": SCHEMA},
+    },
+}
+TOOL_BODY: dict[str, Any] = {
+    "model": "vendor/some-model",
+    "messages": [{"role": "user", "content": "Ada"}],
+    "tools": [{"type": "function", "function": {"name": "p", "parameters": SCHEMA}}],
+    "tool_choice": {"type": "function", "function": {"name": "p"}},
+}
+
+
+@pytest.fixture
+def transport(fake_llm: FakeLLM) -> Iterator[Transport]:
+    with Transport(fake_llm.base_url, KEY, backoff_base=0.01, timeout=10) as t:
+        yield t
+
+
+# -- status → exception -----------------------------------------------------------------------
+
+CASES: list[tuple[Reply, type[E.FieldwiseError], int, str]] = [
+    (reply.http_error(400, "bad field"), E.BadRequestError, 1, "bad field"),
+    (reply.http_error(422, "unprocessable"), E.BadRequestError, 1, "unprocessable"),
+    (
+        reply.http_error(400, "This model's maximum context length is 8192 tokens"),
+        E.ContextLengthError,
+        1,
+        "longer context",
+    ),
+    (reply.http_error(413, "Payload Too Large"), E.ContextLengthError, 1, "Shorten"),
+    (
+        reply.http_error(401, "No auth credentials found"),
+        E.AuthenticationError,
+        1,
+        "OPENROUTER_API_KEY",
+    ),
+    (reply.http_error(402, "Insufficient credits"), E.InsufficientCreditsError, 1, "credits"),
+    (
+        reply.http_error(403, "flagged", metadata={"reasons": ["violence", "hate"]}),
+        E.ModerationError,
+        1,
+        "violence, hate",
+    ),
+    (reply.http_error(404, "Model not found"), E.BadRequestError, 1, "vendor/some-model"),
+    (
+        reply.http_error(404, "No endpoints found that can handle the requested parameters."),
+        E.BadRequestError,
+        1,
+        "supports all the requested parameters",
+    ),
+    (reply.http_error(429, "Rate limit exceeded"), E.RateLimitError, 3, "rate_limit="),
+    (reply.http_error(408, "Request Timeout"), E.ProviderError, 3, "provider={'order'"),
+    (reply.http_error(409, "Conflict"), E.ProviderError, 3, "Conflict"),
+    (reply.http_error(500, "Internal"), E.ProviderError, 3, "try again later"),
+    (
+        reply.http_error(
+            502,
+            "Provider returned error",
+            metadata={"raw": "upstream 500", "provider_name": "Acme"},
+        ),
+        E.ProviderError,
+        3,
+        "upstream 500",
+    ),
+    (reply.http_error(503, "No instances available"), E.ProviderError, 3, "No instances"),
+    (reply.http_error(529, "Overloaded"), E.ProviderError, 3, "Overloaded"),
+]
+
+
+@pytest.mark.parametrize(("answer", "kind", "requests", "says"), CASES)
+def test_status_maps_to_typed_error(
+    fake_llm: FakeLLM,
+    transport: Transport,
+    answer: Reply,
+    kind: type[E.FieldwiseError],
+    requests: int,
+    says: str,
+) -> None:
+    fake_llm.script(answer, answer, answer)
+    with pytest.raises(kind) as caught:
+        transport.chat(BODY)
+    assert type(caught.value) is kind
+    assert len(fake_llm.requests) == requests
+    assert says.lower() in str(caught.value).lower()
+    if isinstance(caught.value, E.APIError):
+        assert caught.value.status_code == answer.status
+        assert caught.value.body == {
+            "error": {
+                "code": answer.code,
+                "message": answer.value,
+                **({"metadata": dict(answer.metadata)} if answer.metadata else {}),
+            }
+        }
+    if requests > 1:
+        assert f"after {requests} attempts" in str(caught.value)
+
+
+def test_provider_name_from_metadata(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.http_error(400, "nope", metadata={"provider_name": "Acme"}))
+    with pytest.raises(E.BadRequestError) as caught:
+        transport.chat(BODY)
+    assert caught.value.provider == "Acme" and caught.value.code == 400
+
+
+# -- retries ----------------------------------------------------------------------------------
+
+
+def test_retry_then_success(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.http_error(503), reply.http_error(429, retry_after=0))
+    response = transport.chat(BODY)
+    assert response.content == '{"name": "example"}'
+    assert len(fake_llm.requests) == 3
+    assert all(r.body == BODY for r in fake_llm.requests)  # the very same request, resent
+
+
+def test_retry_after_is_honoured(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.http_error(429, retry_after=0.3))
+    started = time.monotonic()
+    assert transport.chat(BODY).content
+    assert time.monotonic() - started >= 0.29  # never earlier than asked (no upper bound)
+    assert len(fake_llm.requests) == 2
+
+
+def test_retry_after_ms_and_http_date() -> None:
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert parse_retry_after({"retry-after": "2.5"}) == 2.5
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < (parse_retry_after({"retry-after": future}) or 0) <= 30
+    past = email.utils.formatdate(time.time() - 30, usegmt=True)
+    assert parse_retry_after({"retry-after": past}) == 0
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({}) is None
+
+
+def test_backoff_is_full_jitter_and_capped() -> None:
+    policy = RetryPolicy(retries=10, backoff_base=0.5, backoff_max=8.0)
+    failure = Failure(E.ProviderError, "x", "", True)
+    rng = random.Random(1)
+    for attempt in range(10):
+        delays = [policy.delay(failure, attempt, rng) for _ in range(200)]
+        cap = min(8.0, 0.5 * 2**attempt)
+        assert all(d is not None and 0 <= d <= cap for d in delays)
+        assert max(d for d in delays if d is not None) > cap / 2
+    assert policy.delay(failure, 10, rng) is None
+    assert policy.delay(Failure(E.ProviderError, "x", "", False), 0, rng) is None
+
+
+def test_overlong_retry_after_raises_at_once(fake_llm: FakeLLM, fake_base: str = "") -> None:
+    with Transport(fake_llm.base_url, KEY, max_retry_after=5, backoff_base=0.01) as transport:
+        fake_llm.script(reply.http_error(429, "slow down", retry_after=120))
+        with pytest.raises(E.RateLimitError) as caught:
+            transport.chat(BODY)
+    assert caught.value.retry_after == 120
+    assert "max_retry_after=5" in str(caught.value)
+    assert len(fake_llm.requests) == 1
+
+
+def test_x_should_retry_header_wins(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.http_error(503, headers={"x-should-retry": "false"}))
+    with pytest.raises(E.ProviderError):
+        transport.chat(BODY)
+    assert len(fake_llm.requests) == 1
+
+
+def test_no_retries_when_disabled(fake_llm: FakeLLM) -> None:
+    with Transport(fake_llm.base_url, None, network_retries=0) as transport:
+        fake_llm.script(reply.http_error(503))
+        with pytest.raises(E.ProviderError) as caught:
+            transport.chat(BODY)
+    assert len(fake_llm.requests) == 1 and "attempts" not in str(caught.value)
+
+
+def test_dropped_connection_is_retried(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.drop(), reply.drop())
+    assert transport.chat(BODY).finish_reason == "stop"
+    assert len(fake_llm.requests) == 3
+    fake_llm.script(reply.drop(), reply.drop(), reply.drop())
+    with pytest.raises(E.APIConnectionError) as caught:
+        transport.chat(BODY)
+    assert type(caught.value) is E.APIConnectionError
+    assert "after 3 attempts" in str(caught.value) and "base_url" in str(caught.value)
+
+
+def test_unreachable_endpoint() -> None:
+    with FakeLLM() as fake:
+        url = fake.base_url
+    with (
+        Transport(url, KEY, network_retries=1, backoff_base=0.01) as transport,
+        pytest.raises(E.APIConnectionError) as caught,
+    ):
+        transport.chat(BODY)
+    assert "Could not reach" in str(caught.value)
+
+
+def test_slow_answer_times_out_after_retries(fake_llm: FakeLLM) -> None:
+    fake_llm.script(reply.slow(30), reply.slow(30), reply.slow(30))
+    with (
+        Transport(fake_llm.base_url, KEY, timeout=0.2, backoff_base=0.01) as transport,
+        pytest.raises(E.APITimeoutError) as caught,
+    ):
+        transport.chat(BODY)
+    assert len(fake_llm.requests) == 3
+    assert "timeout=0.2" in str(caught.value) and "Increase timeout=" in str(caught.value)
+
+
+def test_error_inside_a_200_body(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.error_in_body(502, "upstream died"))
+    assert transport.chat(BODY).content
+    assert len(fake_llm.requests) == 2
+    fake_llm.script(reply.error_in_body(400, "bad schema"))
+    with pytest.raises(E.BadRequestError) as caught:
+        transport.chat(BODY)
+    assert "answered HTTP 200" in str(caught.value) and len(fake_llm.requests) == 3
+    fake_llm.script(reply.error_in_body("context_length_exceeded", "too long"))
+    with pytest.raises(E.ContextLengthError):
+        transport.chat(BODY)
+    fake_llm.script(*[reply.error_in_body("rate_limit_exceeded", "slow")] * 3)
+    with pytest.raises(E.RateLimitError):
+        transport.chat(BODY)
+    assert len(fake_llm.requests) == 7
+
+
+def test_finish_reason_error(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.finish_error("cut"))
+    assert transport.chat(BODY).finish_reason == "stop"
+    assert len(fake_llm.requests) == 2
+    fake_llm.script(*[reply.finish_error("generation failed")] * 3)
+    with pytest.raises(E.ProviderError) as caught:
+        transport.chat(BODY)
+    assert "generation failed" in str(caught.value) and len(fake_llm.requests) == 5
+
+
+def test_answer_that_is_not_a_completion_is_not_retried() -> None:
+    for payload in (["a list"], {"object": "something else"}, "<html>"):
+        failure = parse_response(payload, url="http://x/v1/chat/completions", model=None)
+        assert isinstance(failure, Failure) and not failure.retryable
+        error = failure.error(1)
+        assert isinstance(error, E.ProviderError) and "base_url" in str(error)
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def test_chat_response_fields(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(
+        reply.empty(reasoning="thinking"),
+        reply.refusal("no"),
+        reply.truncated('{"na'),
+        reply.json({"name": "Ada"}, model="m/answered", provider="Acme"),
+    )
+    empty = transport.chat(BODY)
+    assert empty.content == "" and empty.reasoning == "thinking"
+    refused = transport.chat(BODY)
+    assert refused.refusal == "no" and refused.content is None
+    cut = transport.chat(BODY)
+    assert (cut.content, cut.finish_reason) == ('{"na', "length")
+    ok = transport.chat(BODY)
+    assert (ok.model, ok.provider) == ("m/answered", "Acme")
+    assert ok.id is not None and ok.id.startswith("gen-")
+    assert ok.usage is not None and ok.usage["cost"] > 0
+    assert ok.raw["choices"][0]["message"]["content"] == ok.content
+    tool = transport.chat(TOOL_BODY)
+    assert tool.tool_arguments == '{"name": "example"}' and tool.finish_reason == "tool_calls"
+
+
+def test_reasoning_content_is_read_too() -> None:
+    payload = {
+        "choices": [
+            {"message": {"content": "x", "reasoning_content": "why"}, "finish_reason": "stop"}
+        ]
+    }
+    parsed = parse_response(payload, url="u", model=None)
+    assert isinstance(parsed, ChatResponse) and parsed.reasoning == "why"
+
+
+def test_headers_sent(fake_llm: FakeLLM) -> None:
+    with Transport(fake_llm.base_url, KEY, headers={"X-Title": "tests"}) as transport:
+        transport.chat(BODY)
+    with Transport(fake_llm.base_url, None) as anonymous:
+        anonymous.chat(BODY)
+    keyed, anon = fake_llm.requests
+    assert keyed.headers["authorization"] == f"Bearer {KEY}"
+    assert keyed.headers["x-title"] == "tests"
+    assert keyed.headers["content-type"] == "application/json"
+    assert "authorization" not in anon.headers
+
+
+def test_get_json(fake_llm: FakeLLM, transport: Transport) -> None:
+    models = transport.get_json("/models")
+    assert models["data"][0]["id"] == "fake/model"
+    assert transport.get_json("models") == models
+    with pytest.raises(E.BadRequestError):
+        transport.get_json("/nowhere")
+
+
+def test_bad_base_url() -> None:
+    with pytest.raises(E.ConfigurationError):
+        Transport("localhost:8000/v1", KEY)
+
+
+def test_threads_share_one_transport(fake_llm: FakeLLM, transport: Transport) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: transport.chat(BODY), range(64)))
+    assert all(r.content for r in results) and len(fake_llm.requests) == 64
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+def assemble(chunks: list[ChatChunk]) -> tuple[str, str, dict[str, Any] | None, str | None]:
+    content = "".join(c.content or "" for c in chunks)
+    arguments = "".join(c.tool_arguments or "" for c in chunks)
+    usage = next((c.usage for c in chunks if c.usage), None)
+    finish = next((c.finish_reason for c in chunks if c.finish_reason), None)
+    return content, arguments, usage, finish
+
+
+def test_stream_assembles_content_and_usage(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.latency = 0.02  # the keep-alive comment arrives before the content
+    chunks = list(transport.stream(BODY))
+    content, _, usage, finish = assemble(chunks)
+    assert content == '{"name": "example"}' and finish == "stop"
+    assert usage is not None and usage["total_tokens"] > 0
+    assert len([c for c in chunks if c.content]) > 1
+    assert chunks[-1].usage is not None and chunks[-1].model == "fake/model"
+    assert fake_llm.requests[0].body == {**BODY, "stream": True}
+    assert fake_llm.requests[0].headers["accept"] == "text/event-stream"
+
+
+def test_stream_tool_call_and_reasoning(fake_llm: FakeLLM, transport: Transport) -> None:
+    _, arguments, _, finish = assemble(list(transport.stream(TOOL_BODY)))
+    assert arguments == '{"name": "example"}' and finish == "tool_calls"
+    fake_llm.script(reply.empty(reasoning="step by step"))
+    chunks = list(transport.stream(BODY))
+    assert "".join(c.reasoning or "" for c in chunks) == "step by step"
+
+
+def test_stream_error_mid_stream_is_typed_and_not_retried(
+    fake_llm: FakeLLM, transport: Transport
+) -> None:
+    fake_llm.script(reply.stream_error(6, "provider disconnected"))
+    received: list[ChatChunk] = []
+    with pytest.raises(E.ProviderError) as caught:
+        for chunk in transport.stream(BODY):
+            received.append(chunk)
+    assert "provider disconnected" in str(caught.value)
+    assert assemble(received)[0] == '{"name'
+    assert len(fake_llm.requests) == 1
+
+
+def test_stream_failures_before_content_are_retried(
+    fake_llm: FakeLLM, transport: Transport
+) -> None:
+    fake_llm.script(reply.http_error(429, retry_after=0), reply.error_in_body(502, "x"))
+    assert assemble(list(transport.stream(BODY)))[0] == '{"name": "example"}'
+    fake_llm.script(reply.drop())
+    assert assemble(list(transport.stream(BODY)))[0] == '{"name": "example"}'
+    assert len(fake_llm.requests) == 5
+    fake_llm.script(reply.http_error(401, "bad key"))
+    with pytest.raises(E.AuthenticationError):
+        list(transport.stream(BODY))
+
+
+def test_connections_are_kept_alive(fake_llm: FakeLLM, transport: Transport) -> None:
+    for _ in range(3):
+        assert assemble(list(transport.stream(BODY)))[0]  # read to the end after [DONE]
+        transport.chat(BODY)
+    assert len(fake_llm.requests) == 6 and fake_llm.connections == 1
+
+
+# -- async ------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_async_chat_retries_and_errors(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.http_error(500), reply.drop())
+    assert (await transport.achat(BODY)).content == '{"name": "example"}'
+    assert len(fake_llm.requests) == 3
+    fake_llm.script(reply.http_error(402, "no credits"))
+    with pytest.raises(E.InsufficientCreditsError):
+        await transport.achat(BODY)
+    assert (await transport.aget_json("/models"))["data"]
+    await transport.aclose()
+
+
+@pytest.mark.anyio
+async def test_async_stream(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.script(reply.http_error(503), reply.valid(), reply.stream_error(3, "boom"))
+    chunks = [chunk async for chunk in transport.astream(BODY)]
+    assert assemble(chunks)[0] == '{"name": "example"}'
+    with pytest.raises(E.ProviderError):
+        async for _ in transport.astream(BODY):
+            pass
+    assert len(fake_llm.requests) == 3
+
+
+@pytest.mark.anyio
+async def test_async_timeout(fake_llm: FakeLLM) -> None:
+    fake_llm.script(reply.slow(30), reply.slow(30))
+    async with Transport(fake_llm.base_url, KEY, timeout=0.2, network_retries=1) as transport:
+        with pytest.raises(E.APITimeoutError):
+            await transport.achat(BODY)
+    assert len(fake_llm.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_many_in_flight(fake_llm: FakeLLM, transport: Transport) -> None:
+    fake_llm.latency = 0.02
+    answers = await asyncio.gather(*(transport.achat(BODY) for _ in range(64)))
+    assert all(a.content for a in answers) and len(fake_llm.requests) == 64
+
+
+def test_two_asyncio_runs_share_one_transport(fake_llm: FakeLLM, transport: Transport) -> None:
+    async def call() -> ChatResponse:
+        first = await transport.achat(BODY)
+        chunks = [c async for c in transport.astream(BODY)]
+        assert assemble(chunks)[0] == first.content
+        return first
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert asyncio.run(call()).content == asyncio.run(call()).content
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert len(fake_llm.requests) == 4
+    transport.chat(BODY)  # and the sync side still works
+    transport.close()
+    transport.close()
+
+
+def test_async_from_another_thread(fake_llm: FakeLLM, transport: Transport) -> None:
+    results: list[str | None] = []
+    worker = threading.Thread(
+        target=lambda: results.append(asyncio.run(transport.achat(BODY)).content)
+    )
+    worker.start()
+    worker.join()
+    assert results == ['{"name": "example"}']
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+
+def test_api_key_never_leaks(
+    fake_llm: FakeLLM, transport: Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    def echo_key(request: RecordedRequest) -> Reply:
+        auth = request.headers.get("authorization", "")
+        return reply.http_error(503, f"cannot use {auth} right now", metadata={"raw": auth})
+
+    caplog.set_level(logging.DEBUG)
+    fake_llm.handler = echo_key
+    with pytest.raises(E.ProviderError) as caught:
+        transport.chat(BODY)
+    fake_llm.handler = None
+    fake_llm.script(reply.http_error(401, f"key {KEY} revoked"))
+    with pytest.raises(E.AuthenticationError) as auth_error:
+        list(transport.stream(BODY))
+    for error in (caught.value, auth_error.value):
+        assert KEY not in str(error) and KEY not in repr(error)
+        assert KEY not in repr(error.body) and "[REDACTED]" in str(error)
+    assert KEY not in repr(transport) and "<set>" in repr(transport)
+    assert caplog.records and KEY not in caplog.text
+    assert any("retry" in r.getMessage() for r in caplog.records if r.name == "fieldwise.transport")
+    assert len(fake_llm.requests) == 4
