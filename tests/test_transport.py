@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import gc
+import json
 import logging
 import random
 import threading
@@ -497,3 +498,17 @@ def test_api_key_never_leaks(
     assert caplog.records and KEY not in caplog.text
     assert any("retry" in r.getMessage() for r in caplog.records if r.name == "fieldwise.transport")
     assert len(fake_llm.requests) == 4
+
+
+def test_encoded_body_is_the_same_json_with_a_reused_response_format() -> None:
+    from fieldwise.transport import encode_body
+
+    schema = {"type": "json_schema", "json_schema": {"name": "P", "strict": True, "schema": {}}}
+    for text in ("first", "sécond \udc80"):
+        body = {
+            "model": "m",
+            "messages": [{"role": "user", "content": text}],
+            "response_format": schema,
+        }
+        assert json.loads(encode_body(body)) == body
+    assert json.loads(encode_body({"response_format": schema})) == {"response_format": schema}

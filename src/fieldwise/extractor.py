@@ -203,7 +203,7 @@ class Extractor:
             body, self._settings.profile, reasoning=self.reasoning, provider=self.provider
         )
         variant = f"{compiled.fingerprint}:{self.mode}:{int(self.grounding)}"
-        key = request_key(body, self._endpoint_id, variant)
+        key = "" if self.cache_mode is False else request_key(body, self._endpoint_id, variant)
         return Call(compiled, body, key, input_text(data) if self.grounding else None)
 
     def _flow(self, call: Call) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
