@@ -107,3 +107,82 @@ def test_cli_extract(model_ready: None, tmp_path: Path, capsys: pytest.CaptureFi
         "age": 28,
         "city": "Boston",
     }
+
+
+SCHEMA_FILE = (
+    "from pydantic import BaseModel\n"
+    "class SimpleForm(BaseModel):\n    name: str\n    age: int\n    city: str\n"
+)
+
+
+def test_cli_fill_csv_and_xlsx(model_ready: None, tmp_path: Path) -> None:
+    pytest.importorskip("fieldwise_csv")
+    openpyxl = pytest.importorskip("openpyxl")
+    schema = tmp_path / "forms.py"
+    schema.write_text(SCHEMA_FILE)
+    rows = [("1", FORM), ("2", "Name: Peter Novak\nAge: 52\nCity: Prague")]
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(
+        "id,notes\n" + "".join(f'{i},"{text}"\n' for i, text in rows), encoding="utf-8"
+    )
+    out = tmp_path / "people.filled.csv"
+    spec = f"{schema}:SimpleForm"
+    assert (
+        main(
+            [
+                "fill",
+                str(csv_path),
+                "--schema",
+                spec,
+                "--from",
+                "notes",
+                "--model",
+                "local",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    import csv
+
+    filled = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["id"] for r in filled] == ["1", "2"]
+    assert filled[0]["name"] == "John Smith" and filled[0]["age"] == "28"
+    assert all(r["city"] for r in filled)
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["id", "notes", "name"])
+    for i, text in rows:
+        sheet.append([int(i), text, None])
+    sheet["E1"] = "=1+1"
+    xlsx_path = tmp_path / "people.xlsx"
+    book.save(xlsx_path)
+    assert (
+        main(["fill", str(xlsx_path), "--schema", spec, "--from", "notes", "--model", "local"]) == 0
+    )
+    result = openpyxl.load_workbook(tmp_path / "people.filled.xlsx").active
+    header = [c.value for c in result[1]]
+    assert header[:3] == ["id", "notes", "name"] and "age" in header and "city" in header
+    assert result["C2"].value == "John Smith"
+    assert result.cell(2, header.index("age") + 1).value == 28  # a typed number cell
+    assert result["E1"].value == "=1+1"  # the formula is kept
+
+
+@pytest.mark.anyio
+async def test_service_endpoint(model_ready: None, tmp_path: Path) -> None:
+    httpx = pytest.importorskip("httpx")
+    from fieldwise.service import create_app
+
+    extractor = Extractor(model="local", cache_dir=str(tmp_path / "cache"))
+    app = create_app(schemas=[SimpleForm], extractor=extractor)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/v1/extract/SimpleForm", json={"text": FORM})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["data"] == {"name": "John Smith", "age": 28, "city": "Boston"}
+        assert body["usage"]["total_tokens"] > 0 and body["cached"] is False
+        again = await client.post("/v1/extract/SimpleForm", json={"text": FORM})
+        assert again.json()["cached"] is True
