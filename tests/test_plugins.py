@@ -1,0 +1,218 @@
+"""The plugin system: entry points, environment filters, failures, priorities, docs."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fieldwise import Document, DocumentLoader, UnsupportedInputError, hookimpl, hookspecs
+from fieldwise.plugins import (
+    document_loaders,
+    list_plugins,
+    pick_table_adapter,
+    register_plugin,
+    reset_plugins,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins() -> Iterator[None]:
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+def names() -> set[str]:
+    return {info.name for info in list_plugins() if info.error is None}
+
+
+def test_installed_plugins_are_found_by_entry_point() -> None:
+    found = {info.name: info for info in list_plugins()}
+    assert {"documents", "csv", "xlsx", "local"} <= set(found)
+    assert found["documents"].version and "register_document_loaders" in found["documents"].hooks
+    assert "register_backends" in found["local"].hooks
+
+
+def test_load_only_named_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIELDWISE_LOAD_PLUGINS", "documents")
+    assert names() == {"documents"}
+
+
+def test_disable_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIELDWISE_DISABLE_PLUGINS", "csv")
+    assert "csv" not in names() and "xlsx" in names()
+    with pytest.raises(UnsupportedInputError) as caught:
+        pick_table_adapter(".csv")
+    assert "xlsx" in str(caught.value)  # says what is installed
+
+
+def test_a_broken_plugin_is_named_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = tmp_path / "broken_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[fieldwise]\nbroken = no_such_module_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    infos = {info.name: info for info in list_plugins()}
+    assert "no_such_module_xyz" in (infos["broken"].error or "")
+    assert any(loader.name == "pdf" for loader in document_loaders())
+
+
+class RaisingPlugin:
+    @hookimpl
+    def register_document_loaders(self, register: Any) -> None:
+        raise RuntimeError("plugin bug")
+
+
+def test_a_raising_hook_does_not_take_down_the_others() -> None:
+    unregister = register_plugin(RaisingPlugin(), name="raiser")
+    try:
+        assert any(loader.name == "pdf" for loader in document_loaders())
+        infos = {info.name: info for info in list_plugins()}
+        assert "plugin bug" in (infos["raiser"].error or "")
+    finally:
+        unregister()
+
+
+class ShoutingText:
+    """A third party's loader for .txt, preferred over the built-in one by priority."""
+
+    @hookimpl
+    def register_document_loaders(self, register: Any) -> None:
+        def load(data: bytes, name: str) -> Document:
+            return Document(data.decode().upper())
+
+        register(DocumentLoader("shout", load, suffixes=(".txt",), priority=100))
+
+
+def test_priority_picks_the_loader_and_the_document_says_which(tmp_path: Path) -> None:
+    path = tmp_path / "note.txt"
+    path.write_text("hello")
+    assert Document.open(path).metadata["loader"] == "text"
+    unregister = register_plugin(ShoutingText(), name="shout")
+    try:
+        document = Document.open(path)
+        assert document.text == "HELLO" and document.metadata["loader"] == "shout"
+    finally:
+        unregister()
+
+
+def test_unsupported_suffix_lists_what_is_installed(tmp_path: Path) -> None:
+    path = tmp_path / "scan.tiff"
+    path.write_bytes(b"II*\x00")
+    with pytest.raises(UnsupportedInputError, match=r"Installed:.*pdf"):
+        Document.open(path)
+
+
+def test_every_hook_is_documented_and_tested() -> None:
+    docs = (ROOT / "docs/plugins.md").read_text()
+    tests = Path(__file__).read_text() + "".join(
+        p.read_text() for p in ROOT.glob("plugins/*/tests/*.py")
+    )
+    hooks = [
+        name
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("register_")
+    ]
+    assert hooks
+    for hook in hooks:
+        assert hook in docs, f"{hook} is not documented in docs/plugins.md"
+        assert hook in tests, f"{hook} has no test"
+
+
+class HelloCommand:
+    @hookimpl
+    def register_commands(self, subparsers: Any) -> None:
+        parser = subparsers.add_parser("hello", help="say hello")
+
+        def run(args: Any) -> int:
+            print("hello from a plugin")
+            return 0
+
+        parser.set_defaults(func=run)
+
+
+def test_register_commands_adds_a_sub_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from fieldwise.cli import main
+
+    unregister = register_plugin(HelloCommand(), name="hello")
+    try:
+        assert main(["hello"]) == 0
+        assert capsys.readouterr().out == "hello from a plugin\n"
+        assert main(["local", "status", "--json"]) in (0, 1)  # fieldwise-local's command
+        assert "installed" in capsys.readouterr().out
+    finally:
+        unregister()
+
+
+def test_plugins_command_human_output(capsys: pytest.CaptureFixture[str]) -> None:
+    from fieldwise.cli import main
+
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "documents" in out and "register_document_loaders" in out
+    assert sys.modules.get("fieldwise_documents") is not None
+
+
+class LinesAdapter:
+    """A third party's table adapter: one input per line of a ``.lines`` file, results
+    written as JSON lines — built only from fieldwise's public plugin API."""
+
+    @hookimpl
+    def register_table_adapters(self, register: Any) -> None:
+        from fieldwise import TableAdapter
+
+        register(TableAdapter("lines", self.fill, suffixes=(".lines",)))
+
+    @staticmethod
+    def fill(path: Path, *, target: Any, extractor: Any, output: Any, **options: Any) -> Any:
+        from fieldwise.tables import FillReport
+
+        report = FillReport(output=str(output or path.with_suffix(".jsonl")))
+        lines = path.read_text().splitlines()
+        report.rows = report.planned = len(lines)
+        batch = extractor.run_many(lines, target, concurrency=options.get("concurrency", 4))
+        with open(report.output, "w") as out:
+            for item in batch:
+                out.write((item.value.model_dump_json() if item.ok else "null") + "\n")
+        report.absorb(batch.summary)
+        return report.to_dict()
+
+
+def test_register_table_adapters_serves_fieldwise_fill(
+    fake_llm: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fieldwise.cli import main
+
+    schema = tmp_path / "m.py"
+    schema.write_text("from pydantic import BaseModel\nclass P(BaseModel):\n    name: str\n")
+    data = tmp_path / "people.lines"
+    data.write_text("Ada\nBob\n")
+    unregister = register_plugin(LinesAdapter(), name="lines")
+    try:
+        code = main(
+            [
+                "fill",
+                str(data),
+                "--schema",
+                f"{schema}:P",
+                "--from",
+                "x",
+                "--base-url",
+                fake_llm.base_url,
+                "--no-progress",
+            ]
+        )
+    finally:
+        unregister()
+    assert code == 0, capsys.readouterr().err
+    assert len((tmp_path / "people.jsonl").read_text().splitlines()) == 2
+    assert len(fake_llm.requests) == 2
