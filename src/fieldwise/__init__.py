@@ -32,7 +32,7 @@ _EXPORTS = {
     "AsyncBatch": "batch",
     "BatchItem": "batch",
     "BatchSummary": "batch",
-    "BudgetExceededError": "batch",
+    "BudgetExceededError": "exceptions",
     "hookimpl": "hookspecs",
     "DocumentLoader": "registry",
     "TableAdapter": "registry",
@@ -106,7 +106,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .api import aextract, arun, default_extractor, extract, run
-    from .batch import AsyncBatch, Batch, BatchItem, BatchSummary, BudgetExceededError
+    from .batch import AsyncBatch, Batch, BatchItem, BatchSummary
     from .document import Document
     from .evaluation import EvalReport, evaluate
     from .exceptions import (
@@ -115,6 +115,7 @@ if TYPE_CHECKING:
         APITimeoutError,
         AuthenticationError,
         BadRequestError,
+        BudgetExceededError,
         ConfigurationError,
         ContextLengthError,
         EmptyOutputError,

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .exceptions import FieldwiseError, RateLimitError
+from .exceptions import BudgetExceededError, ConfigurationError, FieldwiseError, RateLimitError
 from .ratelimit import RateLimiter
 from .result import Result, Usage
 
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger("fieldwise.batch")
 _RATE_LIMIT_ROUNDS = 3
-
-
-class BudgetExceededError(FieldwiseError):
-    """The item was not started: the batch's ``max_cost`` would have been exceeded."""
 
 
 @dataclass
@@ -117,7 +113,7 @@ class AsyncBatch(Generic[T]):
         options: dict[str, Any],
     ) -> None:
         if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+            raise ConfigurationError("concurrency= must be at least 1.")
         self.summary = BatchSummary()
         self._extractor = extractor
         self._inputs = iter(inputs)
@@ -134,6 +130,7 @@ class AsyncBatch(Generic[T]):
         self._active = 0
         self._spent = 0.0
         self._paid = 0
+        self._cost_unknown = False
         self._budget_changed: asyncio.Condition | None = None
 
     def __aiter__(self) -> AsyncIterator[BatchItem[T]]:
@@ -182,6 +179,8 @@ class AsyncBatch(Generic[T]):
 
     def _spend(self, usage: Usage | None) -> None:
         if isinstance(usage, Usage) and usage.requests:
+            if usage.cost is None:
+                self._cost_unknown = True
             self._spent += usage.cost or 0.0
             self._paid += 1
 
@@ -193,6 +192,13 @@ class AsyncBatch(Generic[T]):
         async with self._budget_changed:
             while self._paid == 0 and self._active > 0:
                 await self._budget_changed.wait()
+        if self._cost_unknown:  # never guess an unknown cost as zero
+            self.summary.stopped = "cost_unknown"
+            raise BudgetExceededError(
+                "not started: max_cost= is set but this endpoint reports no cost and no "
+                "price is known for the model; pass prices={model: (input, output)} per "
+                "million tokens, or drop max_cost="
+            )
         expected = self._spent / self._paid if self._paid else 0.0
         if self.summary.stopped or self._spent + expected * (self._active + 1) > self._max_cost:
             self.summary.stopped = "max_cost"

@@ -63,6 +63,8 @@ def vote(results: Sequence[Result[Any]], target: Any) -> Result[Any]:
     for r in results:
         usage = usage + r.usage
     cached = all(r.cached for r in results)
+    # raw text and evidence belong to one sample: take one whose value is the voted value
+    chosen = next((r for r in results if r.value == value), None)
     return Result(
         value=value,
         usage=usage,
@@ -72,8 +74,9 @@ def vote(results: Sequence[Result[Any]], target: Any) -> Result[Any]:
         model=results[0].model,
         provider=results[0].provider,
         repairs=[note for r in results for note in r.repairs],
-        raw=results[0].raw,
-        evidence=results[0].evidence,
+        raw=chosen.raw if chosen else "",
+        evidence=chosen.evidence if chosen else {},
+        ungrounded=chosen.ungrounded if chosen else {},
         confidence=confidence,
     )
 

@@ -90,11 +90,12 @@ class EndpointSettings:
 
 
 def _key_for(profile: ProfileName, api_key: str | None) -> str | None:
-    # The OpenRouter key is only ever sent to OpenRouter, never to a third-party host.
+    # Each key goes only to its own service: OPENROUTER_API_KEY to OpenRouter,
+    # OPENAI_API_KEY to other OpenAI-compatible endpoints; never one to the other.
     if api_key is not None:
         return api_key
     if profile == "openrouter":
-        return os.environ.get("OPENROUTER_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        return os.environ.get("OPENROUTER_API_KEY")
     return os.environ.get("OPENAI_API_KEY")
 
 

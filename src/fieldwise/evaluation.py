@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from .document import Document
+from .exceptions import ConfigurationError
 from .extractor import Extractor
 from .result import Usage
 
@@ -125,13 +126,15 @@ def load_gold(path: str | Path) -> Iterator[tuple[Any, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not JSON: {exc}") from None
+                raise ConfigurationError(f"{path}:{number}: not JSON: {exc}") from None
             if "input_file" in record:
                 data: Any = Document.open(path.parent / record["input_file"])
             elif "input" in record:
                 data = record["input"]
             else:
-                raise ValueError(f"{path}:{number}: needs 'input' or 'input_file'")
+                raise ConfigurationError(f"{path}:{number}: needs 'input' or 'input_file'")
+            if not isinstance(record.get("expected"), dict):
+                raise ConfigurationError(f"{path}:{number}: needs an 'expected' object")
             yield data, record["expected"]
 
 

@@ -20,7 +20,8 @@ Hierarchy::
     │   ├── TruncatedOutputError  finish_reason "length"
     │   ├── RefusalError          the model refused
     │   └── EmptyOutputError      empty content (often: it all went into reasoning)
-    └── ExtractionError           out of re-asks: output never validated
+    ├── ExtractionError           out of re-asks: output never validated
+    └── BudgetExceededError       a batch item not started: max_cost would be exceeded
 
 Messages say what to do next. No message, repr or attribute ever holds the API key:
 ``redact`` is applied to every text that came from the network or the configuration.
@@ -188,6 +189,11 @@ class ExtractionError(FieldwiseError):
     def errors(self) -> list[list[dict[str, Any]]]:
         """The validation errors of each attempt."""
         return [a.errors for a in self.attempts]
+
+
+class BudgetExceededError(FieldwiseError):
+    """A batch item was not started: the batch's ``max_cost`` would have been exceeded
+    (or the cost of the items so far is unknown, so the budget cannot be kept)."""
 
 
 class Attempt:

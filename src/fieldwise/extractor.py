@@ -33,7 +33,6 @@ from .transport import ChatResponse, Transport
 
 T = TypeVar("T")
 _MODES = ("json_schema", "json_object", "tools")
-_JSON_ERROR_TYPES = {"json_invalid", "json_type"}
 
 
 class Extractor:
@@ -42,9 +41,10 @@ class Extractor:
     ``model``/``base_url`` default to ``FIELDWISE_MODEL``/``FIELDWISE_BASE_URL``, then
     OpenRouter's ``qwen/qwen3.5-flash-02-23`` when ``OPENROUTER_API_KEY`` is set, then an
     installed offline backend (``model="local"``). ``api_key=None`` reads
-    ``OPENROUTER_API_KEY`` then ``OPENAI_API_KEY`` (the OpenRouter key only ever goes to
-    OpenRouter). ``max_retries`` bounds re-asks on invalid output; ``network_retries``
-    bounds retries of 408/409/429/5xx/timeouts, which never reach the prompt.
+    ``OPENROUTER_API_KEY`` for OpenRouter and ``OPENAI_API_KEY`` for any other endpoint
+    (a key is never sent to the other service). ``max_retries`` bounds re-asks on invalid
+    output; ``network_retries`` bounds retries of 408/409/429/5xx/timeouts, which never
+    reach the prompt.
     ``cache``: ``True`` read+write, ``False`` off, ``"refresh"`` write only,
     ``"read_only"`` read only.
     """
@@ -277,6 +277,8 @@ class Extractor:
                 body = flow.send(transport.chat(self._wire(body)))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()  # on a network error: count the usage of earlier attempts now
 
     async def arun(
         self,
@@ -339,6 +341,8 @@ class Extractor:
                 body = flow.send(await transport.achat(self._wire(body)))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()  # on a network error: count the usage of earlier attempts now
 
     def _chunks(self, data: Input) -> list[Chunk] | None:
         if self.max_chars is None or not isinstance(data, Document):

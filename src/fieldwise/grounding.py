@@ -3,7 +3,8 @@
 Small models invent plausible values (a street that is not in the letter). A string
 field's value is *grounded* when it occurs in the input, ignoring case and runs of
 whitespace; its evidence is the ``(start, end)`` character span in the input. Literal
-and Enum fields are categories, not quotes, so they are not checked.
+and Enum fields are categories, not quotes, so they are not checked. Only strings are
+checked: numbers and dates are often written differently from how the input says them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ def locate(value: str, text: str) -> tuple[int, int] | None:
     return (found.start(), found.end()) if found else None
 
 
+def _item_annotation(annotation: Any) -> Any:
+    """The element type of ``list[X]``/``set[X]``/``tuple[X, ...]``/``dict[K, X]`` (through
+    Optional/Annotated), so a ``list[Literal[...]]`` is known to hold categories."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _item_annotation(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return _item_annotation(args[0]) if len(args) == 1 else None
+    args = [a for a in get_args(annotation) if a is not Ellipsis]
+    return args[-1] if args else None
+
+
 def _walk(value: Any, path: str, annotation: Any, out: list[tuple[str, str]]) -> None:
     if isinstance(value, BaseModel):
         for name, info in type(value).model_fields.items():
@@ -55,18 +69,20 @@ def _walk(value: Any, path: str, annotation: Any, out: list[tuple[str, str]]) ->
     elif isinstance(value, str) and not isinstance(value, enum.Enum):
         if not _is_category(annotation):
             out.append((path, value))
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]", None, out)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        item = _item_annotation(annotation)
+        for i, element in enumerate(value):
+            _walk(element, f"{path}[{i}]", item, out)
     elif isinstance(value, dict):
-        for key, item in value.items():
-            _walk(item, f"{path}[{key}]", None, out)
+        item = _item_annotation(annotation)
+        for key, element in value.items():
+            _walk(element, f"{path}[{key}]", item, out)
 
 
 def check_grounding(value: Any, text: str) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
     """``(evidence, ungrounded)``: spans of the strings found, and the strings not found."""
     strings: list[tuple[str, str]] = []
-    _walk(value, "", None, strings)
+    _walk(value, "", type(value) if isinstance(value, BaseModel) else None, strings)
     evidence: dict[str, tuple[int, int]] = {}
     ungrounded: dict[str, str] = {}
     for path, string in strings:

@@ -54,7 +54,9 @@ def _cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
     value, _, errors = decode_answer(call.compiled, hit.raw)
     if errors:  # e.g. the model class changed its validators since: ask again
         return None
-    evidence = check_grounding(value, call.text or "")[0] if _grounded(call, settings) else {}
+    evidence, ungrounded = (
+        check_grounding(value, call.text or "") if _grounded(call, settings) else ({}, {})
+    )
     return Result(
         value=value,
         usage=Usage(),
@@ -66,6 +68,7 @@ def _cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
         repairs=list(hit.repairs),
         raw=hit.raw,
         evidence=evidence,
+        ungrounded=ungrounded,
     )
 
 
@@ -92,6 +95,7 @@ def extraction_flow(
             text = answer_text(response, settings.mode, usage)
             value, repairs, errors = decode_answer(call.compiled, text)
             evidence: dict[str, tuple[int, int]] = {}
+            ungrounded: dict[str, str] = {}
             if not errors and _grounded(call, settings):
                 evidence, ungrounded = check_grounding(value, call.text or "")
                 if ungrounded and attempt <= settings.max_retries:
@@ -122,6 +126,7 @@ def extraction_flow(
                     repairs=repairs,
                     raw=text,
                     evidence=evidence,
+                    ungrounded=ungrounded,
                 )
             failed.append(Attempt(text, errors))
             body = _reask(body, call, settings, response, text, reask_text(errors))

@@ -8,9 +8,12 @@ the cache directory for a day); else
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from .result import Usage, money
 
 #: USD per million tokens (prompt, completion), for models whose price is well known.
 BUILTIN_PRICES: dict[str, tuple[float, float]] = {
@@ -40,39 +43,52 @@ class PriceBook:
             if self._fetched or self._fetch_models is None:
                 return
             self._fetched = True
-            store = self._store() if self._store is not None else None
-            table = store.get_meta("openrouter-prices") if store is not None else None
+            try:
+                store = self._store() if self._store is not None else None
+                table = store.get_meta("openrouter-prices") if store is not None else None
+            except Exception:  # an unusable cache directory: fetch, just don't keep it
+                store, table = None, None
             if table is None:
                 try:
                     listing = self._fetch_models()
                 except Exception:  # prices are a nicety: never fail an extraction for them
                     return
-                table = {}
-                for entry in (listing or {}).get("data", []):
-                    pricing = entry.get("pricing") or {}
-                    try:
-                        prompt = float(pricing.get("prompt", "nan")) * 1e6
-                        completion = float(pricing.get("completion", "nan")) * 1e6
-                    except (TypeError, ValueError):
-                        continue
-                    if prompt == prompt and completion == completion:  # not NaN
-                        table[entry["id"]] = (prompt, completion)
+                table = _price_table(listing)
                 if store is not None:
-                    store.set_meta("openrouter-prices", table, expire=86400)
+                    with contextlib.suppress(Exception):  # keeping it is only an optimisation
+                        store.set_meta("openrouter-prices", table, expire=86400)
             for model, price in table.items():
                 self._prices.setdefault(model, price)
 
     def cost(self, model: str, usage: Mapping[str, Any] | None) -> float | None:
-        if usage and usage.get("cost") is not None:
-            return float(usage["cost"])
         if not usage:
             return None
+        sent = money(usage.get("cost"))
+        if sent is not None:
+            return sent
         price = self._prices.get(model)
         if price is None:
             self._load_remote()
             price = self._prices.get(model)
         if price is None:
             return None
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
+        counted = Usage.from_response(dict(usage))
+        prompt, completion = counted.prompt_tokens, counted.completion_tokens
         return (prompt * price[0] + completion * price[1]) / 1e6
+
+
+def _price_table(listing: Any) -> dict[str, tuple[float, float]]:
+    """USD per million tokens by model id, from OpenRouter's ``/models`` (per-token strings);
+    entries that are not well-formed are skipped."""
+    table: dict[str, tuple[float, float]] = {}
+    entries = listing.get("data") if isinstance(listing, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        pricing = entry.get("pricing")
+        if not isinstance(pricing, dict):
+            continue
+        prompt, completion = money(pricing.get("prompt")), money(pricing.get("completion"))
+        if prompt is not None and completion is not None:
+            table[entry["id"]] = (prompt * 1e6, completion * 1e6)
+    return table

@@ -12,7 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from .document import Document
+from .exceptions import ConfigurationError, UnsupportedInputError
 from .schema import CompiledSchema
 
 Mode = Literal["json_schema", "json_object", "tools"]
@@ -47,10 +50,18 @@ def user_content(data: Input) -> str | list[dict[str, Any]]:
         return data
     if isinstance(data, Document):
         return data.text
+    if not isinstance(data, (list, tuple)) or not all(isinstance(p, dict) for p in data):
+        raise UnsupportedInputError(
+            f"Cannot extract from a {type(data).__name__}: pass a str, a fieldwise.Document "
+            "(Document.open(path) for files), or a list of OpenAI content parts."
+        )
     parts = [dict(part) for part in data]  # copies: the caller's objects are never mutated
     for part in parts:
         if part.get("type") not in ("text", "image_url", "input_audio", "file"):
-            raise TypeError(f"unsupported content part type: {part.get('type')!r}")
+            raise UnsupportedInputError(
+                f"Unsupported content part type {part.get('type')!r}: use 'text', "
+                "'image_url', 'input_audio' or 'file'."
+            )
     return parts
 
 
@@ -74,11 +85,25 @@ def build_messages(
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": system_message(compiled, mode, instructions)}
     ]
-    for example_input, example_output in examples or ():
-        messages.append({"role": "user", "content": example_input})
-        messages.append({"role": "assistant", "content": compiled.encode(example_output)})
+    for index, (example_input, example_output) in enumerate(examples or ()):
+        messages.append({"role": "user", "content": user_content(example_input)})
+        messages.append(
+            {"role": "assistant", "content": _example_answer(compiled, example_output, index)}
+        )
     messages.append({"role": "user", "content": user_content(data)})
     return messages
+
+
+def _example_answer(compiled: CompiledSchema[Any], output: Any, index: int) -> str:
+    """An example's answer in wire form; a dict is validated into the target first."""
+    try:
+        if not isinstance(output, compiled.target if isinstance(compiled.target, type) else ()):
+            output = compiled.decode_python(output if not compiled.wrapped else {"value": output})
+        return compiled.encode(output)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise ConfigurationError(
+            f"examples[{index}]: the output is not a valid {compiled.name}: {exc}"
+        ) from None
 
 
 def _short(value: Any, limit: int = 80) -> Any:

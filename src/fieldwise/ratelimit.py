@@ -7,13 +7,15 @@ import asyncio
 import threading
 import time
 
+from .exceptions import ConfigurationError
+
 
 class RateLimiter:
     """Evenly spaced request slots; ``pause(seconds)`` holds all slots back."""
 
     def __init__(self, rate: float | None) -> None:
         if rate is not None and rate <= 0:
-            raise ValueError("rate_limit must be > 0 requests per second")
+            raise ConfigurationError("rate_limit= must be > 0 requests per second.")
         self._interval = 1.0 / rate if rate else 0.0
         self._next = 0.0
         self._lock = threading.Lock()

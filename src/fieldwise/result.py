@@ -38,21 +38,20 @@ class Usage:
     @classmethod
     def from_response(cls, usage: dict[str, Any] | None) -> Usage:
         """Read an OpenAI/OpenRouter ``usage`` object (missing fields count as 0)."""
-        if not usage:
+        if not isinstance(usage, dict) or not usage:
             return cls(requests=1)
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
-        cost = usage.get("cost")
+        prompt_details = usage.get("prompt_tokens_details")
+        completion_details = usage.get("completion_tokens_details")
+        prompt = _count(usage.get("prompt_tokens"))
+        completion = _count(usage.get("completion_tokens"))
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=int(usage.get("total_tokens") or prompt + completion),
-            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+            total_tokens=_count(usage.get("total_tokens")) or prompt + completion,
+            cached_tokens=_count(_get(prompt_details, "cached_tokens")),
+            reasoning_tokens=_count(_get(completion_details, "reasoning_tokens")),
             requests=1,
-            cost=float(cost) if cost is not None else None,
+            cost=money(usage.get("cost")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,6 +64,28 @@ class Usage:
             "requests": self.requests,
             "cost": self.cost,
         }
+
+
+def _get(details: Any, key: str) -> Any:
+    return details.get(key) if isinstance(details, dict) else None
+
+
+def _count(value: Any) -> int:
+    """A token count from a server's JSON; anything that is not a number counts as 0."""
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def money(value: Any) -> float | None:
+    """A cost from a server's JSON; anything that is not a number is unknown (None)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -85,7 +106,10 @@ class Result(Generic[T]):
     provider: str | None = None
     repairs: list[str] = field(default_factory=list)
     raw: str = ""
+    #: with ``grounding=True``: where each string value occurs in the input, and the
+    #: string values still not found there after the re-asks ran out
     evidence: dict[str, tuple[int, int]] = field(default_factory=dict)
+    ungrounded: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
     #: fields on which the chunks of a long document disagreed (first value kept)
     conflicts: list[Any] = field(default_factory=list)

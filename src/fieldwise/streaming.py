@@ -8,6 +8,7 @@ the extraction loop, like any other answer.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import types
 import typing
@@ -142,6 +143,8 @@ def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
         body = next(flow)
         transport = extractor._transport_for_use()
         while True:
+            if extractor._limiter is not None:
+                extractor._limiter.wait_sync()
             assembler = StreamAssembler(call.compiled, tools=tools)
             for chunk in transport.stream(extractor._stream_body(body)):
                 partial = assembler.feed(chunk)
@@ -150,6 +153,8 @@ def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
             body = flow.send(assembler.response())
     except StopIteration as done:
         yield done.value.value
+    finally:
+        flow.close()
 
 
 async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]:
@@ -158,8 +163,12 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
     tools = extractor.mode == "tools"
     try:
         body = next(flow)
-        transport = extractor._transport_for_use()
+        transport = extractor._transport
+        if transport is None:  # a backend may start a server: not on the event loop
+            transport = await asyncio.to_thread(extractor._transport_for_use)
         while True:
+            if extractor._limiter is not None:
+                await extractor._limiter.wait()
             assembler = StreamAssembler(call.compiled, tools=tools)
             async for chunk in transport.astream(extractor._stream_body(body)):
                 partial = assembler.feed(chunk)
@@ -168,3 +177,5 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
             body = flow.send(assembler.response())
     except StopIteration as done:
         yield done.value.value
+    finally:
+        flow.close()

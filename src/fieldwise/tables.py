@@ -14,6 +14,8 @@ import datetime as dt
 import enum
 import json
 import math
+import os
+import sys
 import threading
 import types
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -236,6 +238,19 @@ def check_columns(
         )
 
 
+def warner(warn: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Where an adapter's warnings go: ``warn``, else ``warning: TEXT`` on stderr."""
+    return warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
+
+
+def input_file(path: str | os.PathLike[str]) -> Path:
+    """The table to fill, as a ``Path``; a ``TableError`` when there is no such file."""
+    source = Path(path)
+    if not source.is_file():
+        raise TableError(f"{source}: no such file.")
+    return source
+
+
 def default_output(path: Path, output: Path | None, in_place: bool) -> Path:
     """Where the filled file goes: ``-o``, the input itself (``--in-place``), or
     ``NAME.filled.SUFFIX`` beside the input. Writing over the input needs ``--in-place``."""
@@ -250,6 +265,73 @@ def default_output(path: Path, output: Path | None, in_place: bool) -> Path:
     if not output.parent.is_dir():  # found now, not after every row has been paid for
         raise TableError(f"-o {output}: the folder {output.parent} does not exist.")
     return output
+
+
+class RowPlanner:
+    """The decision every adapter's row planner ends with, so that all count alike.
+
+    An adapter subclasses it, reads a row's target cells and source cells in its own format
+    (after counting the row and dropping those it never plans: headers, blank rows), and
+    hands them to ``decide``. One planner per pass: ``planned`` counts toward ``limit``.
+    """
+
+    def __init__(self, only_empty: bool, limit: int | None) -> None:
+        self.only_empty = only_empty
+        self.limit = limit
+        self.planned = 0
+
+    def decide(
+        self,
+        existing: Mapping[str, Any],
+        columns: Sequence[Column],
+        row: Mapping[str, Any],
+        sources: Sequence[str],
+        report: FillReport | None,
+    ) -> str | None:
+        """The model's input for a row that needs a call, else ``None``.
+
+        No call when no target needs work (``unchanged``), when every source cell is blank
+        (``no_input``) or past ``limit`` (``unchanged``). With ``report`` (the counting
+        pass) those counts go into it, and a planned row's text into ``input_chars`` and
+        ``first_input``.
+        """
+        if not needs_work(existing, columns, self.only_empty):
+            if report is not None:
+                report.unchanged += 1
+            return None
+        text = input_text(row, sources)
+        if text is None:
+            if report is not None:
+                report.no_input += 1
+            return None
+        if self.limit is not None and self.planned >= self.limit:
+            if report is not None:
+                report.unchanged += 1
+            return None
+        self.planned += 1
+        if report is not None:
+            report.input_chars += len(text)
+            if report.first_input is None:
+                report.first_input = text
+        return text
+
+
+def ready_to_extract(
+    report: FillReport,
+    *,
+    dry_run: bool,
+    extractor: Any,
+    on_total: Callable[[int], None] | None,
+) -> bool:
+    """After the checks: ``False`` for a dry run (the report is the answer); else make sure
+    there is an extractor and tell ``on_total`` how many rows will be sent."""
+    if dry_run:
+        return False
+    if extractor is None:
+        raise TableError("fill needs an extractor= unless dry_run=True.")
+    if on_total is not None:
+        on_total(report.planned)
+    return True
 
 
 @dataclass

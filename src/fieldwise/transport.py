@@ -113,18 +113,30 @@ def parse_response(payload: Any, *, url: str, model: str | None) -> ChatResponse
     arguments = first_call_arguments(message.get("tool_calls"))
     if arguments is None and isinstance(message.get("function_call"), dict):
         arguments = message["function_call"].get("arguments")
+    usage = payload.get("usage")
     return ChatResponse(
-        content=message.get("content"),
-        reasoning=message.get("reasoning") or message.get("reasoning_content"),
-        refusal=message.get("refusal"),
-        tool_arguments=arguments,
+        content=_text(message.get("content")),
+        reasoning=_text(message.get("reasoning") or message.get("reasoning_content")),
+        refusal=_text(message.get("refusal")),
+        tool_arguments=_text(arguments),
         finish_reason=finish,
-        usage=payload.get("usage"),
+        usage=usage if isinstance(usage, dict) else None,
         model=payload.get("model"),
         provider=provider,
         id=payload.get("id"),
         raw=payload,
     )
+
+
+def _text(value: Any) -> str | None:
+    """Message text as a string: some servers send content as a list of text parts."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in value
+        )
+    return str(value)
 
 
 def _parse_json(content: bytes, url: str) -> Any:

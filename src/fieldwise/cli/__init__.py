@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FieldwiseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as exc:  # a missing or unreadable file: say which, no traceback
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
     return code

@@ -1,16 +1,20 @@
-"""The ``fieldwise`` pytest plugin (entry point ``pytest11``): the ``fake_llm`` fixture.
+"""The ``fieldwise`` pytest plugin (entry point ``pytest11``): ``fake_llm`` and
+``answering_extractor``.
 
-Imports the server lazily, so merely having fieldwise installed costs every pytest run nothing.
+Imports the server and the client lazily, so merely having fieldwise installed costs every
+pytest run nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from ._answering import Answer
+    from ._recording import RecordingExtractor
     from ._server import FakeLLM
 
 
@@ -21,3 +25,41 @@ def fake_llm() -> Iterator[FakeLLM]:
 
     with FakeLLM() as fake:
         yield fake
+
+
+@pytest.fixture
+def answering_extractor(
+    fake_llm: FakeLLM,
+) -> Iterator[Callable[..., RecordingExtractor]]:
+    """A factory: ``answering_extractor(answer=None, **options)`` makes a real
+    ``RecordingExtractor`` on ``fake_llm`` and, when ``answer`` is given, makes the fake
+    answer with it (``answer_with``: the latest call's ``answer`` is the one in force).
+
+    Defaults, which ``options`` override: the fake's model, ``api_key="test"``,
+    ``cache=False``, ``network_retries=0`` and ``backoff_base=0.01``, so a failure costs
+    no waiting. Every extractor made is closed after the test.
+    """
+    from ._answering import answer_with
+    from ._recording import RecordingExtractor
+
+    made: list[RecordingExtractor] = []
+
+    def make(answer: Answer | None = None, **options: Any) -> RecordingExtractor:
+        if answer is not None:
+            answer_with(fake_llm, answer)
+        settings: dict[str, Any] = {
+            "model": fake_llm.model,
+            "base_url": fake_llm.base_url,
+            "api_key": "test",
+            "cache": False,
+            "network_retries": 0,
+            "backoff_base": 0.01,
+            **options,
+        }
+        extractor = RecordingExtractor(**settings)
+        made.append(extractor)
+        return extractor
+
+    yield make
+    for extractor in made:
+        extractor.close()
