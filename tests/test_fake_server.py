@@ -22,7 +22,7 @@ import pytest
 from pydantic import BaseModel, EmailStr, Field
 
 from fieldwise.schema import compile_schema
-from fieldwise.testing import FakeLLM, RecordedRequest, Reply, reply, sample
+from fieldwise.testing import FakeLLM, RecordedRequest, Reply, answer_with, reply, sample
 
 # -- the sampler ----------------------------------------------------------------------------
 
@@ -475,3 +475,89 @@ def test_runs_as_a_separate_process() -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+# -- answer_with: answers from a function of the input, through the real client --------------
+
+
+class Entry(BaseModel):
+    name: str
+    size: int = Field(alias="Size")
+
+
+def test_answer_with_answers_each_input_and_fails_the_ones_it_says(fake_llm: FakeLLM) -> None:
+    from fieldwise import Extractor
+    from fieldwise.exceptions import BadRequestError, ProviderError
+
+    calls: list[str] = []
+
+    def answer(text: str) -> Any:
+        calls.append(text)
+        if text == "upstream":
+            return ProviderError("upstream failed", status_code=503, code="busy")
+        if text == "bug":
+            return ValueError("no such row")
+        if text == "raw":
+            return '{"name": "raw", "Size": 1}'
+        if text == "default":
+            return None
+        if text == "model":
+            return Entry(name="m", Size=2)
+        if text == "scripted":
+            return reply.json({"name": "scripted", "Size": 3})
+        return {"name": text.upper(), "Size": len(text)}
+
+    answer_with(fake_llm, answer)
+    texts = ["ada", "upstream", "bug", "raw", "default", "model", "scripted", "grace"]
+    # default network_retries: the error replies must still be sent once each (no retry)
+    with Extractor(base_url=fake_llm.base_url, api_key="test", cache=False) as ex:
+        items = list(ex.run_many(texts, Entry, concurrency=8))
+    assert sorted(calls) == sorted(texts) and len(fake_llm.requests) == len(texts)
+    values = {item.input: item.result.value for item in items if item.result is not None}
+    assert values["ada"] == Entry(name="ADA", Size=3) and values["grace"].size == 5
+    assert values["raw"] == Entry(name="raw", Size=1) and values["model"].size == 2
+    assert values["scripted"].size == 3 and isinstance(values["default"], Entry)
+    errors = {item.input: item.error for item in items if item.error is not None}
+    assert set(errors) == {"upstream", "bug"}
+    upstream = errors["upstream"]
+    assert isinstance(upstream, ProviderError) and upstream.status_code == 503
+    assert upstream.code == "busy" and ": upstream failed." in str(upstream)
+    bug = errors["bug"]
+    assert isinstance(bug, BadRequestError) and bug.status_code == 422
+    assert ": ValueError: no such row." in str(bug)
+
+
+def test_answer_with_gives_a_reask_the_original_input(fake_llm: FakeLLM) -> None:
+    from fieldwise import Extractor
+    from fieldwise.exceptions import ExtractionError
+
+    calls: list[str] = []
+
+    def answer(text: str) -> Any:
+        calls.append(text)
+        return {"name": text, "Size": "many"}  # never validates: re-asked until max_retries
+
+    answer_with(fake_llm, answer)
+    with (
+        Extractor(base_url=fake_llm.base_url, api_key="test", cache=False, max_retries=2) as ex,
+        pytest.raises(ExtractionError),
+    ):
+        ex.run("the input", Entry)
+    assert calls == ["the input"] * 3
+    last = fake_llm.requests[-1].body["messages"]
+    assert len(last) == 6 and last[-1]["content"] != "the input"  # the feedback, not the input
+
+
+def test_answering_extractor_records_what_its_batches_were_given(
+    answering_extractor: Any, fake_llm: FakeLLM
+) -> None:
+    from fieldwise.testing import RecordingExtractor
+
+    ex = answering_extractor(lambda text: {"name": text, "Size": 1})
+    assert isinstance(ex, RecordingExtractor) and ex.inputs_type is None and ex.seen == []
+    texts = (t for t in ["a", "b", "a"])
+    got = [item.value.name for item in ex.run_many(texts, Entry, concurrency=2, max_cost=9.0)]
+    assert got == ["a", "b", "a"] and ex.seen == ["a", "b", "a"]
+    assert ex.inputs_type is type(texts) and ex.options["max_cost"] == 9.0
+    assert ex.options["concurrency"] == 2 and ex.network_retries == 0
+    assert len(fake_llm.requests) == 2  # identical inputs in one batch: one call

@@ -18,6 +18,7 @@ from fieldwise.batch import BatchItem, BatchSummary
 from fieldwise.tables import (
     Column,
     FillReport,
+    RowPlanner,
     TableError,
     cell_value,
     cells_to_write,
@@ -25,9 +26,11 @@ from fieldwise.tables import (
     default_output,
     error_text,
     extract_rows,
+    input_file,
     input_text,
     model_columns,
     needs_work,
+    ready_to_extract,
     value_cells,
 )
 
@@ -172,6 +175,35 @@ def test_default_output(tmp_path: Path) -> None:
         default_output(source, tmp_path / "nowhere" / "o.xlsx", False)
     with pytest.raises(TableError, match="not both"):
         default_output(source, tmp_path / "o.xlsx", True)
+
+
+def test_row_planner_counts_every_row_once() -> None:
+    columns = [Column("name", ("name",))]
+    planner, report = RowPlanner(only_empty=True, limit=2), FillReport()
+    plans = [
+        planner.decide({"name": name}, columns, {"notes": notes}, ["notes"], report)
+        for name, notes in [("KEEP", "a"), (None, " "), (None, "b"), ("", "c"), (None, "d")]
+    ]
+    assert plans == [None, None, "b", "c", None] and planner.planned == 2
+    assert (report.unchanged, report.no_input) == (2, 1)  # filled, then past the limit
+    assert (report.input_chars, report.first_input) == (2, "b")
+    again = RowPlanner(only_empty=False, limit=None)  # a later pass: nothing counted
+    assert again.decide({"name": "KEEP"}, columns, {"notes": "a"}, ["notes"], None) == "a"
+
+
+def test_ready_to_extract_and_input_file(tmp_path: Path) -> None:
+    totals: list[int] = []
+    report = FillReport(planned=3)
+    assert not ready_to_extract(report, dry_run=True, extractor=None, on_total=totals.append)
+    with pytest.raises(TableError, match="needs an extractor"):
+        ready_to_extract(report, dry_run=False, extractor=None, on_total=totals.append)
+    assert totals == []
+    assert ready_to_extract(report, dry_run=False, extractor=object(), on_total=totals.append)
+    assert totals == [3]
+    with pytest.raises(TableError, match="no such file"):
+        input_file(tmp_path / "missing.csv")
+    (tmp_path / "t.csv").write_text("x\n")
+    assert input_file(str(tmp_path / "t.csv")) == tmp_path / "t.csv"
 
 
 def test_error_text_is_one_short_line() -> None:

@@ -1,4 +1,4 @@
-"""The CSV adapter on its own, with a stub extractor that answers per row."""
+"""The CSV adapter on its own, with a real extractor whose fake server answers per row."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from fieldwise.exceptions import ProviderError
 from fieldwise.tables import TableError
+from fieldwise.testing import FakeLLM
 
 
 class Address(BaseModel):
@@ -104,6 +105,7 @@ def test_round_trip_keeps_every_original_byte_but_the_targets(stub: Any, tmp_pat
     ]
     assert report["done"] == 3 and report["failed"] == 1 and report["no_input"] == 1
     assert report["planned"] == 4 and report["rows"] == 5
+    assert report["tokens"] > 0 and report["cost"] > 0  # the fake's usage, summed
     # line endings and the quoted field of the untouched row are as they were
     assert data.count(b"\r\n") == TRICKY.encode().count(b"\r\n")
     assert b'"quoted"' in data
@@ -155,7 +157,7 @@ def test_several_sources_are_labelled(stub: Any, tmp_path: Path) -> None:
     assert extractor.seen == ["notes: Acme called\nsubject: Hi"]
 
 
-def test_status_columns(stub: Any, tmp_path: Path) -> None:
+def test_status_columns(stub: Any, fake_llm: FakeLLM, tmp_path: Path) -> None:
     source = write(tmp_path / "t.csv", "notes\nfine\nBOOM\n")
     report = fill(
         source, target=Lead, sources=["notes"], extractor=stub(answer), status_columns=True
@@ -163,7 +165,8 @@ def test_status_columns(stub: Any, tmp_path: Path) -> None:
     new = rows(tmp_path / "t.filled.csv")
     status = new[0].index("_status")
     assert [r[status] for r in new[1:]] == ["ok", "error"]
-    assert new[2][status + 1].startswith("ProviderError: upstream failed")
+    url = f"{fake_llm.base_url}/chat/completions"
+    assert new[2][status + 1].startswith(f"ProviderError: HTTP 502 from {url}: upstream failed.")
     assert new[2][1:status] == [""] * (status - 1)
     assert report["failed"] == 1
 
@@ -203,17 +206,11 @@ def test_output_onto_the_input_needs_in_place(stub: Any, tmp_path: Path) -> None
 def test_failure_while_writing_leaves_no_temp_file(stub: Any, tmp_path: Path) -> None:
     source = write(tmp_path / "t.csv", "notes\nalpha\n")
 
-    def explode(text: str) -> Any:
+    def interrupt(summary: Any) -> None:  # Ctrl-C while the rows are being written
         raise KeyboardInterrupt
 
-    class Exploding:
-        def run_many(self, inputs: Any, target: Any, **options: Any) -> Any:
-            for _ in inputs:
-                explode("")
-            return iter(())
-
     with pytest.raises(KeyboardInterrupt):
-        fill(source, target=Lead, sources=["notes"], extractor=Exploding())
+        fill(source, target=Lead, sources=["notes"], extractor=stub(answer), on_progress=interrupt)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
 
@@ -263,7 +260,8 @@ def test_limit_dry_run_and_lazy_inputs(stub: Any, tmp_path: Path) -> None:
     )
     assert totals == [5] and extractor.seen == [f"row {i}" for i in range(5)]
     assert extractor.options["concurrency"] == 3 and extractor.options["max_cost"] == 1.5
-    assert not isinstance(extractor.inputs_type, (list, tuple))  # fed lazily
+    assert extractor.inputs_type is not None
+    assert not issubclass(extractor.inputs_type, (list, tuple))  # fed lazily
     new = rows(tmp_path / "t.filled.csv")
     assert new[5][1] == "ROW" and new[6][1] == ""
 

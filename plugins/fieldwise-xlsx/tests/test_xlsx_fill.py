@@ -1,5 +1,5 @@
-"""The XLSX adapter on its own, with a stub extractor; workbooks are built by the tests and
-compared cell by cell after the fill."""
+"""The XLSX adapter on its own, with a real extractor whose fake server answers per row;
+workbooks are built by the tests and compared cell by cell after the fill."""
 
 from __future__ import annotations
 
@@ -159,6 +159,7 @@ def test_fill_changes_only_target_cells(stub: Any, tmp_path: Path) -> None:
     assert new_book["Secret"].sheet_state == "hidden"
     assert cells(new_book["Secret"]) == cells(old_book["Secret"])
     assert report["done"] == 4 and report["failed"] == 1 and report["no_input"] == 1
+    assert report["tokens"] > 0 and report["cost"] > 0  # the fake's usage, summed
 
 
 def test_overwrite_and_status_columns(stub: Any, tmp_path: Path) -> None:

@@ -14,29 +14,30 @@ import csv
 import io
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fieldwise.batch import BudgetExceededError
+from fieldwise.exceptions import BudgetExceededError
 from fieldwise.tables import (
     ERROR_COLUMN,
     STATUS_COLUMN,
     Column,
     FillReport,
+    RowPlanner,
     TableError,
     cells_to_write,
     check_columns,
     default_output,
     error_text,
     extract_rows,
-    input_text,
+    input_file,
     model_columns,
-    needs_work,
+    ready_to_extract,
     value_cells,
+    warner,
 )
 
 from ._format import SAMPLE_CHARS, Format, Records, RowWriter, candidate_encodings, detect_format
@@ -88,7 +89,7 @@ def _layout(header: list[str], columns: Sequence[Column], status: bool) -> _Layo
     return _Layout(header, len(header) + len(new_names), index, new_names)
 
 
-class _Planner:
+class _Planner(RowPlanner):
     """Decides, the same way on every pass, which rows need a call and with what text."""
 
     def __init__(
@@ -99,12 +100,10 @@ class _Planner:
         only_empty: bool,
         limit: int | None,
     ) -> None:
+        super().__init__(only_empty, limit)
         self.layout = layout
         self.sources = sources
         self.columns = columns
-        self.only_empty = only_empty
-        self.limit = limit
-        self.planned = 0
 
     def existing(self, fields: Sequence[str]) -> dict[str, str | None]:
         return {c.header: self.layout.get(fields, c.header) for c in self.columns}
@@ -114,21 +113,8 @@ class _Planner:
             return None
         if report is not None:
             report.rows += 1
-        if not needs_work(self.existing(fields), self.columns, self.only_empty):
-            if report is not None:
-                report.unchanged += 1
-            return None
-        text = input_text({n: self.layout.get(fields, n) for n in self.sources}, self.sources)
-        if text is None:
-            if report is not None:
-                report.no_input += 1
-            return None
-        if self.limit is not None and self.planned >= self.limit:
-            if report is not None:
-                report.unchanged += 1
-            return None
-        self.planned += 1
-        return text
+        row = {n: self.layout.get(fields, n) for n in self.sources}
+        return self.decide(self.existing(fields), self.columns, row, self.sources, report)
 
 
 def _open(path: Path, fmt: Format) -> io.TextIOWrapper:
@@ -169,11 +155,7 @@ def _count(
                     f"{path}: row {number} has {len(fields)} fields but the header has "
                     f"{len(header)}; new columns would land on its extra values. Fix the row."
                 )
-            text = planner.plan(fields, report)
-            if text is not None:
-                report.input_chars += len(text)
-                if report.first_input is None:
-                    report.first_input = text
+            planner.plan(fields, report)
         report.planned = planner.planned
     report.created_columns = list(layout.new_names)
     return layout, report
@@ -270,10 +252,8 @@ def fill(
     **_ignored: Any,
 ) -> dict[str, Any]:
     """Fill the schema's columns of a CSV/TSV file; see ``docs/plugins.md``."""
-    say = warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
-    source = Path(path)
-    if not source.is_file():
-        raise TableError(f"{source}: no such file.")
+    say = warner(warn)
+    source = input_file(path)
     if sheet is not None:
         say("--sheet is ignored for CSV files.")
     destination = default_output(source, Path(output) if output else None, in_place)
@@ -283,12 +263,8 @@ def fill(
     fmt, layout, report = _check_pass(source, sources, columns, options)
     report.output = str(destination)
     report.dry_run = dry_run
-    if dry_run:
+    if not ready_to_extract(report, dry_run=dry_run, extractor=extractor, on_total=on_total):
         return report.to_dict()
-    if extractor is None:
-        raise TableError("fill needs an extractor= unless dry_run=True.")
-    if on_total is not None:
-        on_total(report.planned)
     out = _Output(fmt, layout, columns, options)
     planner_b = _Planner(layout, sources, columns, only_empty, limit)
     handle, temp_name = tempfile.mkstemp(

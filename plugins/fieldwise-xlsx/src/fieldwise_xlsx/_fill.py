@@ -12,7 +12,6 @@ price of keeping everything, and the reading pass adds almost nothing to it.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -21,23 +20,25 @@ from typing import Any
 from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from fieldwise.batch import BudgetExceededError
+from fieldwise.exceptions import BudgetExceededError
 from fieldwise.tables import (
     ERROR_COLUMN,
     STATUS_COLUMN,
     Column,
     FillReport,
+    RowPlanner,
     TableError,
     cells_to_write,
     check_columns,
     default_output,
     error_text,
     extract_rows,
-    input_text,
+    input_file,
     is_blank,
     model_columns,
-    needs_work,
+    ready_to_extract,
     value_cells,
+    warner,
 )
 
 from . import _book
@@ -54,7 +55,7 @@ from ._sheet import (
 SUFFIXES = (".xlsx", ".xlsm")
 
 
-class _Planner:
+class _Planner(RowPlanner):
     """Decides, the same way on both passes, which rows need a call and with what text."""
 
     def __init__(
@@ -65,13 +66,11 @@ class _Planner:
         columns: Sequence[Column],
         options: dict[str, Any],
     ) -> None:
+        super().__init__(options["only_empty"], options["limit"])
         self.ws = ws
         self.layout = layout
         self.sources = sources
         self.columns = columns
-        self.only_empty: bool = options["only_empty"]
-        self.limit: int | None = options["limit"]
-        self.planned = 0
         self.merged_skips = 0
         self._anchors: dict[tuple[int, int], Any] = {}
         self._anchor_cells = set(layout.source_anchor.values())
@@ -111,21 +110,11 @@ class _Planner:
                 (row, self.layout.columns[c.header]) in self.layout.merged_children
                 for c in self.columns
             )
-        if not writable or not needs_work(self.existing(row, writable), writable, self.only_empty):
+        if not writable:
             if report is not None:
                 report.unchanged += 1
             return None
-        text = input_text(sources, self.sources)
-        if text is None:
-            if report is not None:
-                report.no_input += 1
-            return None
-        if self.limit is not None and self.planned >= self.limit:
-            if report is not None:
-                report.unchanged += 1
-            return None
-        self.planned += 1
-        return text
+        return self.decide(self.existing(row, writable), writable, sources, self.sources, report)
 
 
 def _rows(book: Workbook, title: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
@@ -205,10 +194,8 @@ def fill(
     **_ignored: Any,
 ) -> dict[str, Any]:
     """Fill the schema's columns of one sheet; see ``docs/plugins.md``."""
-    say = warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
-    source = Path(path)
-    if not source.is_file():
-        raise TableError(f"{source}: no such file.")
+    say = warner(warn)
+    source = input_file(path)
     suffix = source.suffix.lower()
     if suffix not in SUFFIXES:
         raise TableError(f"{source}: the xlsx adapter reads {' and '.join(SUFFIXES)} files.")
@@ -269,10 +256,7 @@ def _fill_sheet(
     report = FillReport(output=str(destination), dry_run=dry_run, created_columns=layout.new)
     planner = _Planner(ws, layout, sources, columns, options)
     for row, values in _rows(reader, ws.title):
-        text = planner.plan(row, values, report)
-        if text is not None:
-            report.input_chars += len(text)
-            report.first_input = report.first_input or text
+        planner.plan(row, values, report)
     report.planned = planner.planned
     if planner.merged_skips:
         notes.append(
@@ -282,12 +266,8 @@ def _fill_sheet(
     for text in notes:  # now, before any call: the user can still stop here
         say(text)
     report.warnings.extend(notes)
-    if dry_run:
+    if not ready_to_extract(report, dry_run=dry_run, extractor=extractor, on_total=on_total):
         return report.to_dict()
-    if extractor is None:
-        raise TableError("fill needs an extractor= unless dry_run=True.")
-    if on_total is not None:
-        on_total(report.planned)
     report.warnings.extend(add_columns(ws, layout))  # table notes: reported, not warned
     texts = _texts(_Planner(ws, layout, sources, columns, options), reader, ws.title)
     results = extract_rows(
