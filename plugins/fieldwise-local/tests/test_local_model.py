@@ -142,6 +142,7 @@ def test_model_override_from_the_environment(
         ("FIELDWISE_LOCAL_PARALLEL", "0"),
         ("FIELDWISE_LOCAL_CONTEXT", "100"),
         ("FIELDWISE_LOCAL_CACHE_PROMPT", "maybe"),
+        ("FIELDWISE_LOCAL_MAX_TOKENS", "0"),
         ("FIELDWISE_LOCAL_START_TIMEOUT", "-1"),
         ("FIELDWISE_LOCAL_LOG", "loud"),
     ],

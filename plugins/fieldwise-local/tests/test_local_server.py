@@ -211,3 +211,26 @@ def test_signal_handlers_changed_by_native_code_are_put_back() -> None:
         libc.signal(int(signal.SIGINT), 1)  # SIG_IGN, behind Python's back
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
+
+
+def test_answers_are_capped_when_the_request_sets_no_max_tokens() -> None:
+    """A runaway answer stops at ``max_tokens`` (its own process: one server per process)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import fieldwise_local, httpx\n"
+        "s = fieldwise_local.start(settings=fieldwise_local.LocalSettings(max_tokens=5))\n"
+        "e = s.endpoint\n"
+        "ask = [{'role': 'user', 'content': 'Tell a long story.'}]\n"
+        "r = httpx.post(e.base_url + '/chat/completions', timeout=120, trust_env=False,\n"
+        "    headers={'Authorization': f'Bearer {e.api_key}'},\n"
+        "    json={'model': e.model, 'messages': ask})\n"
+        "j = r.json()\n"
+        "print(j['choices'][0]['finish_reason'], j['usage']['completion_tokens'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["length", "5"]

@@ -193,6 +193,7 @@ def _params(path: Path, settings: LocalSettings, api_key: str) -> Any:
     params.cpuparams_batch.n_threads = settings.threads
     params.use_jinja = True  # the chat template shipped inside the GGUF
     params.cache_prompt = settings.cache_prompt
+    params.n_predict = settings.max_tokens  # the default cap on one answer's length
     params.endpoint_slots = True  # readiness probe of the main loop, see the module doc
     params.ui = False
     params.verbosity = -1 if settings.log_verbosity is None else settings.log_verbosity

@@ -21,6 +21,7 @@ ENV_PARALLEL = "FIELDWISE_LOCAL_PARALLEL"
 ENV_CACHE_PROMPT = "FIELDWISE_LOCAL_CACHE_PROMPT"
 ENV_START_TIMEOUT = "FIELDWISE_LOCAL_START_TIMEOUT"
 ENV_LOG = "FIELDWISE_LOCAL_LOG"
+ENV_MAX_TOKENS = "FIELDWISE_LOCAL_MAX_TOKENS"
 
 ENV_VARS = (
     ENV_DATA_DIR,
@@ -144,6 +145,11 @@ class LocalSettings:
     (the reused prefix was computed in a different batch shape), and fieldwise promises
     that the same request gives the same answer.
 
+    ``max_tokens``: the most tokens one answer may generate when the request sets no
+    ``max_tokens``. A small model can write one string until the context is full, which
+    takes minutes on a CPU; 1024 is far more than any extraction answer here needs, and
+    a cut-off answer is reported as ``TruncatedOutputError`` instead.
+
     ``start_timeout``: seconds to wait for ``/health`` once the model has loaded.
 
     ``log_verbosity``: llama.cpp's log threshold on stderr; ``None`` silences it (a
@@ -154,14 +160,16 @@ class LocalSettings:
     context: int = 4096
     parallel: int = 1
     cache_prompt: bool = False
+    max_tokens: int = 1024
     start_timeout: float = 60.0
     log_verbosity: int | None = None
 
     def __post_init__(self) -> None:
-        if self.threads < 1 or self.context < 256 or self.parallel < 1:
+        if self.threads < 1 or self.context < 256 or self.parallel < 1 or self.max_tokens < 1:
             raise ConfigurationError(
                 f"LocalSettings: threads ({self.threads}) and parallel ({self.parallel}) must "
-                f"be at least 1, and context ({self.context}) at least 256 tokens."
+                f"be at least 1, max_tokens ({self.max_tokens}) at least 1, and context "
+                f"({self.context}) at least 256 tokens."
             )
 
     @classmethod
@@ -172,6 +180,7 @@ class LocalSettings:
             context=_int_env(ENV_CONTEXT, 4096, minimum=256),
             parallel=_int_env(ENV_PARALLEL, 1, minimum=1),
             cache_prompt=_bool_env(ENV_CACHE_PROMPT, False),
+            max_tokens=_int_env(ENV_MAX_TOKENS, 1024, minimum=1),
             start_timeout=_float_env(ENV_START_TIMEOUT, 60.0),
             log_verbosity=_log_env(),
         )
