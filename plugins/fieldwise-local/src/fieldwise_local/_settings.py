@@ -147,7 +147,7 @@ class LocalSettings:
 
     ``max_tokens``: the most tokens one answer may generate when the request sets no
     ``max_tokens``. A small model can write one string until the context is full, which
-    takes minutes on a CPU; 1024 is far more than any extraction answer here needs, and
+    takes minutes on a CPU; 512 is several times what an invoice answer needs, and
     a cut-off answer is reported as ``TruncatedOutputError`` instead.
 
     ``start_timeout``: seconds to wait for ``/health`` once the model has loaded.
@@ -160,7 +160,7 @@ class LocalSettings:
     context: int = 4096
     parallel: int = 1
     cache_prompt: bool = False
-    max_tokens: int = 1024
+    max_tokens: int = 512
     start_timeout: float = 60.0
     log_verbosity: int | None = None
 
@@ -180,7 +180,7 @@ class LocalSettings:
             context=_int_env(ENV_CONTEXT, 4096, minimum=256),
             parallel=_int_env(ENV_PARALLEL, 1, minimum=1),
             cache_prompt=_bool_env(ENV_CACHE_PROMPT, False),
-            max_tokens=_int_env(ENV_MAX_TOKENS, 1024, minimum=1),
+            max_tokens=_int_env(ENV_MAX_TOKENS, 512, minimum=1),
             start_timeout=_float_env(ENV_START_TIMEOUT, 60.0),
             log_verbosity=_log_env(),
         )
