@@ -14,15 +14,6 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in (
-        "OPENROUTER_API_KEY",
-        "OPENAI_API_KEY",
-        "FIELDWISE_MODEL",
-        "FIELDWISE_BASE_URL",
-        "FIELDWISE_LOAD_PLUGINS",
-        "FIELDWISE_DISABLE_PLUGINS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FIELDWISE_CACHE_DIR", str(tmp_path / "cache"))
+def _isolated_environment(fieldwise_env: Path) -> Iterator[None]:
+    """Every test: no keys or model settings from the shell, its own cache directory."""
     yield

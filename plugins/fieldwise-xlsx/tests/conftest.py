@@ -16,18 +16,8 @@ from fieldwise.testing import RecordingExtractor
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(fieldwise_env: Path) -> None:
     """Own cache, no keys or model settings from the environment."""
-    for name in (
-        "OPENROUTER_API_KEY",
-        "OPENAI_API_KEY",
-        "FIELDWISE_MODEL",
-        "FIELDWISE_BASE_URL",
-        "FIELDWISE_LOAD_PLUGINS",
-        "FIELDWISE_DISABLE_PLUGINS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FIELDWISE_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture

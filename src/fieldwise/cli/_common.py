@@ -8,9 +8,44 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ..exceptions import ConfigurationError
+
+
+def import_source(source: str, option: str) -> ModuleType:
+    """A module by dotted name, or a ``.py`` file by path (registered in ``sys.modules``,
+    since pydantic resolves forward references through it). Import failures become a
+    ``ConfigurationError`` that starts with ``option`` (e.g. ``--schema 'x:Y'``)."""
+    try:
+        if source.endswith(".py") or "/" in source or "\\" in source:
+            path = Path(source)
+            if not path.is_file():
+                raise ConfigurationError(f"{option}: no file {path}.")
+            unique = f"_fieldwise_user_{path.stem}_{abs(hash(str(path.resolve())))}"
+            if unique in sys.modules:
+                return sys.modules[unique]
+            loaded = importlib.util.spec_from_file_location(unique, path)
+            if loaded is None or loaded.loader is None:
+                raise ConfigurationError(f"{option}: cannot import {path}.")
+            module = importlib.util.module_from_spec(loaded)
+            sys.modules[unique] = module
+            try:
+                loaded.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[unique]
+                raise
+            return module
+        if "" not in sys.path:
+            sys.path.insert(0, "")
+        return importlib.import_module(source)
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"{option}: importing {source!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def load_target(spec: str) -> Any:
@@ -20,28 +55,7 @@ def load_target(spec: str) -> Any:
         raise ConfigurationError(
             f"--schema {spec!r}: write MODULE:CLASS (pkg.models:Invoice) or FILE.py:CLASS."
         )
-    try:
-        if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
-            path = Path(module_name)
-            if not path.is_file():
-                raise ConfigurationError(f"--schema {spec!r}: no file {path}.")
-            unique = f"_fieldwise_schema_{abs(hash(str(path.resolve())))}"
-            loaded = importlib.util.spec_from_file_location(unique, path)
-            if loaded is None or loaded.loader is None:
-                raise ConfigurationError(f"--schema {spec!r}: cannot import {path}.")
-            module = importlib.util.module_from_spec(loaded)
-            sys.modules[unique] = module
-            loaded.loader.exec_module(module)
-        else:
-            if "" not in sys.path:
-                sys.path.insert(0, "")
-            module = importlib.import_module(module_name)
-    except ConfigurationError:
-        raise
-    except Exception as exc:
-        raise ConfigurationError(
-            f"--schema {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+    module = import_source(module_name, f"--schema {spec!r}")
     try:
         return getattr(module, attr)
     except AttributeError:

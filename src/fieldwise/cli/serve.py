@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import ipaddress
 import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
 from ..exceptions import ConfigurationError
 from . import EXIT_OK, EXIT_USAGE
-from ._common import add_extractor_options, load_target, make_extractor
+from ._common import add_extractor_options, import_source, load_target, make_extractor
 
 TOKEN_ENV = "FIELDWISE_SERVICE_TOKEN"
 
@@ -91,28 +88,7 @@ def load_schemas(spec: str) -> list[type[Any]]:
 
 
 def _import(spec: str) -> ModuleType:
-    try:
-        if spec.endswith(".py") or "/" in spec or "\\" in spec:
-            path = Path(spec)
-            if not path.is_file():
-                raise ConfigurationError(f"--schemas {spec!r}: no file {path}.")
-            name = f"_fieldwise_schemas_{path.stem}_{abs(hash(str(path.resolve())))}"
-            loaded = importlib.util.spec_from_file_location(name, path)
-            if loaded is None or loaded.loader is None:
-                raise ConfigurationError(f"--schemas {spec!r}: cannot import {path}.")
-            module = importlib.util.module_from_spec(loaded)
-            sys.modules[name] = module  # pydantic resolves forward references through it
-            loaded.loader.exec_module(module)
-            return module
-        if "" not in sys.path:
-            sys.path.insert(0, "")
-        return importlib.import_module(spec)
-    except ConfigurationError:
-        raise
-    except Exception as exc:
-        raise ConfigurationError(
-            f"--schemas {spec!r}: importing failed: {type(exc).__name__}: {exc}"
-        ) from exc
+    return import_source(spec, f"--schemas {spec!r}")
 
 
 def is_loopback(host: str) -> bool:

@@ -1,5 +1,5 @@
-"""The ``fieldwise`` pytest plugin (entry point ``pytest11``): ``fake_llm`` and
-``answering_extractor``.
+"""The ``fieldwise`` pytest plugin (entry point ``pytest11``): ``fake_llm``,
+``answering_extractor`` and ``fieldwise_env``.
 
 Imports the server and the client lazily, so merely having fieldwise installed costs every
 pytest run nothing.
@@ -16,6 +16,29 @@ if TYPE_CHECKING:
     from ._answering import Answer
     from ._recording import RecordingExtractor
     from ._server import FakeLLM
+
+
+#: settings a developer's shell may carry that would change what a test talks to
+ENVIRONMENT = (
+    "OPENROUTER_API_KEY",
+    "OPENAI_API_KEY",
+    "FIELDWISE_MODEL",
+    "FIELDWISE_BASE_URL",
+    "FIELDWISE_LOAD_PLUGINS",
+    "FIELDWISE_DISABLE_PLUGINS",
+)
+
+
+@pytest.fixture
+def fieldwise_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """No keys or model settings from the environment, and a cache directory of the
+    test's own (``FIELDWISE_CACHE_DIR``); returns that directory. Use it with
+    ``autouse`` in a conftest to isolate every test."""
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FIELDWISE_CACHE_DIR", str(cache))
+    return cache
 
 
 @pytest.fixture
