@@ -53,3 +53,12 @@ def test_short_document_is_one_call(fake_llm: FakeLLM) -> None:
     ex.run(make_document(), Minutes)
     assert len(fake_llm.requests) == 1
     assert "page two" in fake_llm.requests[0].body["messages"][-1]["content"]
+
+
+def test_chunks_times_samples(fake_llm: FakeLLM) -> None:
+    fake_llm.handler = per_page_answer
+    ex = Extractor(base_url=fake_llm.base_url, max_chars=400, samples=3, cache=False)
+    result = ex.run(make_document(), Minutes)
+    assert len(fake_llm.requests) == 6  # 2 chunks x 3 samples
+    assert result.value.attendees == ["Ada", "Bob", "Cy"]
+    assert result.usage.requests == 6

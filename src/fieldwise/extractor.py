@@ -243,19 +243,34 @@ class Extractor:
         boundaries and the chunks' values merged (``Result.conflicts``); with
         ``samples=k`` the value is a per-field vote of k samples (``Result.confidence``).
         """
+        units, combine = self._plan(data, target, seed)
+        return combine(
+            [self._run_one(piece, target, instructions, examples, s, t) for piece, s, t in units]
+        )
+
+    def _plan(
+        self, data: Input, target: Any, seed: int | None
+    ) -> tuple[
+        list[tuple[Input, int | None, float | None]], Callable[[list[Result[Any]]], Result[Any]]
+    ]:
+        """The single calls one extraction needs — each chunk of a long document times each
+        sample — and how to combine their results (vote per chunk, then merge chunks)."""
         chunks = self._chunks(data)
-        if chunks is not None:
-            parts = [
-                self.run(c.text, target, instructions=instructions, examples=examples, seed=seed)
-                for c in chunks
-            ]
-            return combine_results(parts, target)
+        pieces: list[Input] = [c.text for c in chunks] if chunks is not None else [data]
+        plan: list[tuple[int | None, float | None]] = [(seed, None)]
         if self.samples > 1:
-            plan = sample_plan(self.samples, self.seed if seed is None else seed, self.temperature)
-            return vote(
-                [self._run_one(data, target, instructions, examples, s, t) for s, t in plan], target
+            plan = list(
+                sample_plan(self.samples, self.seed if seed is None else seed, self.temperature)
             )
-        return self._run_one(data, target, instructions, examples, seed, None)
+        units = [(piece, s, t) for piece in pieces for s, t in plan]
+        k = len(plan)
+
+        def combine(results: list[Result[Any]]) -> Result[Any]:
+            groups = [results[i : i + k] for i in range(0, len(results), k)]
+            merged = [vote(group, target) if k > 1 else group[0] for group in groups]
+            return combine_results(merged, target) if chunks is not None else merged[0]
+
+        return units, combine
 
     def _run_one(
         self,
@@ -301,22 +316,16 @@ class Extractor:
         seed: int | None,
         limiter: RateLimiter | None,
     ) -> Result[T]:
-        chunks = self._chunks(data)
-        if chunks is not None:
-            parts = await asyncio.gather(
-                *(self._arun(c.text, target, instructions, examples, seed, limiter) for c in chunks)
+        units, combine = self._plan(data, target, seed)
+        if len(units) == 1:  # the common case: no gather, no extra task
+            return await self._arun_one(data, target, instructions, examples, seed, None, limiter)
+        results = await asyncio.gather(
+            *(
+                self._arun_one(piece, target, instructions, examples, s, t, limiter)
+                for piece, s, t in units
             )
-            return combine_results(list(parts), target)
-        if self.samples > 1:
-            plan = sample_plan(self.samples, self.seed if seed is None else seed, self.temperature)
-            samples = await asyncio.gather(
-                *(
-                    self._arun_one(data, target, instructions, examples, s, t, limiter)
-                    for s, t in plan
-                )
-            )
-            return vote(list(samples), target)
-        return await self._arun_one(data, target, instructions, examples, seed, None, limiter)
+        )
+        return combine(list(results))
 
     async def _arun_one(
         self,
