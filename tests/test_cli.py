@@ -193,3 +193,32 @@ def test_module_entry_point_runs_as_a_process(schema_file: Path) -> None:
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "extract" in capsys.readouterr().out
+
+
+def test_extract_from_a_pdf_through_the_documents_plugin(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fpdf = pytest.importorskip("fpdf")
+    pdf = fpdf.FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(text="Ada Lovelace is 36 years old.")
+    path = tmp_path / "note.pdf"
+    pdf.output(str(path))
+    fake_llm.script(reply.json({"name": "Ada Lovelace", "age": 36}))
+    assert (
+        main(
+            [
+                "extract",
+                str(path),
+                "--schema",
+                f"{schema_file}:Person",
+                "--base-url",
+                fake_llm.base_url,
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {"name": "Ada Lovelace", "age": 36}
+    sent = fake_llm.requests[0].body["messages"][-1]["content"]
+    assert "Ada Lovelace is 36 years old." in sent
