@@ -216,3 +216,43 @@ def test_register_table_adapters_serves_fieldwise_fill(
     assert code == 0, capsys.readouterr().err
     assert len((tmp_path / "people.jsonl").read_text().splitlines()) == 2
     assert len(fake_llm.requests) == 2
+
+
+class FakeBackend:
+    """A third party's backend: serves the loopback fake under the name ``fakeb``; what
+    answers is named by an environment variable, as a model file would be."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        import os
+
+        from fieldwise import Backend, BackendEndpoint
+
+        register(
+            Backend(
+                "fakeb",
+                resolve=lambda arg: BackendEndpoint(self.base_url, model="served-model"),
+                identity=lambda arg: os.environ.get("FAKEB_MODEL", "a"),
+            )
+        )
+
+
+def test_register_backends_and_the_cache_key_names_what_answers(
+    fake_llm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fieldwise import Extractor
+    from tests.models import Person
+
+    unregister = register_plugin(FakeBackend(fake_llm.base_url), name="fakeb")
+    try:
+        assert Extractor(model="fakeb").run("Ada", Person).cached is False
+        assert fake_llm.requests[0].body["model"] == "served-model"
+        assert Extractor(model="fakeb").run("Ada", Person).cached is True
+        monkeypatch.setenv("FAKEB_MODEL", "b")  # another model behind the same name
+        assert Extractor(model="fakeb").run("Ada", Person).cached is False
+        assert len(fake_llm.requests) == 2
+    finally:
+        unregister()

@@ -187,3 +187,20 @@ def require_key(settings: EndpointSettings) -> None:
             "or run offline with the local model: `fieldwise local pull`, then "
             "model='local'. Any OpenAI-compatible server works too: base_url=..."
         )
+
+
+def endpoint_identity(settings: EndpointSettings) -> str:
+    """What the cache key calls the endpoint: its URL, or for a backend its name plus what
+    the backend says would answer (a backend's server gets a new port every run)."""
+    if settings.backend is None:
+        return settings.base_url
+    from .plugins import backends
+
+    name, _, arg = settings.backend.partition(":")
+    found = backends().get(name)
+    if found is None or found.identity is None:
+        return settings.backend
+    try:
+        return f"{settings.backend}#{found.identity(arg)}"
+    except Exception:  # an identity is a refinement of the key, never a reason to fail
+        return settings.backend

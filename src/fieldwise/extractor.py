@@ -114,7 +114,7 @@ class Extractor:
         # cache keys) name the backend until then, and _wire() swaps the name in.
         self._request_model = self._settings.backend or self._settings.model
         # Cache keys name the endpoint stably: a backend's server gets a new port each run.
-        self._endpoint_id = self._settings.backend or self._settings.base_url
+        self._endpoint_id = endpoints.endpoint_identity(self._settings)
         if self._settings.backend is None:
             endpoints.apply_profile(
                 {}, self._settings.profile, reasoning=reasoning, provider=provider

@@ -67,3 +67,7 @@ class Backend:
     #: ``available()`` says whether the backend can serve without set-up (its default model
     #: is installed); the core uses it to pick an offline default.
     available: Callable[[], bool] | None = None
+    #: ``identity(arg)`` names what would answer (e.g. the model file and its size) without
+    #: starting anything; it is part of every cache key, so swapping the model behind the
+    #: same name never returns the other model's cached answers.
+    identity: Callable[[str], str] | None = None

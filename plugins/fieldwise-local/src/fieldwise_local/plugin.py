@@ -27,6 +27,20 @@ def _resolve(arg: str) -> BackendEndpoint:
     return resolve(arg)
 
 
+def _identity(arg: str) -> str:
+    """The model file that would answer, with its size and modification time."""
+    from pathlib import Path
+
+    from ._model import model_path
+
+    path = Path(arg).expanduser() if arg else model_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path)
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def _available() -> bool:
     from ._model import is_installed
 
@@ -43,6 +57,7 @@ def register_backends(register: Callable[[Backend], None]) -> None:
             description="llama.cpp in-process on CPU; default model SmolLM2-135M-Instruct "
             "(`fieldwise local pull`), or local:/path/to/model.gguf",
             available=_available,
+            identity=_identity,
         )
     )
 
