@@ -222,3 +222,36 @@ def test_extract_from_a_pdf_through_the_documents_plugin(
     assert json.loads(capsys.readouterr().out) == {"name": "Ada Lovelace", "age": 36}
     sent = fake_llm.requests[0].body["messages"][-1]["content"]
     assert "Ada Lovelace is 36 years old." in sent
+
+
+def test_eval_reads_input_files_relative_to_the_gold_file(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ada.txt").write_text("Ada is 36")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        json.dumps({"input_file": "docs/ada.txt", "expected": {"name": "Ada", "age": 36}}) + "\n"
+    )
+    fake_llm.script(reply.json({"name": "ada ", "age": 36.0}))
+    assert (
+        main(
+            [
+                "eval",
+                str(gold),
+                "--schema",
+                f"{schema_file}:Person",
+                "--base-url",
+                fake_llm.base_url,
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["exact_object"] == 1.0  # case and whitespace normalised
+    assert fake_llm.requests[0].body["messages"][-1]["content"] == "Ada is 36"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"expected": {}}\n')
+    assert main(["eval", str(bad), "--schema", f"{schema_file}:Person"]) == 1
+    assert "needs 'input' or 'input_file'" in capsys.readouterr().err
