@@ -143,3 +143,9 @@ def test_an_exception_in_the_loop_body_does_not_hang(ex: Extractor) -> None:
     with pytest.raises(KeyError):
         for _item in ex.run_many([f"row{i}" for i in range(50)], Person, concurrency=2):
             raise KeyError("consumer failed")
+
+
+def test_a_bad_input_fails_its_own_item_only(ex: Extractor) -> None:
+    items = list(ex.run_many(["row0", b"bytes", "row2"], Person))  # type: ignore[list-item]
+    assert [i.ok for i in items] == [True, False, True]
+    assert type(items[1].error).__name__ == "UnsupportedInputError"
