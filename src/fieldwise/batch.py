@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -26,11 +26,13 @@ from .result import Result, Usage
 
 if TYPE_CHECKING:
     from .extractor import Extractor
+    from .loop import Call
     from .prompt import Input
 
 T = TypeVar("T")
 log = logging.getLogger("fieldwise.batch")
 _RATE_LIMIT_ROUNDS = 3
+_HANDOFF = 64  # at most this many ready items cross to the sync caller's thread at once
 
 
 @dataclass
@@ -128,6 +130,8 @@ class AsyncBatch(Generic[T]):
         self._options = options
         self._iterator: AsyncIterator[BatchItem[T]] | None = None
         self._active = 0
+        # (index, input, future or None when skipped, shared with an earlier identical input)
+        self._pending: deque[tuple[int, Any, asyncio.Future[Result[T]] | None, bool]] = deque()
         self._spent = 0.0
         self._paid = 0
         self._cost_unknown = False
@@ -138,30 +142,40 @@ class AsyncBatch(Generic[T]):
             self._iterator = self._run()
         return self._iterator
 
-    async def _extract(self, data: Input, semaphore: asyncio.Semaphore) -> Result[T]:
+    async def _extract(
+        self, data: Input, semaphore: asyncio.Semaphore, call: Call | None
+    ) -> Result[T]:
         async with semaphore:
             if self._max_cost is not None:
                 await self._reserve_budget()
             self._active += 1
             try:
-                return await self._extract_with_backoff(data)
+                return await self._extract_with_backoff(data, call)
             finally:
                 self._active -= 1
                 if self._budget_changed is not None:
                     async with self._budget_changed:
                         self._budget_changed.notify_all()
 
-    async def _extract_with_backoff(self, data: Input) -> Result[T]:
+    async def _extract_with_backoff(self, data: Input, call: Call | None) -> Result[T]:
+        instructions, examples, seed = self._call_options()
         for round_ in range(_RATE_LIMIT_ROUNDS + 1):
             try:
-                result = await self._extractor._arun(
-                    data,
-                    self._target,
-                    self._options.get("instructions"),
-                    self._options.get("examples"),
-                    self._options.get("seed"),
-                    self._limiter,
-                )
+                if call is not None:  # prepared, and looked up in the cache already
+                    result = await self._extractor._arun_one(
+                        data,
+                        self._target,
+                        instructions,
+                        examples,
+                        seed,
+                        None,
+                        self._limiter,
+                        call,
+                    )
+                else:
+                    result = await self._extractor._arun(
+                        data, self._target, instructions, examples, seed, self._limiter
+                    )
             except RateLimitError as exc:
                 if round_ == _RATE_LIMIT_ROUNDS:
                     raise
@@ -176,6 +190,33 @@ class AsyncBatch(Generic[T]):
                 self._spend(result.usage)
             return result
         raise AssertionError("unreachable")
+
+    def _call_options(self) -> tuple[Any, Any, Any]:
+        options = self._options
+        return options.get("instructions"), options.get("examples"), options.get("seed")
+
+    def _start(self, data: Input, semaphore: asyncio.Semaphore) -> asyncio.Future[Result[T]]:
+        """A cached single call is answered at once, without a task (a warm re-run is
+        bound by this); anything else becomes a task that reuses the prepared call."""
+        done: asyncio.Future[Result[T]] = asyncio.get_running_loop().create_future()
+        try:
+            found = self._extractor._lookup(data, self._target, *self._call_options())
+        except Exception as exc:  # a bad input fails its own item, never the batch
+            done.set_exception(exc)
+            return done
+        if found is not None and found[1] is not None:
+            done.set_result(found[1])
+            return done
+        call = found[0] if found is not None else None
+        return asyncio.ensure_future(self._extract(data, semaphore, call))
+
+    def next_ready(self) -> bool:
+        """Whether the next item can be yielded without waiting (lets the sync face hand
+        over runs of ready items at once)."""
+        if not self._pending:
+            return False
+        future = self._pending[0][2]
+        return future is None or future.done()
 
     def _spend(self, usage: Usage | None) -> None:
         if isinstance(usage, Usage) and usage.requests:
@@ -212,8 +253,7 @@ class AsyncBatch(Generic[T]):
         semaphore = asyncio.Semaphore(self._concurrency)
         if self._max_cost is not None:
             self._budget_changed = asyncio.Condition()
-        # (index, input, future or None when skipped, shared with an earlier identical input)
-        pending: list[tuple[int, Any, asyncio.Future[Result[T]] | None, bool]] = []
+        pending = self._pending
         recent: OrderedDict[Any, asyncio.Future[Result[T]]] = OrderedDict()
         index = 0
         exhausted = False
@@ -232,7 +272,7 @@ class AsyncBatch(Generic[T]):
                         future = recent.get(key)
                         shared = future is not None
                         if future is None:
-                            future = asyncio.ensure_future(self._extract(data, semaphore))
+                            future = self._start(data, semaphore)
                             recent[key] = future
                             if len(recent) > self._window * 4:
                                 recent.popitem(last=False)
@@ -240,7 +280,7 @@ class AsyncBatch(Generic[T]):
                     index += 1
                 if not pending:
                     break
-                position, data, future, shared = pending.pop(0)
+                position, data, future, shared = pending.popleft()
                 item: BatchItem[T] = BatchItem(position, data)
                 if future is None:
                     item.error = BudgetExceededError(
@@ -292,7 +332,8 @@ class Batch(Generic[T]):
 
     def __init__(self, batch: AsyncBatch[T]) -> None:
         self._batch = batch
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=batch._window)
+        # runs of items (lists), so that ready items cross the thread boundary together
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=4)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -317,12 +358,20 @@ class Batch(Generic[T]):
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         self._started.set()
+        run: list[BatchItem[T]] = []
         try:
             async for item in self._batch:
-                if not await self._put(item):
-                    return
+                run.append(item)
+                if len(run) >= _HANDOFF or not self._batch.next_ready():
+                    if not await self._put(run):
+                        return
+                    run = []
         except BaseException as exc:  # handed to the consumer thread, raised there
+            if run and not await self._put(run):
+                return
             await self._put(exc)
+            return
+        if run and not await self._put(run):
             return
         await self._put(self._DONE)
 
@@ -342,7 +391,7 @@ class Batch(Generic[T]):
                     return
                 if isinstance(got, BaseException):
                     raise got
-                yield got
+                yield from got
         finally:
             self.close()
 

@@ -22,7 +22,7 @@ from .document import Document
 from .exceptions import (
     ConfigurationError,
 )
-from .loop import Call, LoopSettings, extraction_flow
+from .loop import Call, LoopSettings, cached_result, extraction_flow
 from .pricing import PriceBook, Prices
 from .prompt import Input, Mode, build_body, build_messages, input_text
 from .ratelimit import RateLimiter
@@ -206,20 +206,40 @@ class Extractor:
         key = "" if self.cache_mode is False else request_key(body, self._endpoint_id, variant)
         return Call(compiled, body, key, input_text(data) if self.grounding else None)
 
-    def _flow(self, call: Call) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
-        return extraction_flow(
-            call,
-            LoopSettings(
-                mode=self.mode,
-                max_retries=self.max_retries,
-                cache=self._result_cache(),
-                cache_mode=self.cache_mode,
-                prices=self._prices,
-                model=self._settings.model,
-                on_usage=self._add_usage,
-                grounding=self.grounding,
-            ),
+    def _loop_settings(self) -> LoopSettings:
+        return LoopSettings(
+            mode=self.mode,
+            max_retries=self.max_retries,
+            cache=self._result_cache(),
+            cache_mode=self.cache_mode,
+            prices=self._prices,
+            model=self._settings.model,
+            on_usage=self._add_usage,
+            grounding=self.grounding,
         )
+
+    def _flow(
+        self, call: Call, *, cache_checked: bool = False
+    ) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
+        return extraction_flow(call, self._loop_settings(), cache_checked=cache_checked)
+
+    def _lookup(
+        self,
+        data: Input,
+        target: Any,
+        instructions: str | None,
+        examples: Sequence[tuple[Any, Any]] | None,
+        seed: int | None,
+    ) -> tuple[Call, Result[Any] | None] | None:
+        """For batches: a single call's cached result without an event-loop task, and the
+        prepared call to reuse on a miss. None when the extraction is not one call
+        (samples, chunks) or the cache is not read."""
+        if self.samples > 1 or self.cache_mode not in (True, "read_only"):
+            return None
+        if self._chunks(data) is not None:
+            return None
+        call = self._prepare(data, target, instructions, examples, seed)
+        return call, cached_result(call, self._loop_settings())
 
     def _add_usage(self, usage: Usage) -> None:
         if usage.requests:
@@ -336,9 +356,13 @@ class Extractor:
         seed: int | None,
         temperature: float | None,
         limiter: RateLimiter | None,
+        call: Call | None = None,
     ) -> Result[T]:
-        call = self._prepare(data, target, instructions, examples, seed, temperature)
-        flow = self._flow(call)
+        """One call; ``call``: already prepared and already looked up in the cache."""
+        cache_checked = call is not None
+        if call is None:
+            call = self._prepare(data, target, instructions, examples, seed, temperature)
+        flow = self._flow(call, cache_checked=cache_checked)
         try:
             body = next(flow)
             transport = self._transport

@@ -45,7 +45,8 @@ class LoopSettings:
     grounding: bool = False
 
 
-def _cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
+def cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
+    """The cached answer for ``call`` as a ``Result`` (``cached=True``, cost 0), or None."""
     if settings.cache is None or settings.cache_mode not in (True, "read_only"):
         return None
     hit = settings.cache.get(call.key)
@@ -77,10 +78,11 @@ def _grounded(call: Call, settings: LoopSettings) -> bool:
 
 
 def extraction_flow(
-    call: Call, settings: LoopSettings
+    call: Call, settings: LoopSettings, *, cache_checked: bool = False
 ) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
-    """Yield request bodies; be sent each response; return the ``Result`` or raise."""
-    cached = _cached_result(call, settings)
+    """Yield request bodies; be sent each response; return the ``Result`` or raise.
+    ``cache_checked``: the caller already looked the call up and missed."""
+    cached = None if cache_checked else cached_result(call, settings)
     if cached is not None:
         return cached
     body = call.body
