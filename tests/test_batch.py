@@ -149,3 +149,8 @@ def test_a_bad_input_fails_its_own_item_only(ex: Extractor) -> None:
     items = list(ex.run_many(["row0", b"bytes", "row2"], Person))  # type: ignore[list-item]
     assert [i.ok for i in items] == [True, False, True]
     assert type(items[1].error).__name__ == "UnsupportedInputError"
+
+
+def test_a_misspelt_option_is_refused_not_ignored(ex: Extractor) -> None:
+    with pytest.raises(TypeError, match="instructon"):
+        ex.run_many(["a"], Person, instructon="typo")

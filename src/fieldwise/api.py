@@ -12,23 +12,22 @@ import inspect
 import threading
 from typing import Any, TypeVar
 
-from .extractor import Extractor
+from .extractor import CALL_OPTIONS, Extractor
 from .prompt import Input
 from .result import Result
 
 T = TypeVar("T")
-_CALL_OPTIONS = frozenset({"instructions", "examples", "seed"})
 _SETTINGS = frozenset(inspect.signature(Extractor.__init__).parameters) - {"self"}
 _extractors: dict[tuple[tuple[str, Any], ...], Extractor] = {}
 _lock = threading.Lock()
 
 
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    unknown = set(kwargs) - _SETTINGS - _CALL_OPTIONS
+    unknown = set(kwargs) - _SETTINGS - CALL_OPTIONS
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-    call = {k: v for k, v in kwargs.items() if k in _CALL_OPTIONS}
-    settings = {k: v for k, v in kwargs.items() if k not in _CALL_OPTIONS}
+    call = {k: v for k, v in kwargs.items() if k in CALL_OPTIONS}
+    settings = {k: v for k, v in kwargs.items() if k not in CALL_OPTIONS}
     return settings, call
 
 

@@ -127,7 +127,9 @@ class AsyncBatch(Generic[T]):
         )
         self._max_cost = max_cost
         self._on_progress = on_progress
-        self._options = options
+        from .extractor import call_options
+
+        self._call = call_options(options)  # (instructions, examples, seed); typos raise
         self._iterator: AsyncIterator[BatchItem[T]] | None = None
         self._active = 0
         # (index, input, future or None when skipped, shared with an earlier identical input)
@@ -158,7 +160,7 @@ class AsyncBatch(Generic[T]):
                         self._budget_changed.notify_all()
 
     async def _extract_with_backoff(self, data: Input, call: Call | None) -> Result[T]:
-        instructions, examples, seed = self._call_options()
+        instructions, examples, seed = self._call
         for round_ in range(_RATE_LIMIT_ROUNDS + 1):
             try:
                 if call is not None:  # prepared, and looked up in the cache already
@@ -191,16 +193,12 @@ class AsyncBatch(Generic[T]):
             return result
         raise AssertionError("unreachable")
 
-    def _call_options(self) -> tuple[Any, Any, Any]:
-        options = self._options
-        return options.get("instructions"), options.get("examples"), options.get("seed")
-
     def _start(self, data: Input, semaphore: asyncio.Semaphore) -> asyncio.Future[Result[T]]:
         """A cached single call is answered at once, without a task (a warm re-run is
         bound by this); anything else becomes a task that reuses the prepared call."""
         done: asyncio.Future[Result[T]] = asyncio.get_running_loop().create_future()
         try:
-            found = self._extractor._lookup(data, self._target, *self._call_options())
+            found = self._extractor._lookup(data, self._target, *self._call)
         except Exception as exc:  # a bad input fails its own item, never the batch
             done.set_exception(exc)
             return done

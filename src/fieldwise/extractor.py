@@ -408,11 +408,11 @@ class Extractor:
         Partials are instances of a copy of the target whose fields are all optional;
         the last item is a real, validated ``target`` instance.
         """
-        return stream_values(self, self._prepare(data, target, *_call_options(options)))
+        return stream_values(self, self._prepare(data, target, *call_options(options)))
 
     def astream(self, data: Input, target: type[T], **options: Any) -> AsyncIterator[Any]:
         """``stream`` for async code."""
-        return astream_values(self, self._prepare(data, target, *_call_options(options)))
+        return astream_values(self, self._prepare(data, target, *call_options(options)))
 
     def request_body(
         self, data: Input, target: Any, *, instructions: str | None = None
@@ -514,8 +514,13 @@ class Extractor:
         await self.aclose()
 
 
-def _call_options(options: dict[str, Any]) -> tuple[Any, Any, Any]:
-    unknown = set(options) - {"instructions", "examples", "seed"}
+#: the keyword options that apply to one call rather than configure an ``Extractor``
+CALL_OPTIONS = frozenset({"instructions", "examples", "seed"})
+
+
+def call_options(options: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """``(instructions, examples, seed)`` from per-call keywords; unknown ones raise."""
+    unknown = set(options) - CALL_OPTIONS
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     return options.get("instructions"), options.get("examples"), options.get("seed")
