@@ -13,7 +13,8 @@ same strict ``response_format``, all returning a validated ``Invoice``:
 5. ``fw-cache``   fieldwise cache hits (sync, after a warm-up call that fills the cache)
 6. ``floor-x2``   the floor on httpx2 (the pydantic fork openai>=3 uses), whose pool does not
                   rescan every connection per request: the real floor at 64 in flight
-7. ``fw+httpx2``  (``--what-if``) fieldwise with one httpx2 client instead of its shards
+7. ``floor-aio``  the async floor on aiohttp, the library fieldwise's async path uses
+8. ``fw+httpx2``  (``--what-if``) fieldwise's sync path with one httpx2 client, not shards
 
 Passes: N sequential calls (server latency ``--latency``, 0 by default: a pure CPU measure),
 N concurrent calls with 64 in flight at the same latency, and N concurrent calls at
@@ -349,12 +350,12 @@ def floor2_async(url: str) -> AsyncPair:
 
 
 def _on_httpx2(ex: Any) -> None:
-    """Point ``ex``'s transport at one httpx2 client per mode (no shards): the what-if.
+    """Point ``ex``'s sync transport at one httpx2 client (no shards): the what-if.
 
-    Reaches into ``Transport._pools`` (``fieldwise._pool.ClientPools``); if those internals
-    have changed, this raises and the contender is skipped.
+    Reaches into ``Transport._shards`` (``fieldwise._pool.Shards``); if those internals have
+    changed, this raises and the contender is skipped. (The async path runs on aiohttp.)
     """
-    from fieldwise._pool import ClientPools
+    from fieldwise._pool import Shards
 
     httpx2 = _httpx2()
     transport = ex._transport_for_use()
@@ -363,9 +364,8 @@ def _on_httpx2(ex: Any) -> None:
     )
     timeout = httpx2.Timeout(60.0, connect=10.0)
     headers = dict(transport._headers)
-    transport._pools = ClientPools(
+    transport._shards = Shards(
         lambda: httpx2.Client(headers=headers, timeout=timeout, limits=limits),
-        lambda: httpx2.AsyncClient(headers=headers, timeout=timeout, limits=limits),
         per_shard=1 << 30,
         max_shards=1,
     )
@@ -379,17 +379,26 @@ def fw_httpx2_sync(url: str) -> SyncPair:
     return (lambda: ex.run(TEXT, Invoice).value), ex.close
 
 
-def fw_httpx2_async(url: str) -> AsyncPair:
-    from fieldwise import Extractor
+def floor_aiohttp_async(url: str) -> AsyncPair:
+    import aiohttp
 
-    ex = Extractor(model=MODEL, base_url=url, api_key="x", cache=False, network_retries=0)
-    _on_httpx2(ex)
+    client: list[Any] = []
+    chat, body = f"{url}/chat/completions", json.dumps(floor_body()).encode()
+    headers = {"Authorization": "Bearer x", "Content-Type": "application/json"}
 
     async def call() -> Invoice:
-        result = await ex.arun(TEXT, Invoice)
-        return result.value
+        if not client:  # a session belongs to the running loop: made on first use
+            client.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
+        async with client[0].post(chat, data=body, headers=headers) as response:
+            response.raise_for_status()
+            payload = json.loads(await response.read())
+        return Invoice.model_validate_json(payload["choices"][0]["message"]["content"])
 
-    return call, ex.aclose
+    async def close() -> None:
+        if client:
+            await client.pop().close()
+
+    return call, close
 
 
 @dataclass(frozen=True)
@@ -408,7 +417,8 @@ CONTENDERS = [
     Contender("fieldwise", "fieldwise Extractor.run/arun", fieldwise_sync, fieldwise_async),
     Contender("fw-cache", "fieldwise cache hit (sync)", fieldwise_cached_sync, None),
     Contender("floor-x2", "bare httpx2 (the pool fix)", floor2_sync, floor2_async),
-    Contender("fw+httpx2", "fieldwise, one httpx2 client", fw_httpx2_sync, fw_httpx2_async, True),
+    Contender("floor-aio", "bare aiohttp + model_validate_json", None, floor_aiohttp_async),
+    Contender("fw+httpx2", "fieldwise sync, one httpx2 client", fw_httpx2_sync, None, True),
 ]
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -778,7 +788,7 @@ def breakdown(url: str) -> dict[str, float | None]:
     stub = Extractor(model=MODEL, base_url=url, api_key="x", cache=False, network_retries=0)
     try:  # the same Extractor, its HTTP client replaced by one that returns the recorded bytes
         stub.run(TEXT, Invoice)
-        clients: list[Any] = stub._transport_for_use()._pools.sync().clients
+        clients: list[Any] = stub._transport_for_use()._shards.clients
         clients[0] = _CannedClient(raw)
     except Exception as exc:
         print(f"breakdown: cannot stub fieldwise's HTTP client: {exc!r}", file=sys.stderr)

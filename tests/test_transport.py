@@ -19,6 +19,7 @@ import pytest
 
 from fieldwise import exceptions as E
 from fieldwise._retry import Failure, RetryPolicy, parse_retry_after
+from fieldwise._sse import LineSplitter
 from fieldwise.testing import FakeLLM, RecordedRequest, Reply, reply
 from fieldwise.transport import ChatChunk, ChatResponse, Transport, parse_response
 
@@ -43,6 +44,37 @@ TOOL_BODY: dict[str, Any] = {
     "tools": [{"type": "function", "function": {"name": "p", "parameters": SCHEMA}}],
     "tool_choice": {"type": "function", "function": {"name": "p"}},
 }
+
+
+class Side:
+    """Runs one transport call through the sync or the async API (async: its own loop)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def chat(self, transport: Transport, body: dict[str, Any]) -> ChatResponse:
+        if self.name == "sync":
+            return transport.chat(body)
+        return asyncio.run(transport.achat(body))
+
+    def stream(self, transport: Transport, body: dict[str, Any]) -> list[ChatChunk]:
+        if self.name == "sync":
+            return list(transport.stream(body))
+
+        async def collect() -> list[ChatChunk]:
+            return [chunk async for chunk in transport.astream(body)]
+
+        return asyncio.run(collect())
+
+    def get_json(self, transport: Transport, path: str) -> Any:
+        if self.name == "sync":
+            return transport.get_json(path)
+        return asyncio.run(transport.aget_json(path))
+
+
+@pytest.fixture(params=["sync", "async"])
+def side(request: pytest.FixtureRequest) -> Side:
+    return Side(request.param)
 
 
 @pytest.fixture
@@ -110,10 +142,11 @@ def test_status_maps_to_typed_error(
     kind: type[E.FieldwiseError],
     requests: int,
     says: str,
+    side: Side,
 ) -> None:
     fake_llm.script(answer, answer, answer)
     with pytest.raises(kind) as caught:
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert type(caught.value) is kind
     assert len(fake_llm.requests) == requests
     assert says.lower() in str(caught.value).lower()
@@ -130,28 +163,28 @@ def test_status_maps_to_typed_error(
         assert f"after {requests} attempts" in str(caught.value)
 
 
-def test_provider_name_from_metadata(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_provider_name_from_metadata(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(reply.http_error(400, "nope", metadata={"provider_name": "Acme"}))
     with pytest.raises(E.BadRequestError) as caught:
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert caught.value.provider == "Acme" and caught.value.code == 400
 
 
 # -- retries ----------------------------------------------------------------------------------
 
 
-def test_retry_then_success(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_retry_then_success(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(reply.http_error(503), reply.http_error(429, retry_after=0))
-    response = transport.chat(BODY)
+    response = side.chat(transport, BODY)
     assert response.content == '{"name": "example"}'
     assert len(fake_llm.requests) == 3
     assert all(r.body == BODY for r in fake_llm.requests)  # the very same request, resent
 
 
-def test_retry_after_is_honoured(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_retry_after_is_honoured(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(reply.http_error(429, retry_after=0.3))
     started = time.monotonic()
-    assert transport.chat(BODY).content
+    assert side.chat(transport, BODY).content
     assert time.monotonic() - started >= 0.29  # never earlier than asked (no upper bound)
     assert len(fake_llm.requests) == 2
 
@@ -180,88 +213,88 @@ def test_backoff_is_full_jitter_and_capped() -> None:
     assert policy.delay(Failure(E.ProviderError, "x", "", False), 0, rng) is None
 
 
-def test_overlong_retry_after_raises_at_once(fake_llm: FakeLLM, fake_base: str = "") -> None:
+def test_overlong_retry_after_raises_at_once(fake_llm: FakeLLM, side: Side) -> None:
     with Transport(fake_llm.base_url, KEY, max_retry_after=5, backoff_base=0.01) as transport:
         fake_llm.script(reply.http_error(429, "slow down", retry_after=120))
         with pytest.raises(E.RateLimitError) as caught:
-            transport.chat(BODY)
+            side.chat(transport, BODY)
     assert caught.value.retry_after == 120
     assert "max_retry_after=5" in str(caught.value)
     assert len(fake_llm.requests) == 1
 
 
-def test_x_should_retry_header_wins(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_x_should_retry_header_wins(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(reply.http_error(503, headers={"x-should-retry": "false"}))
     with pytest.raises(E.ProviderError):
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert len(fake_llm.requests) == 1
 
 
-def test_no_retries_when_disabled(fake_llm: FakeLLM) -> None:
+def test_no_retries_when_disabled(fake_llm: FakeLLM, side: Side) -> None:
     with Transport(fake_llm.base_url, None, network_retries=0) as transport:
         fake_llm.script(reply.http_error(503))
         with pytest.raises(E.ProviderError) as caught:
-            transport.chat(BODY)
+            side.chat(transport, BODY)
     assert len(fake_llm.requests) == 1 and "attempts" not in str(caught.value)
 
 
-def test_dropped_connection_is_retried(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_dropped_connection_is_retried(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(reply.drop(), reply.drop())
-    assert transport.chat(BODY).finish_reason == "stop"
+    assert side.chat(transport, BODY).finish_reason == "stop"
     assert len(fake_llm.requests) == 3
     fake_llm.script(reply.drop(), reply.drop(), reply.drop())
     with pytest.raises(E.APIConnectionError) as caught:
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert type(caught.value) is E.APIConnectionError
     assert "after 3 attempts" in str(caught.value) and "base_url" in str(caught.value)
 
 
-def test_unreachable_endpoint() -> None:
+def test_unreachable_endpoint(side: Side) -> None:
     with FakeLLM() as fake:
         url = fake.base_url
     with (
         Transport(url, KEY, network_retries=1, backoff_base=0.01) as transport,
         pytest.raises(E.APIConnectionError) as caught,
     ):
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert "Could not reach" in str(caught.value)
 
 
-def test_slow_answer_times_out_after_retries(fake_llm: FakeLLM) -> None:
+def test_slow_answer_times_out_after_retries(fake_llm: FakeLLM, side: Side) -> None:
     fake_llm.script(reply.slow(30), reply.slow(30), reply.slow(30))
     with (
         Transport(fake_llm.base_url, KEY, timeout=0.2, backoff_base=0.01) as transport,
         pytest.raises(E.APITimeoutError) as caught,
     ):
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert len(fake_llm.requests) == 3
     assert "timeout=0.2" in str(caught.value) and "Increase timeout=" in str(caught.value)
 
 
-def test_error_inside_a_200_body(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_error_inside_a_200_body(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(reply.error_in_body(502, "upstream died"))
-    assert transport.chat(BODY).content
+    assert side.chat(transport, BODY).content
     assert len(fake_llm.requests) == 2
     fake_llm.script(reply.error_in_body(400, "bad schema"))
     with pytest.raises(E.BadRequestError) as caught:
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert "answered HTTP 200" in str(caught.value) and len(fake_llm.requests) == 3
     fake_llm.script(reply.error_in_body("context_length_exceeded", "too long"))
     with pytest.raises(E.ContextLengthError):
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     fake_llm.script(*[reply.error_in_body("rate_limit_exceeded", "slow")] * 3)
     with pytest.raises(E.RateLimitError):
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert len(fake_llm.requests) == 7
 
 
-def test_finish_reason_error(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_finish_reason_error(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(reply.finish_error("cut"))
-    assert transport.chat(BODY).finish_reason == "stop"
+    assert side.chat(transport, BODY).finish_reason == "stop"
     assert len(fake_llm.requests) == 2
     fake_llm.script(*[reply.finish_error("generation failed")] * 3)
     with pytest.raises(E.ProviderError) as caught:
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     assert "generation failed" in str(caught.value) and len(fake_llm.requests) == 5
 
 
@@ -276,25 +309,25 @@ def test_answer_that_is_not_a_completion_is_not_retried() -> None:
 # -- responses --------------------------------------------------------------------------------
 
 
-def test_chat_response_fields(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_chat_response_fields(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     fake_llm.script(
         reply.empty(reasoning="thinking"),
         reply.refusal("no"),
         reply.truncated('{"na'),
         reply.json({"name": "Ada"}, model="m/answered", provider="Acme"),
     )
-    empty = transport.chat(BODY)
+    empty = side.chat(transport, BODY)
     assert empty.content == "" and empty.reasoning == "thinking"
-    refused = transport.chat(BODY)
+    refused = side.chat(transport, BODY)
     assert refused.refusal == "no" and refused.content is None
-    cut = transport.chat(BODY)
+    cut = side.chat(transport, BODY)
     assert (cut.content, cut.finish_reason) == ('{"na', "length")
-    ok = transport.chat(BODY)
+    ok = side.chat(transport, BODY)
     assert (ok.model, ok.provider) == ("m/answered", "Acme")
     assert ok.id is not None and ok.id.startswith("gen-")
     assert ok.usage is not None and ok.usage["cost"] > 0
     assert ok.raw["choices"][0]["message"]["content"] == ok.content
-    tool = transport.chat(TOOL_BODY)
+    tool = side.chat(transport, TOOL_BODY)
     assert tool.tool_arguments == '{"name": "example"}' and tool.finish_reason == "tool_calls"
 
 
@@ -308,11 +341,11 @@ def test_reasoning_content_is_read_too() -> None:
     assert isinstance(parsed, ChatResponse) and parsed.reasoning == "why"
 
 
-def test_headers_sent(fake_llm: FakeLLM) -> None:
+def test_headers_sent(fake_llm: FakeLLM, side: Side) -> None:
     with Transport(fake_llm.base_url, KEY, headers={"X-Title": "tests"}) as transport:
-        transport.chat(BODY)
+        side.chat(transport, BODY)
     with Transport(fake_llm.base_url, None) as anonymous:
-        anonymous.chat(BODY)
+        side.chat(anonymous, BODY)
     keyed, anon = fake_llm.requests
     assert keyed.headers["authorization"] == f"Bearer {KEY}"
     assert keyed.headers["x-title"] == "tests"
@@ -320,12 +353,12 @@ def test_headers_sent(fake_llm: FakeLLM) -> None:
     assert "authorization" not in anon.headers
 
 
-def test_get_json(fake_llm: FakeLLM, transport: Transport) -> None:
-    models = transport.get_json("/models")
+def test_get_json(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
+    models = side.get_json(transport, "/models")
     assert models["data"][0]["id"] == "fake/model"
-    assert transport.get_json("models") == models
+    assert side.get_json(transport, "models") == models
     with pytest.raises(E.BadRequestError):
-        transport.get_json("/nowhere")
+        side.get_json(transport, "/nowhere")
 
 
 def test_bad_base_url() -> None:
@@ -350,9 +383,11 @@ def assemble(chunks: list[ChatChunk]) -> tuple[str, str, dict[str, Any] | None, 
     return content, arguments, usage, finish
 
 
-def test_stream_assembles_content_and_usage(fake_llm: FakeLLM, transport: Transport) -> None:
+def test_stream_assembles_content_and_usage(
+    fake_llm: FakeLLM, transport: Transport, side: Side
+) -> None:
     fake_llm.latency = 0.02  # the keep-alive comment arrives before the content
-    chunks = list(transport.stream(BODY))
+    chunks = side.stream(transport, BODY)
     content, _, usage, finish = assemble(chunks)
     assert content == '{"name": "example"}' and finish == "stop"
     assert usage is not None and usage["total_tokens"] > 0
@@ -362,11 +397,13 @@ def test_stream_assembles_content_and_usage(fake_llm: FakeLLM, transport: Transp
     assert fake_llm.requests[0].headers["accept"] == "text/event-stream"
 
 
-def test_stream_tool_call_and_reasoning(fake_llm: FakeLLM, transport: Transport) -> None:
-    _, arguments, _, finish = assemble(list(transport.stream(TOOL_BODY)))
+def test_stream_tool_call_and_reasoning(
+    fake_llm: FakeLLM, transport: Transport, side: Side
+) -> None:
+    _, arguments, _, finish = assemble(side.stream(transport, TOOL_BODY))
     assert arguments == '{"name": "example"}' and finish == "tool_calls"
     fake_llm.script(reply.empty(reasoning="step by step"))
-    chunks = list(transport.stream(BODY))
+    chunks = side.stream(transport, BODY)
     assert "".join(c.reasoning or "" for c in chunks) == "step by step"
 
 
@@ -384,16 +421,16 @@ def test_stream_error_mid_stream_is_typed_and_not_retried(
 
 
 def test_stream_failures_before_content_are_retried(
-    fake_llm: FakeLLM, transport: Transport
+    fake_llm: FakeLLM, transport: Transport, side: Side
 ) -> None:
     fake_llm.script(reply.http_error(429, retry_after=0), reply.error_in_body(502, "x"))
-    assert assemble(list(transport.stream(BODY)))[0] == '{"name": "example"}'
+    assert assemble(side.stream(transport, BODY))[0] == '{"name": "example"}'
     fake_llm.script(reply.drop())
-    assert assemble(list(transport.stream(BODY)))[0] == '{"name": "example"}'
+    assert assemble(side.stream(transport, BODY))[0] == '{"name": "example"}'
     assert len(fake_llm.requests) == 5
     fake_llm.script(reply.http_error(401, "bad key"))
     with pytest.raises(E.AuthenticationError):
-        list(transport.stream(BODY))
+        side.stream(transport, BODY)
 
 
 def test_connections_are_kept_alive(fake_llm: FakeLLM, transport: Transport) -> None:
@@ -427,6 +464,46 @@ async def test_async_stream(fake_llm: FakeLLM, transport: Transport) -> None:
         async for _ in transport.astream(BODY):
             pass
     assert len(fake_llm.requests) == 3
+
+
+@pytest.mark.anyio
+async def test_async_stream_error_mid_stream_early_exit_and_keep_alive(
+    fake_llm: FakeLLM, transport: Transport
+) -> None:
+    fake_llm.script(reply.stream_error(6, "provider disconnected"))
+    received: list[ChatChunk] = []
+    with pytest.raises(E.ProviderError) as caught:
+        async for chunk in transport.astream(BODY):
+            received.append(chunk)
+    assert "provider disconnected" in str(caught.value)
+    assert assemble(received)[0] == '{"name' and len(fake_llm.requests) == 1
+    stream = transport.astream(BODY)
+    async for _ in stream:  # the caller leaves after the first chunk
+        break
+    await stream.aclose()
+    before = fake_llm.connections
+    for _ in range(3):
+        assert assemble([c async for c in transport.astream(BODY)])[0]
+        assert (await transport.achat(BODY)).content
+    assert fake_llm.connections - before <= 1  # read to the end after [DONE]: reused
+
+
+def test_line_splitter_handles_any_chunking() -> None:
+    text = b'data: {"a": "\xc3\xa9"}\r\n\r\n: keep-alive\rdata: x\n\ndata: ' + b"y" * 100_000
+    expected = [
+        'data: {"a": "\u00e9"}',
+        "",
+        ": keep-alive",
+        "data: x",
+        "",
+        "data: " + "y" * 100_000,
+    ]
+    for size in (1, 2, 3, 7, 64, len(text)):
+        splitter = LineSplitter()
+        lines = [
+            line for i in range(0, len(text), size) for line in splitter.feed(text[i : i + size])
+        ]
+        assert lines + splitter.end() == expected, size
 
 
 @pytest.mark.anyio

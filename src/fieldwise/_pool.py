@@ -1,4 +1,4 @@
-"""httpx clients for the transport: spread over "shards", and kept per event loop.
+"""The sync httpx clients for the transport, spread over "shards"; async clients kept per loop.
 
 Why: one httpcore connection pool gets slower the more requests it has in flight. On every
 request it re-scans all its connections (polling each idle socket), and requests arriving
@@ -18,7 +18,8 @@ better than the default: the single pool, not its limit, is the problem. A small
 ``max_keepalive_connections`` (20) also cut CPU (~1.8 ms) but reopens connections all the
 time, a TLS handshake each against a real API. So each client carries at most ``per_shard``
 requests and more clients are added as concurrency grows; at concurrency 1 only the first is
-ever used (one connection).
+ever used (one connection). The async path left httpx for aiohttp after the same kind of
+measurement (``_async_http``); only its per-loop bookkeeping (``PerLoop``) lives here.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ import asyncio
 import functools
 import ssl
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import httpx
 
-__all__ = ["ClientPools", "Shards", "shared_ssl_context"]
+from ._retry import NetworkFault
+
+__all__ = ["PerLoop", "Shards", "httpx_fault", "shared_ssl_context"]
 
 ClientT = TypeVar("ClientT")
 
@@ -70,6 +73,12 @@ class Shards(Generic[ClientT]):
         with self._lock:
             self.loads[index] -= 1
 
+    def take_all(self) -> list[ClientT]:
+        """Forget every client (for closing them); new requests start fresh ones."""
+        with self._lock:
+            clients, self.clients, self.loads = self.clients, [], []
+        return clients
+
 
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
@@ -77,99 +86,83 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _loop_key() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # another async library (trio): one shared set of clients
-        return None
+def httpx_fault(exc: httpx.HTTPError) -> NetworkFault:
+    """Which kind of network failure an httpx error is (see ``_retry.failure_from_exception``)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "read_timeout"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+        return "refused"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "dropped"
+    if isinstance(exc, httpx.TransportError):
+        return "unreachable"
+    return "other"
 
 
 @dataclass(slots=True)
-class _LoopEntry:
-    shards: Shards[httpx.AsyncClient]
+class _LoopEntry(Generic[ClientT]):
+    client: ClientT
     closer: AsyncGenerator[None, None]
 
 
-class ClientPools:
-    """The sync shards (made on first use) and one set of async shards per running event loop.
+class PerLoop(Generic[ClientT]):
+    """One async client per running asyncio event loop, closed while that loop shuts down.
 
     Connections cannot move between event loops, so a user calling ``asyncio.run`` twice with
-    one ``Transport`` gets fresh async clients in the second loop; each loop's clients are
-    closed while that loop shuts down (see ``_close_with_loop``).
+    one ``Transport`` gets a fresh client in the second loop (see ``_close_with_loop``).
     """
 
     def __init__(
         self,
-        make_sync: Callable[[], httpx.Client],
-        make_async: Callable[[], httpx.AsyncClient],
-        *,
-        per_shard: int = 4,
-        max_shards: int = 32,
+        make: Callable[[], ClientT],
+        close: Callable[[ClientT], Awaitable[None]],
     ) -> None:
-        self._make_sync = make_sync
-        self._make_async = make_async
-        self._per_shard = per_shard
-        self._max_shards = max_shards
-        self._lock = threading.Lock()
-        self._sync: Shards[httpx.Client] | None = None
-        self._loops: dict[asyncio.AbstractEventLoop | None, _LoopEntry] = {}
+        self._make = make
+        self._close = close
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopEntry[ClientT]] = {}
 
-    def sync(self) -> Shards[httpx.Client]:
-        shards = self._sync
-        if shards is None:
-            with self._lock:
-                if self._sync is None:
-                    self._sync = Shards(
-                        self._make_sync, per_shard=self._per_shard, max_shards=self._max_shards
-                    )
-                shards = self._sync
-        return shards
-
-    async def current(self) -> Shards[httpx.AsyncClient]:
-        key = _loop_key()
-        entry = self._loops.get(key)
+    async def current(self) -> ClientT:
+        loop = asyncio.get_running_loop()
+        entry = self._loops.get(loop)
         if entry is not None:
-            return entry.shards
-        for old in [k for k in self._loops if k is not None and k.is_closed()]:
+            return entry.client
+        for old in [k for k in self._loops if k.is_closed()]:
             del self._loops[old]  # closed without finalizing async generators: nothing to do
-        shards = Shards(self._make_async, per_shard=self._per_shard, max_shards=self._max_shards)
-        closer = self._close_with_loop(key, shards)
-        self._loops[key] = _LoopEntry(shards, closer)
+        client = self._make()
+        closer = self._close_with_loop(loop, client)
+        self._loops[loop] = _LoopEntry(client, closer)
         await anext(closer)
-        return shards
+        return client
 
     async def _close_with_loop(
-        self, key: asyncio.AbstractEventLoop | None, shards: Shards[httpx.AsyncClient]
+        self, loop: asyncio.AbstractEventLoop, client: ClientT
     ) -> AsyncGenerator[None, None]:
-        """Suspends until its loop finalizes async generators, then closes the loop's clients.
+        """Suspends until its loop finalizes async generators, then closes the loop's client.
 
-        ``asyncio.run`` (and the anyio/trio runners) finalize live async generators before the
-        loop closes, so pooled connections are closed while the loop can still run, instead of
-        leaking as unclosed transports.
+        ``asyncio.run`` finalizes live async generators before the loop closes, so pooled
+        connections are closed while the loop can still run, instead of leaking as unclosed
+        transports.
         """
         try:
             yield
         finally:
-            entry = self._loops.get(key)
-            if entry is not None and entry.shards is shards:
-                del self._loops[key]
-            for client in shards.clients:
-                await client.aclose()
+            entry = self._loops.get(loop)
+            if entry is not None and entry.client is client:
+                del self._loops[loop]
+            await self._close(client)
 
     def close(self) -> None:
-        """Close the sync clients now; async ones on their own (still running) loops."""
-        with self._lock:
-            shards, self._sync = self._sync, None
-        for client in shards.clients if shards is not None else ():
-            client.close()
-        for key in list(self._loops):
-            entry = self._loops.pop(key)
-            if key is not None and not key.is_closed():
-                key.call_soon_threadsafe(_spawn, key, entry.closer)
+        """Close every loop's client on its own (still running) loop."""
+        for loop in list(self._loops):
+            entry = self._loops.pop(loop)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_spawn, loop, entry.closer)
 
     async def aclose(self) -> None:
-        """Close this loop's async clients now, then everything ``close`` closes."""
-        entry = self._loops.pop(_loop_key(), None)
+        """Close this loop's client now, then schedule the others' closing."""
+        entry = self._loops.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry.closer.aclose()
         self.close()

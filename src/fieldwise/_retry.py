@@ -16,9 +16,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import Any, Literal
 
 from .exceptions import (
     APIConnectionError,
@@ -37,6 +35,7 @@ from .exceptions import (
 
 __all__ = [
     "Failure",
+    "NetworkFault",
     "RetryPolicy",
     "failure_from_body_error",
     "failure_from_exception",
@@ -325,11 +324,20 @@ def _status_of(code: Any) -> int | None:
     return None
 
 
-def failure_from_exception(exc: httpx.HTTPError, *, url: str, timeout: float | None) -> Failure:
+NetworkFault = Literal[
+    "connect_timeout", "read_timeout", "refused", "dropped", "unreachable", "other"
+]
+"""What went wrong when no answer came back; each HTTP library's errors are sorted into these
+by the module that drives it (``_pool`` for httpx, ``_async_http`` for aiohttp)."""
+
+
+def failure_from_exception(
+    exc: BaseException, fault: NetworkFault, *, url: str, timeout: float | None
+) -> Failure:
     """A request that got no usable answer: timeouts and dropped connections are retried."""
     name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        if isinstance(exc, httpx.ConnectTimeout):
+    if fault in ("connect_timeout", "read_timeout"):
+        if fault == "connect_timeout":
             what = f"Could not connect to {url} in time ({name})"
         else:
             limit = f" within timeout={timeout:g} s" if timeout else ""
@@ -340,13 +348,13 @@ def failure_from_exception(exc: httpx.HTTPError, *, url: str, timeout: float | N
             "Increase timeout=, lower max_tokens= or the reasoning effort, or try again later.",
             True,
         )
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+    if fault == "refused":
         return Failure(
             APIConnectionError, f"Cannot send to {url}: {name}: {exc}", "Check base_url.", False
         )
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if fault == "dropped":
         what = f"The connection to {url} closed without a complete answer ({name}: {exc})"
-    elif isinstance(exc, httpx.TransportError):
+    elif fault == "unreachable":
         what = f"Could not reach {url} ({name}: {exc})"
     else:
         return Failure(APIConnectionError, f"Request to {url} failed ({name}: {exc})", "", False)

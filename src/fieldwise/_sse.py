@@ -14,7 +14,47 @@ from typing import Any
 
 from ._retry import Failure, failure_from_body_error, failure_from_shape
 
-__all__ = ["ChatChunk", "ChunkReader", "SSEDecoder", "first_call_arguments", "parse_chunk"]
+__all__ = [
+    "ChatChunk",
+    "ChunkReader",
+    "LineSplitter",
+    "SSEDecoder",
+    "first_call_arguments",
+    "parse_chunk",
+]
+
+
+class LineSplitter:
+    """Bytes as they arrive → decoded lines without their endings (``\n``, ``\r\n`` or ``\r``).
+
+    Lines may be any length (one SSE event can carry a whole JSON answer), and a ``\r\n``
+    split across two reads is one line ending, not two.
+    """
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []  # the unfinished line, as it arrived (joined once)
+
+    def feed(self, data: bytes) -> list[str]:
+        if b"\n" not in data and b"\r" not in data:
+            self._parts.append(data)
+            return []
+        if self._parts:
+            self._parts.append(data)
+            data = b"".join(self._parts)
+        # Keep a trailing \r back: the \n that may complete it is in the next read.
+        cut = len(data) - 1 if data[-1:] == b"\r" else len(data)
+        lines = data[:cut].splitlines(keepends=True)
+        self._parts = [data[cut:]] if cut < len(data) else []
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            self._parts.insert(0, lines.pop())
+        return [line.rstrip(b"\r\n").decode("utf-8", "replace") for line in lines]
+
+    def end(self) -> list[str]:
+        """The last line, when the stream did not end with a line ending."""
+        rest, self._parts = b"".join(self._parts), []
+        return [rest.rstrip(b"\r\n").decode("utf-8", "replace")] if rest else []
 
 
 class SSEDecoder:

@@ -1,15 +1,18 @@
-"""``Transport``: chat-completions over pooled httpx clients, with network retries and SSE.
+"""``Transport``: chat-completions over pooled HTTP clients, with network retries and SSE.
 
 Why it is separate from the extractor: everything here is about getting *an* answer through
 the network (connection reuse, timeouts, 429/5xx retries with backoff, typed errors); nothing
-here reads message content, so a re-ask never mixes with a network retry. The sync and async
-paths are thin loops over the same pure helpers: request encoding and answer parsing below,
-retry decisions and error mapping in ``_retry``, SSE framing in ``_sse``.
+here reads message content, so a re-ask never mixes with a network retry. The sync path runs on
+httpx clients (``_pool``), the async path on aiohttp (``_async_http``, chosen for its CPU per
+request under concurrency); both are thin loops over the same pure helpers: request encoding
+and answer parsing below, retry decisions and error mapping in ``_retry``, SSE framing in
+``_sse``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -20,7 +23,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._pool import ClientPools, shared_ssl_context
+from ._async_http import NETWORK_ERRORS, Answer, AsyncHTTP, aiohttp_fault
+from ._pool import Shards, httpx_fault, shared_ssl_context
 from ._retry import (
     Failure,
     RetryPolicy,
@@ -146,22 +150,12 @@ def _parse_json(content: bytes, url: str) -> Any:
         return failure_from_shape(url, content.decode("utf-8", "replace"))
 
 
-async def _asleep(seconds: float) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # another async library (trio)
-        import anyio
-
-        await anyio.sleep(seconds)
-    else:
-        await asyncio.sleep(seconds)
-
-
 class Transport:
-    """Pooled sync + async httpx clients for one endpoint; safe to share across threads.
+    """Pooled sync (httpx) and async (aiohttp) clients for one endpoint; safe to share across
+    threads.
 
-    Clients are made on first use and reused (keep-alive). Concurrent requests are spread over
-    a few clients (see ``_pool``); async clients are kept per running event loop, so
+    Clients are made on first use and reused (keep-alive). Concurrent sync requests are spread
+    over a few clients (see ``_pool``); async sessions are kept per running event loop, so
     ``asyncio.run`` may be called many times with the same ``Transport``.
     """
 
@@ -203,7 +197,8 @@ class Transport:
         # httpx re-parses a str URL on every request (~12 µs each); parse each URL once.
         self._targets: dict[str, httpx.URL] = {}
         self._rng = random.Random()
-        self._pools = ClientPools(self._new_client, self._new_async_client)
+        self._shards = Shards(self._new_client, per_shard=4, max_shards=32)
+        self._async = AsyncHTTP(sent, timeout=timeout, trust_env=self._trust_env)
 
     def __repr__(self) -> str:
         key = "<set>" if self._has_key else None
@@ -223,22 +218,16 @@ class Transport:
             trust_env=self._trust_env,
         )
 
-    def _new_async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            headers=self._headers,
-            timeout=self._timeout,
-            limits=_LIMITS,
-            verify=shared_ssl_context(),
-            trust_env=self._trust_env,
-        )
-
     def close(self) -> None:
-        """Close the sync clients, and schedule closing async ones on their live loops."""
-        self._pools.close()
+        """Close the sync clients, and schedule closing async sessions on their live loops."""
+        for client in self._shards.take_all():
+            client.close()
+        self._async.close()
 
     async def aclose(self) -> None:
-        """Close this loop's async clients now, and everything ``close`` closes."""
-        await self._pools.aclose()
+        """Close this loop's async session now, and everything ``close`` closes."""
+        await self._async.aclose()
+        self.close()
 
     def __enter__(self) -> Transport:
         return self
@@ -286,19 +275,19 @@ class Transport:
         )
         return delay
 
+    @staticmethod
     def _outcome(
-        self,
-        response: httpx.Response,
+        status: int,
+        headers: Mapping[str, str],
+        content: bytes,
         url: str,
         model: str | None,
         parse: Callable[[Any, str, str | None], T | Failure],
     ) -> T | Failure:
-        if 200 <= response.status_code < 300:
-            payload = _parse_json(response.content, url)
+        if 200 <= status < 300:
+            payload = _parse_json(content, url)
             return payload if isinstance(payload, Failure) else parse(payload, url, model)
-        return failure_from_status(
-            response.status_code, response.headers, response.content, url=url, model=model
-        )
+        return failure_from_status(status, headers, content, url=url, model=model)
 
     def _request(
         self,
@@ -308,16 +297,20 @@ class Transport:
         model: str | None,
         parse: Callable[[Any, str, str | None], T | Failure],
     ) -> T:
-        shards = self._pools.sync()
+        shards = self._shards
         attempt = 0
         while True:
             shard = shards.acquire()
             try:
                 response = shards.clients[shard].request(method, self._target(url), content=content)
             except httpx.HTTPError as exc:
-                outcome: T | Failure = failure_from_exception(exc, url=url, timeout=self.timeout)
+                outcome: T | Failure = failure_from_exception(
+                    exc, httpx_fault(exc), url=url, timeout=self.timeout
+                )
             else:
-                outcome = self._outcome(response, url, model, parse)
+                outcome = self._outcome(
+                    response.status_code, response.headers, response.content, url, model, parse
+                )
             finally:
                 shards.release(shard)
             if not isinstance(outcome, Failure):
@@ -333,23 +326,21 @@ class Transport:
         model: str | None,
         parse: Callable[[Any, str, str | None], T | Failure],
     ) -> T:
-        shards = await self._pools.current()
         attempt = 0
         while True:
-            shard = shards.acquire()
             try:
-                response = await shards.clients[shard].request(
-                    method, self._target(url), content=content
+                answer = await self._async.request(method, url, content)
+            except NETWORK_ERRORS as exc:
+                outcome: T | Failure = failure_from_exception(
+                    exc, aiohttp_fault(exc), url=url, timeout=self.timeout
                 )
-            except httpx.HTTPError as exc:
-                outcome: T | Failure = failure_from_exception(exc, url=url, timeout=self.timeout)
             else:
-                outcome = self._outcome(response, url, model, parse)
-            finally:
-                shards.release(shard)
+                outcome = self._outcome(
+                    answer.status, answer.headers, answer.content, url, model, parse
+                )
             if not isinstance(outcome, Failure):
                 return outcome
-            await _asleep(self._delay(outcome, attempt))
+            await asyncio.sleep(self._delay(outcome, attempt))
             attempt += 1
 
     # -- public calls ------------------------------------------------------------------------
@@ -379,7 +370,7 @@ class Transport:
         The body is read to its end after ``[DONE]`` so the connection can be reused.
         """
         content, model, url = _stream_body(body), _model(body), self._chat_url
-        shards = self._pools.sync()
+        shards = self._shards
         attempt = 0
         while True:
             yielded = False
@@ -392,7 +383,14 @@ class Transport:
                 ) as response:
                     if response.status_code != 200:
                         response.read()
-                        failure = self._outcome(response, url, model, _never)
+                        failure = self._outcome(
+                            response.status_code,
+                            response.headers,
+                            response.content,
+                            url,
+                            model,
+                            _never,
+                        )
                     else:
                         reader = ChunkReader(url, model)
                         for line in response.iter_lines():
@@ -404,7 +402,9 @@ class Transport:
                                 yielded = True
                                 yield event
             except httpx.HTTPError as exc:
-                failure = failure_from_exception(exc, url=url, timeout=self.timeout)
+                failure = failure_from_exception(
+                    exc, httpx_fault(exc), url=url, timeout=self.timeout
+                )
             finally:
                 shards.release(shard)
             if failure is None:
@@ -417,39 +417,37 @@ class Transport:
     async def astream(self, body: Mapping[str, Any]) -> AsyncIterator[ChatChunk]:
         """Async ``stream``."""
         content, model, url = _stream_body(body), _model(body), self._chat_url
-        shards = await self._pools.current()
         attempt = 0
         while True:
             yielded = False
             failure: Failure | None = None
-            shard = shards.acquire()
+            answer: list[Answer] = []
             try:
-                client = shards.clients[shard]
-                async with client.stream(
-                    "POST", self._target(url), content=content, headers=_SSE_HEADERS
-                ) as response:
-                    if response.status_code != 200:
-                        await response.aread()
-                        failure = self._outcome(response, url, model, _never)
-                    else:
-                        reader = ChunkReader(url, model)
-                        async for line in response.aiter_lines():
-                            event = reader.feed(line)
-                            if isinstance(event, Failure):
-                                failure = event
-                                break
-                            if event is not None:
-                                yielded = True
-                                yield event
-            except httpx.HTTPError as exc:
-                failure = failure_from_exception(exc, url=url, timeout=self.timeout)
-            finally:
-                shards.release(shard)
+                reader = ChunkReader(url, model)
+                lines = self._async.lines(url, content, _SSE_HEADERS, answer)
+                async with contextlib.aclosing(lines):
+                    async for line in lines:
+                        event = reader.feed(line)
+                        if isinstance(event, Failure):
+                            failure = event
+                            break
+                        if event is not None:
+                            yielded = True
+                            yield event
+                if answer:
+                    first = answer[0]
+                    failure = self._outcome(
+                        first.status, first.headers, first.content, url, model, _never
+                    )
+            except NETWORK_ERRORS as exc:
+                failure = failure_from_exception(
+                    exc, aiohttp_fault(exc), url=url, timeout=self.timeout
+                )
             if failure is None:
                 return
             if yielded:
                 raise failure.error(attempt + 1)
-            await _asleep(self._delay(failure, attempt))
+            await asyncio.sleep(self._delay(failure, attempt))
             attempt += 1
 
 
