@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,serve]' $(foreach p,$(PLUGIN_DIRS),-e $(p)[test])
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev,serve]' $(foreach p,$(PLUGIN_DIRS),-e $(p)[test])
 	$(VENV)/bin/fieldwise local pull
 	touch $(STAMP)
 

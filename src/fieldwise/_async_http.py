@@ -32,7 +32,7 @@ from ._retry import NetworkFault
 from ._sse import LineSplitter
 from .exceptions import ConfigurationError
 
-__all__ = ["NETWORK_ERRORS", "Answer", "AsyncHTTP", "aiohttp_fault"]
+__all__ = ["Answer", "AsyncHTTP", "aiohttp_fault"]
 
 # Everything above this size would be a broken server, not an answer; a cap keeps a runaway
 # body from filling memory.
@@ -64,6 +64,13 @@ class AsyncHTTP:
         self._trust_env = trust_env
         self._sessions: PerLoop[aiohttp.ClientSession] = PerLoop(self._new_session, _close)
         self._urls: dict[str, URL] = {}
+
+    network_errors = (aiohttp.ClientError, asyncio.TimeoutError)
+    """What ``request`` and ``lines`` raise when no answer came back (see ``fault``)."""
+
+    @staticmethod
+    def fault(exc: BaseException) -> NetworkFault:
+        return aiohttp_fault(exc)
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -149,7 +156,3 @@ def aiohttp_fault(exc: BaseException) -> NetworkFault:
     if isinstance(exc, aiohttp.ClientResponseError):  # a malformed status line or headers
         return "dropped"
     return "other"
-
-
-NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
-"""What ``request`` and ``lines`` raise when no answer came back (see ``aiohttp_fault``)."""

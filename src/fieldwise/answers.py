@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from .exceptions import EmptyOutputError, RefusalError, TruncatedOutputError
 from .parsing import UnparseableOutput, parse_json
 from .prompt import Mode
+from .responses import ChatResponse
 from .result import Usage
 from .schema import CompiledSchema
-from .transport import ChatResponse
 
 _JSON_ERROR_TYPES = {"json_invalid", "json_type"}
 

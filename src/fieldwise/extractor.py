@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import endpoints
 from .batch import AsyncBatch, Batch, BatchSummary
@@ -26,10 +26,13 @@ from .loop import Call, LoopSettings, cached_result, extraction_flow
 from .pricing import PriceBook, Prices
 from .prompt import Input, Mode, build_body, build_messages, input_text
 from .ratelimit import RateLimiter
+from .responses import ChatResponse
 from .result import Result, Usage
 from .schema import compile_schema
 from .streaming import astream_values, stream_values
-from .transport import ChatResponse, Transport
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 T = TypeVar("T")
 _MODES = ("json_schema", "json_object", "tools")
@@ -144,6 +147,8 @@ class Extractor:
                 if self._transport is None:
                     self._settings = endpoints.resolve_backend(self._settings)
                     endpoints.require_key(self._settings)
+                    from .transport import Transport  # loads the HTTP library: not before
+
                     self._transport = Transport(
                         self._settings.base_url,
                         self._settings.api_key,

@@ -17,9 +17,9 @@ from .exceptions import Attempt, ExtractionError
 from .grounding import check_grounding, grounding_reask
 from .pricing import PriceBook
 from .prompt import Mode, reask_messages, reask_text
+from .responses import ChatResponse
 from .result import Result, Usage
 from .schema import CompiledSchema
-from .transport import ChatResponse
 
 
 @dataclass(frozen=True)

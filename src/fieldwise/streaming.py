@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from ._sse import ChatChunk
+from .responses import ChatResponse
 from .schema import CompiledSchema
-from .transport import ChatChunk, ChatResponse
 
 if TYPE_CHECKING:
     from .extractor import Extractor

@@ -4,39 +4,41 @@ Why it is separate from the extractor: everything here is about getting *an* ans
 the network (connection reuse, timeouts, 429/5xx retries with backoff, typed errors); nothing
 here reads message content, so a re-ask never mixes with a network retry. The sync path runs on
 httpx clients (``_pool``), the async path on aiohttp (``_async_http``, chosen for its CPU per
-request under concurrency); both are thin loops over the same pure helpers: request encoding
-and answer parsing below, retry decisions and error mapping in ``_retry``, SSE framing in
-``_sse``.
+request under concurrency, and imported on the first async call); both are thin loops over
+the same pure helpers: request encoding and answer parsing in ``responses``, retry decisions
+and error mapping in ``_retry``, SSE framing in ``_sse``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
-from ._async_http import NETWORK_ERRORS, Answer, AsyncHTTP, aiohttp_fault
 from ._pool import Shards, httpx_fault, shared_ssl_context
 from ._retry import (
     Failure,
     RetryPolicy,
-    failure_from_body_error,
     failure_from_exception,
     failure_from_shape,
     failure_from_status,
 )
-from ._sse import ChatChunk, ChunkReader, first_call_arguments
+from ._sse import ChatChunk, ChunkReader
 from .exceptions import ConfigurationError, redact, register_secret
+from .responses import ChatResponse, encode_body, parse_json, parse_response
 
-__all__ = ["ChatChunk", "ChatResponse", "Transport", "parse_response"]
+if TYPE_CHECKING:
+    from ._async_http import Answer, AsyncHTTP
+
+__all__ = ["ChatChunk", "ChatResponse", "Transport", "encode_body", "parse_response"]
 
 logger = logging.getLogger("fieldwise.transport")
 T = TypeVar("T")
@@ -45,109 +47,6 @@ T = TypeVar("T")
 # over several clients instead (``_pool``, which records the measurements behind this choice).
 _LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=30)
 _SSE_HEADERS = {"Accept": "text/event-stream"}
-
-
-@dataclass(slots=True)
-class ChatResponse:
-    """One chat-completions answer, reduced to what the extractor reads (``raw`` has it all)."""
-
-    content: str | None
-    reasoning: str | None
-    refusal: str | None
-    tool_arguments: str | None
-    finish_reason: str | None
-    usage: dict[str, Any] | None
-    model: str | None
-    provider: str | None
-    id: str | None
-    raw: dict[str, Any] = field(repr=False)
-
-
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON with the stdlib.
-
-    Measured: ~100 us for a 12.8 KB body (10 KB of text and a 30-field schema), against
-    ~1 ms of client CPU per call in the pool; orjson could save most of that 100 us, not
-    enough to add a dependency.
-    """
-    fixed = body.get("response_format")
-    if isinstance(fixed, dict) and len(body) > 1:
-        # The compiled schema's dict is shared and never changed (schema.py says so):
-        # serialise it once, by identity, and splice it in (19.6 → 7.3 µs measured).
-        cached = _FIXED_PARTS.get(id(fixed))
-        if cached is None or cached[0] is not fixed:
-            if len(_FIXED_PARTS) > 256:
-                _FIXED_PARTS.clear()
-            cached = _FIXED_PARTS[id(fixed)] = (fixed, _dumps(fixed))
-        rest = _dumps({k: v for k, v in body.items() if k != "response_format"})
-        return rest[:-1] + b',"response_format":' + cached[1] + b"}"
-    return _dumps(body)
-
-
-_FIXED_PARTS: dict[int, tuple[Any, bytes]] = {}
-
-
-def _dumps(value: Any) -> bytes:
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    except UnicodeEncodeError:  # a lone surrogate in the text: escape it, as JSON allows
-        return json.dumps(value, separators=(",", ":")).encode()
-
-
-def parse_response(payload: Any, *, url: str, model: str | None) -> ChatResponse | Failure:
-    """A 2xx body → ``ChatResponse``, or the ``Failure`` it reports (error in a 200 body)."""
-    if not isinstance(payload, dict):
-        return failure_from_shape(url, payload)
-    provider = payload.get("provider")
-    if payload.get("error"):
-        return failure_from_body_error(
-            payload["error"], url=url, model=model, provider=provider, payload=payload
-        )
-    choices = payload.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return failure_from_shape(url, payload)
-    choice = choices[0]
-    finish = choice.get("finish_reason")
-    if finish == "error":
-        error = choice.get("error") or {"message": "the answer ended with finish_reason 'error'"}
-        return failure_from_body_error(
-            error, url=url, model=model, provider=provider, payload=payload
-        )
-    message = choice.get("message") or {}
-    arguments = first_call_arguments(message.get("tool_calls"))
-    if arguments is None and isinstance(message.get("function_call"), dict):
-        arguments = message["function_call"].get("arguments")
-    usage = payload.get("usage")
-    return ChatResponse(
-        content=_text(message.get("content")),
-        reasoning=_text(message.get("reasoning") or message.get("reasoning_content")),
-        refusal=_text(message.get("refusal")),
-        tool_arguments=_text(arguments),
-        finish_reason=finish,
-        usage=usage if isinstance(usage, dict) else None,
-        model=payload.get("model"),
-        provider=provider,
-        id=payload.get("id"),
-        raw=payload,
-    )
-
-
-def _text(value: Any) -> str | None:
-    """Message text as a string: some servers send content as a list of text parts."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(
-            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in value
-        )
-    return str(value)
-
-
-def _parse_json(content: bytes, url: str) -> Any:
-    try:
-        return json.loads(content)
-    except ValueError:
-        return failure_from_shape(url, content.decode("utf-8", "replace"))
 
 
 class Transport:
@@ -188,7 +87,7 @@ class Transport:
         self._headers = sent
         # A loopback server (a local model, a test fake) is never reached through the
         # proxy that HTTP_PROXY may name; anything else honours the environment.
-        host = httpx.URL(self.base_url).host
+        host = urlsplit(self.base_url).hostname
         self._trust_env = host not in ("127.0.0.1", "localhost", "::1")
         self._has_key = bool(api_key)
         connect = min(timeout, 10.0) if timeout is not None else None
@@ -198,7 +97,8 @@ class Transport:
         self._targets: dict[str, httpx.URL] = {}
         self._rng = random.Random()
         self._shards = Shards(self._new_client, per_shard=4, max_shards=32)
-        self._async = AsyncHTTP(sent, timeout=timeout, trust_env=self._trust_env)
+        self._async_http: AsyncHTTP | None = None  # made on the first async call
+        self._async_lock = threading.Lock()
 
     def __repr__(self) -> str:
         key = "<set>" if self._has_key else None
@@ -218,15 +118,30 @@ class Transport:
             trust_env=self._trust_env,
         )
 
+    def _async(self) -> AsyncHTTP:
+        http = self._async_http
+        if http is None:
+            with self._async_lock:
+                if self._async_http is None:
+                    from ._async_http import AsyncHTTP
+
+                    self._async_http = AsyncHTTP(
+                        self._headers, timeout=self.timeout, trust_env=self._trust_env
+                    )
+                http = self._async_http
+        return http
+
     def close(self) -> None:
         """Close the sync clients, and schedule closing async sessions on their live loops."""
         for client in self._shards.take_all():
             client.close()
-        self._async.close()
+        if self._async_http is not None:
+            self._async_http.close()
 
     async def aclose(self) -> None:
         """Close this loop's async session now, and everything ``close`` closes."""
-        await self._async.aclose()
+        if self._async_http is not None:
+            await self._async_http.aclose()
         self.close()
 
     def __enter__(self) -> Transport:
@@ -285,7 +200,7 @@ class Transport:
         parse: Callable[[Any, str, str | None], T | Failure],
     ) -> T | Failure:
         if 200 <= status < 300:
-            payload = _parse_json(content, url)
+            payload = parse_json(content, url)
             return payload if isinstance(payload, Failure) else parse(payload, url, model)
         return failure_from_status(status, headers, content, url=url, model=model)
 
@@ -326,13 +241,14 @@ class Transport:
         model: str | None,
         parse: Callable[[Any, str, str | None], T | Failure],
     ) -> T:
+        http = self._async()
         attempt = 0
         while True:
             try:
-                answer = await self._async.request(method, url, content)
-            except NETWORK_ERRORS as exc:
+                answer = await http.request(method, url, content)
+            except http.network_errors as exc:
                 outcome: T | Failure = failure_from_exception(
-                    exc, aiohttp_fault(exc), url=url, timeout=self.timeout
+                    exc, http.fault(exc), url=url, timeout=self.timeout
                 )
             else:
                 outcome = self._outcome(
@@ -417,6 +333,7 @@ class Transport:
     async def astream(self, body: Mapping[str, Any]) -> AsyncIterator[ChatChunk]:
         """Async ``stream``."""
         content, model, url = _stream_body(body), _model(body), self._chat_url
+        http = self._async()
         attempt = 0
         while True:
             yielded = False
@@ -424,7 +341,7 @@ class Transport:
             answer: list[Answer] = []
             try:
                 reader = ChunkReader(url, model)
-                lines = self._async.lines(url, content, _SSE_HEADERS, answer)
+                lines = http.lines(url, content, _SSE_HEADERS, answer)
                 async with contextlib.aclosing(lines):
                     async for line in lines:
                         event = reader.feed(line)
@@ -439,9 +356,9 @@ class Transport:
                     failure = self._outcome(
                         first.status, first.headers, first.content, url, model, _never
                     )
-            except NETWORK_ERRORS as exc:
+            except http.network_errors as exc:
                 failure = failure_from_exception(
-                    exc, aiohttp_fault(exc), url=url, timeout=self.timeout
+                    exc, http.fault(exc), url=url, timeout=self.timeout
                 )
             if failure is None:
                 return
