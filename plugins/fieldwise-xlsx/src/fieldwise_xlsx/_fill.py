@@ -1,12 +1,14 @@
 """``fill`` for .xlsx/.xlsm: the cell-fill semantics of spreadsheet AI functions.
 
 Two loads of the same file. A ``read_only=True, data_only=True`` pass streams the rows
-with little memory and gives the *values* of source cells (a formula's cached result, not
-its text); it finds the header, counts the work and later feeds the texts to
-``run_many`` lazily. A normal load is what gets written and saved, so styles, formulas,
-validation, conditional formats, tables and VBA (``.xlsm``) survive. The normal load holds
-the whole workbook in memory (openpyxl needs tens of times the file size); that is the
-price of keeping everything, and the reading pass adds almost nothing to it.
+and gives the *values* of source cells (a formula's cached result, not its text); it finds
+the header, counts the work and keeps each planned row's text for ``run_many``. A normal
+load is what gets written and saved, so styles, formulas, validation, conditional formats,
+tables and VBA (``.xlsm``) survive. The normal load holds the whole workbook in memory
+(openpyxl needs tens of times the file size); that is the price of keeping everything, and
+the kept texts (a fraction of the cells already in memory) add little to it. Keeping them
+saves a second reading pass: measured, ~0.7 s of CPU per 20k rows, which ran on the batch's
+thread while the calls were in flight.
 """
 
 from __future__ import annotations
@@ -126,13 +128,6 @@ def _rows(book: Workbook, title: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
     ws = book[title]
     ws.reset_dimensions()
     yield from enumerate(ws.iter_rows(values_only=True), start=1)
-
-
-def _texts(planner: _Planner, book: Workbook, title: str) -> Iterator[tuple[int, str]]:
-    for row, values in _rows(book, title):
-        text = planner.plan(row, values, None)
-        if text is not None:
-            yield row, text
 
 
 def _sheet(book: Workbook, name: str | None, path: Path) -> Worksheet:
@@ -255,8 +250,11 @@ def _fill_sheet(
     layout = build_layout(ws, index + 1, header_values, targets, sources)
     report = FillReport(output=str(destination), dry_run=dry_run, created_columns=layout.new)
     planner = _Planner(ws, layout, sources, columns, options)
+    texts: list[tuple[int, str]] = []
     for row, values in _rows(reader, ws.title):
-        planner.plan(row, values, report)
+        text = planner.plan(row, values, report)
+        if text is not None:
+            texts.append((row, text))
     report.planned = planner.planned
     if planner.merged_skips:
         notes.append(
@@ -269,7 +267,6 @@ def _fill_sheet(
     if not ready_to_extract(report, dry_run=dry_run, extractor=extractor, on_total=on_total):
         return report.to_dict()
     report.warnings.extend(add_columns(ws, layout))  # table notes: reported, not warned
-    texts = _texts(_Planner(ws, layout, sources, columns, options), reader, ws.title)
     results = extract_rows(
         extractor, target, texts, concurrency=concurrency, max_cost=max_cost,
         on_progress=on_progress, report=report,
