@@ -50,12 +50,15 @@ def default_cache_dir() -> Path:
 def request_key(body: dict[str, Any], base_url: str, schema_fingerprint: str) -> str:
     """Stable key of a request. ``response_format``/``tools`` enter through the schema's
     fingerprint (hashing the schema text on every call would cost more than the rest)."""
-    canonical = {k: v for k, v in body.items() if k not in ("response_format", "tools", "stream")}
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256()
-    digest.update(f"{CACHE_FORMAT}\0{base_url}\0{schema_fingerprint}\0".encode())
-    digest.update(text.encode("utf-8", "surrogatepass"))  # hashed, never sent
-    return digest.hexdigest()
+    canonical = {k: v for k, v in body.items() if k not in _NOT_KEYED}
+    text = _CANONICAL.encode(canonical)
+    keyed = f"{CACHE_FORMAT}\0{base_url}\0{schema_fingerprint}\0{text}"
+    return hashlib.sha256(keyed.encode("utf-8", "surrogatepass")).hexdigest()  # never sent
+
+
+# One encoder for every key (json.dumps with options builds a new one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_NOT_KEYED = frozenset(("response_format", "tools", "stream"))
 
 
 @dataclass(frozen=True)
