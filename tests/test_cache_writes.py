@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
+import diskcache
+import pytest
+
+from fieldwise import cache as cache_module
 from fieldwise.cache import CachedAnswer, ResultCache
 
 
@@ -73,3 +81,66 @@ def test_many_threads_writing_and_reading(tmp_path: Path) -> None:
     assert cache.stats()["entries"] == 800
     cache.close()
     assert read_in_another_process(tmp_path, ["t3-199"]) == ['{"n": 199}']
+
+
+def test_the_size_limit_holds_across_short_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run writes far fewer answers than the periodic cull needs; closing culls."""
+    monkeypatch.setattr(cache_module, "SIZE_LIMIT", 300_000)
+    big = "x" * 8_000
+    for run in range(6):
+        cache = ResultCache(tmp_path)
+        for n in range(30):  # ~240 KB a run
+            cache.set(f"r{run}-{n}", CachedAnswer(big, {}, None, None, None, (), 1))
+        cache.close()
+    check = diskcache.Cache(str(tmp_path))
+    assert check.volume() < 2 * 300_000
+    assert len(check) < 6 * 30
+    check.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fork_during_a_commit_leaves_the_child_able_to_write(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    disk = cache._writer._cache  # the writer's diskcache.Cache: made slow, like a busy disk
+    real_set = disk.set
+
+    def slow_set(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        return real_set(*args, **kwargs)
+
+    disk.set = slow_set  # type: ignore[method-assign]
+    cache.set("parent", answer(1))
+    time.sleep(0.05)  # the writer thread is now committing
+    pid = os.fork()
+    if pid == 0:  # the child: must not wait forever for the parent's transaction
+        signal.alarm(10)
+        cache.set("child", answer(2))
+        cache.close()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    disk.set = real_set  # type: ignore[method-assign]
+    cache.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert read_in_another_process(tmp_path, ["parent", "child"]) == ['{"n": 1}', '{"n": 2}']
+
+
+def test_the_writer_thread_ends_when_idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_module, "_IDLE", 0.05)
+    cache = ResultCache(tmp_path)
+    cache.set("k", answer(1))
+
+    def writers() -> int:
+        return sum(
+            t.name == "fieldwise-cache-writer" and t.is_alive() for t in threading.enumerate()
+        )
+
+    deadline = time.monotonic() + 10
+    while writers() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert writers() == 0
+    cache.set("k2", answer(2))  # a new write starts it again
+    assert cache.get("k2") == answer(2)
+    cache.close()
+    assert read_in_another_process(tmp_path, ["k", "k2"]) == ['{"n": 1}', '{"n": 2}']

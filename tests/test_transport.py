@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import gc
+import itertools
 import json
 import logging
 import random
@@ -16,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fieldwise import exceptions as E
 from fieldwise._retry import Failure, RetryPolicy, parse_retry_after
@@ -353,6 +356,52 @@ def test_headers_sent(fake_llm: FakeLLM, side: Side) -> None:
     assert "authorization" not in anon.headers
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_are_not_followed(fake_llm: FakeLLM, side: Side, status: int) -> None:
+    with FakeLLM() as elsewhere:
+        target = elsewhere.base_url + "/chat/completions"
+        fake_llm.script(reply.http_error(status, "moved", headers={"Location": target}))
+        with (
+            Transport(fake_llm.base_url, KEY, network_retries=0) as transport,
+            pytest.raises(E.BadRequestError) as caught,
+        ):
+            side.chat(transport, BODY)
+        assert elsewhere.requests == []  # the key never went to another address
+    assert f"HTTP {status}" in str(caught.value) and "base_url" in str(caught.value)
+
+
+def test_proxy_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, fake_llm: FakeLLM, side: Side
+) -> None:
+    """A base_url that is not loopback goes through HTTP(S)_PROXY on both paths; the fake
+    plays the proxy (an absolute-form request line for plain HTTP)."""
+    host = "fieldwise-proxy-test.invalid"  # never resolved: the proxy is asked instead
+    monkeypatch.setenv("HTTP_PROXY", fake_llm.base_url.rsplit("/v1", 1)[0])
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with Transport(f"http://{host}/v1", KEY, network_retries=0) as transport:
+        assert side.chat(transport, BODY).content
+    assert fake_llm.requests[-1].headers["host"] == host
+    monkeypatch.setenv("NO_PROXY", host)
+    with (  # exempt: resolved directly, and fails
+        Transport(f"http://{host}/v1", KEY, network_retries=0) as transport,
+        pytest.raises(E.APIConnectionError),
+    ):
+        side.chat(transport, BODY)
+    assert len(fake_llm.requests) == 1
+
+
+def test_a_socks_proxy_is_refused_clearly_on_the_async_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+    with (
+        Transport("https://api.example.invalid/v1", KEY) as transport,
+        pytest.raises(E.ConfigurationError, match="http:// proxy"),
+    ):
+        asyncio.run(transport.achat(BODY))
+
+
 def test_get_json(fake_llm: FakeLLM, transport: Transport, side: Side) -> None:
     models = side.get_json(transport, "/models")
     assert models["data"][0]["id"] == "fake/model"
@@ -486,6 +535,27 @@ async def test_async_stream_error_mid_stream_early_exit_and_keep_alive(
         assert assemble([c async for c in transport.astream(BODY)])[0]
         assert (await transport.achat(BODY)).content
     assert fake_llm.connections - before <= 1  # read to the end after [DONE]: reused
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(alphabet="ab é:", max_size=6), st.sampled_from(["\n", "\r\n", "\r"])),
+        max_size=8,
+    ),
+    st.text(alphabet="ab", max_size=3),
+    st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=20),
+)
+def test_line_splitter_agrees_with_splitlines(
+    lines: list[tuple[str, str]], tail: str, cuts: list[int]
+) -> None:
+    data = ("".join(text + end for text, end in lines) + tail).encode()
+    splitter, got, at = LineSplitter(), [], 0
+    for size in itertools.cycle(cuts):
+        if at >= len(data):
+            break
+        got += splitter.feed(data[at : at + size])
+        at += size
+    assert got + splitter.end() == [line.decode() for line in data.splitlines()]
 
 
 def test_line_splitter_handles_any_chunking() -> None:

@@ -25,6 +25,7 @@ measurement (``_async_http``); only its per-loop bookkeeping (``PerLoop``) lives
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ssl
 import threading
@@ -111,7 +112,8 @@ class PerLoop(Generic[ClientT]):
     """One async client per running asyncio event loop, closed while that loop shuts down.
 
     Connections cannot move between event loops, so a user calling ``asyncio.run`` twice with
-    one ``Transport`` gets a fresh client in the second loop (see ``_close_with_loop``).
+    one ``Transport`` gets a fresh client in the second loop (see ``_close_with_loop``). Loops
+    in several threads (sync batches each run one) may use it at once.
     """
 
     def __init__(
@@ -121,18 +123,21 @@ class PerLoop(Generic[ClientT]):
     ) -> None:
         self._make = make
         self._close = close
+        self._lock = threading.Lock()
         self._loops: dict[asyncio.AbstractEventLoop, _LoopEntry[ClientT]] = {}
 
     async def current(self) -> ClientT:
+        """This loop's client (made on first use); raises RuntimeError outside asyncio."""
         loop = asyncio.get_running_loop()
         entry = self._loops.get(loop)
         if entry is not None:
             return entry.client
-        for old in [k for k in self._loops if k.is_closed()]:
-            del self._loops[old]  # closed without finalizing async generators: nothing to do
-        client = self._make()
-        closer = self._close_with_loop(loop, client)
-        self._loops[loop] = _LoopEntry(client, closer)
+        with self._lock:
+            for old in [k for k in self._loops if k.is_closed()]:
+                del self._loops[old]  # closed without finalizing async generators
+            client = self._make()
+            closer = self._close_with_loop(loop, client)
+            self._loops[loop] = _LoopEntry(client, closer)
         await anext(closer)
         return client
 
@@ -148,21 +153,38 @@ class PerLoop(Generic[ClientT]):
         try:
             yield
         finally:
-            entry = self._loops.get(loop)
-            if entry is not None and entry.client is client:
-                del self._loops[loop]
+            with self._lock:
+                entry = self._loops.get(loop)
+                if entry is not None and entry.client is client:
+                    del self._loops[loop]
             await self._close(client)
 
     def close(self) -> None:
-        """Close every loop's client on its own (still running) loop."""
-        for loop in list(self._loops):
-            entry = self._loops.pop(loop)
-            if not loop.is_closed():
+        """Close every loop's client, each on its own loop.
+
+        The calling thread's own running loop is left to close its client while it shuts
+        down (``asyncio.run`` finalizes async generators): closing it from here as well would
+        close it twice. A loop that is not running is run just long enough to close it.
+        """
+        with self._lock:
+            entries, self._loops = self._loops, {}
+        try:
+            mine: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            mine = None
+        for loop, entry in entries.items():
+            if loop.is_closed() or loop is mine:
+                continue
+            if loop.is_running():
                 loop.call_soon_threadsafe(_spawn, loop, entry.closer)
+            elif mine is None:
+                with contextlib.suppress(RuntimeError):  # started meanwhile in another thread
+                    loop.run_until_complete(entry.closer.aclose())
 
     async def aclose(self) -> None:
-        """Close this loop's client now, then schedule the others' closing."""
-        entry = self._loops.pop(asyncio.get_running_loop(), None)
+        """Close this loop's client now, then the others (see ``close``)."""
+        with self._lock:
+            entry = self._loops.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry.closer.aclose()
         self.close()

@@ -54,7 +54,7 @@ class LineSplitter:
     def end(self) -> list[str]:
         """The last line, when the stream did not end with a line ending."""
         rest, self._parts = b"".join(self._parts), []
-        return [rest.rstrip(b"\r\n").decode("utf-8", "replace")] if rest else []
+        return [line.decode("utf-8", "replace") for line in rest.splitlines()]
 
 
 class SSEDecoder:

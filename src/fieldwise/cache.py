@@ -34,6 +34,7 @@ CACHE_FORMAT = 1
 SIZE_LIMIT = 2**31
 _CULL_EVERY = 1000  # writes between evictions (diskcache would check on every write)
 _GATHER = 0.01  # seconds the writer waits after waking, so that it commits in batches
+_IDLE = 5.0  # seconds without a write after which the writer thread ends
 
 logger = logging.getLogger("fieldwise.cache")
 
@@ -73,53 +74,78 @@ class CachedAnswer:
 
 
 class _Writer:
-    """Commits queued entries for one directory from a background thread, in batches."""
+    """Commits queued entries for one directory from a background thread, in batches.
+
+    The thread starts on the first write and ends after ``_IDLE`` seconds without one. The
+    size limit is enforced when the writer first commits, every ``_CULL_EVERY`` writes and
+    when the last ``ResultCache`` of the directory closes (diskcache's own check on every
+    write is switched off with ``cull_limit=0``).
+    """
 
     def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.users = 0
         self._cache = diskcache.Cache(directory, size_limit=SIZE_LIMIT, cull_limit=0)
+        self._pending: dict[str, Any] = {}
+        self._new_locks()
+
+    def _new_locks(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._commit = threading.Lock()  # one committer at a time: the thread or flush()
-        self._pending: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._written = 0
+        self._written = _CULL_EVERY  # so that the first commit culls
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent commits what it queued; start clean."""
+        self._pending = {}
+        self._new_locks()
 
     def pending(self, key: str) -> Any:
         return self._pending.get(key)
 
+    def commit_lock(self) -> threading.Lock:
+        return self._commit
+
     def put(self, key: str, value: Any) -> None:
         with self._lock:
             self._pending[key] = value
-            if self._thread is None or self._pid != os.getpid():  # first write, or forked
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
+            if self._thread is None:
+                thread = threading.Thread(
                     target=self._run, name="fieldwise-cache-writer", daemon=True
                 )
-                self._thread.start()
-            self._wake.notify()
+                try:
+                    thread.start()
+                except RuntimeError:  # interpreter shutting down: commit in this thread
+                    pass
+                else:
+                    self._thread = thread
+            else:
+                self._wake.notify()
+        if self._thread is None:
+            self.flush()
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._pending:
-                    self._wake.wait()
+                if not self._pending and not self._wake.wait(_IDLE) and not self._pending:
+                    self._thread = None
+                    return
             time.sleep(_GATHER)  # let answers that arrive together share one transaction
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, cull: bool = False) -> None:
         """Commit everything queued now (in the calling thread)."""
         with self._commit:
             with self._lock:
                 items = list(self._pending.items())
-            if not items:
-                return
             try:
-                with self._cache.transact():
-                    for key, value in items:
-                        self._cache.set(key, value)
-                self._written += len(items)
-                if self._written >= _CULL_EVERY:
+                if items:
+                    with self._cache.transact():
+                        for key, value in items:
+                            self._cache.set(key, value)
+                    self._written += len(items)
+                if cull or self._written >= _CULL_EVERY:
                     self._written = 0
                     self._cache.cull()
             except Exception as exc:  # a full or read-only disk: answers were already returned
@@ -128,6 +154,10 @@ class _Writer:
                 for key, value in items:
                     if self._pending.get(key) is value:  # not replaced meanwhile
                         del self._pending[key]
+
+    def close(self) -> None:
+        self.flush(cull=True)
+        self._cache.close()
 
 
 _writers: dict[str, _Writer] = {}
@@ -140,13 +170,56 @@ def _writer_for(directory: Path) -> _Writer:
         writer = _writers.get(name)
         if writer is None:
             writer = _writers[name] = _Writer(name)
+        writer.users += 1
         return writer
+
+
+def _release(writer: _Writer) -> None:
+    """One ``ResultCache`` of the directory closed; the last one commits and closes."""
+    with _writers_lock:
+        writer.users -= 1
+        last = writer.users <= 0
+        if last and _writers.get(writer.directory) is writer:
+            del _writers[writer.directory]
+    if last:
+        writer.close()
+    else:
+        writer.flush()
 
 
 @atexit.register
 def _flush_all() -> None:
     for writer in list(_writers.values()):
         writer.flush()
+
+
+def _before_fork() -> None:
+    """No commit may be under way when the process forks: SQLite's lock bookkeeping would be
+    copied into the child as held, and the child's next write would wait for it forever."""
+    _writers_lock.acquire()
+    for writer in _writers.values():
+        writer.commit_lock().acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for writer in _writers.values():
+        writer.commit_lock().release()
+    _writers_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _writers_lock
+    _writers_lock = threading.Lock()
+    for writer in _writers.values():
+        writer.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class ResultCache:
@@ -158,6 +231,7 @@ class ResultCache:
         os.chmod(self.directory, 0o700)
         self._cache = diskcache.Cache(str(self.directory), size_limit=SIZE_LIMIT)
         self._writer = _writer_for(self.directory)
+        self._closed = False
 
     def get(self, key: str) -> CachedAnswer | None:
         value = self._writer.pending(key)
@@ -215,5 +289,7 @@ class ResultCache:
 
     def close(self) -> None:
         """Commit queued answers and close this thread's database connection."""
-        self.flush()
+        if not self._closed:
+            self._closed = True
+            _release(self._writer)
         self._cache.close()

@@ -126,7 +126,10 @@ class Transport:
                     from ._async_http import AsyncHTTP
 
                     self._async_http = AsyncHTTP(
-                        self._headers, timeout=self.timeout, trust_env=self._trust_env
+                        self.base_url,
+                        self._headers,
+                        timeout=self.timeout,
+                        trust_env=self._trust_env,
                     )
                 http = self._async_http
         return http

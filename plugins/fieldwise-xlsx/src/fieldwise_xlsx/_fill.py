@@ -58,7 +58,8 @@ SUFFIXES = (".xlsx", ".xlsm")
 
 
 class _Planner(RowPlanner):
-    """Decides, the same way on both passes, which rows need a call and with what text."""
+    """Decides which rows need a call and with what text (one pass; ``_write_row`` reuses
+    its ``writable``/``existing`` views of the sheet)."""
 
     def __init__(
         self,
