@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -46,19 +47,37 @@ def test_a_queued_answer_is_visible_to_every_cache_of_the_directory(tmp_path: Pa
     assert read_in_another_process(tmp_path, ["k1", "nope"]) == ['{"n": 1}', None]
 
 
-def test_answers_reach_the_disk_without_close(tmp_path: Path) -> None:
+def test_answers_queued_in_a_loop_reach_the_disk_without_close(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
+        import asyncio
         from fieldwise.cache import CachedAnswer, ResultCache
         cache = ResultCache({str(tmp_path)!r})
-        for n in range(500):
-            cache.set(f"k{{n}}", CachedAnswer(str(n), {{}}, None, None, None, (), 1))
+
+        async def main():
+            for n in range(500):
+                cache.set(f"k{{n}}", CachedAnswer(str(n), {{}}, None, None, None, (), 1))
+
+        asyncio.run(main())  # the loop ends before its queued commit runs
         # no close(): the interpreter's exit commits what is still queued
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     keys = [f"k{n}" for n in (0, 250, 499)]
     assert read_in_another_process(tmp_path, keys) == ["0", "250", "499"]
+
+
+def test_a_write_in_a_loop_is_committed_on_that_loop(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+
+    async def main() -> list[str | None]:
+        cache.set("k", answer(1))
+        assert cache.get("k") == answer(1)  # queued: read from memory
+        await asyncio.sleep(0.3)  # the commit is scheduled ~10 ms later on this loop
+        return await asyncio.to_thread(read_in_another_process, tmp_path, ["k"])
+
+    assert asyncio.run(main()) == ['{"n": 1}']
+    cache.close()
 
 
 def test_many_threads_writing_and_reading(tmp_path: Path) -> None:
@@ -111,36 +130,19 @@ def test_a_fork_during_a_commit_leaves_the_child_able_to_write(tmp_path: Path) -
         return real_set(*args, **kwargs)
 
     disk.set = slow_set  # type: ignore[method-assign]
-    cache.set("parent", answer(1))
-    time.sleep(0.05)  # the writer thread is now committing
+    committing = threading.Thread(target=cache.set, args=("parent", answer(1)))
+    committing.start()
+    time.sleep(0.05)  # that thread is now inside its transaction
     pid = os.fork()
     if pid == 0:  # the child: must not wait forever for the parent's transaction
         signal.alarm(10)
+        disk.set = real_set  # type: ignore[method-assign]
         cache.set("child", answer(2))
         cache.close()
         os._exit(0)
     _, status = os.waitpid(pid, 0)
+    committing.join()
     disk.set = real_set  # type: ignore[method-assign]
     cache.close()
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert read_in_another_process(tmp_path, ["parent", "child"]) == ['{"n": 1}', '{"n": 2}']
-
-
-def test_the_writer_thread_ends_when_idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_module, "_IDLE", 0.05)
-    cache = ResultCache(tmp_path)
-    cache.set("k", answer(1))
-
-    def writers() -> int:
-        return sum(
-            t.name == "fieldwise-cache-writer" and t.is_alive() for t in threading.enumerate()
-        )
-
-    deadline = time.monotonic() + 10
-    while writers() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert writers() == 0
-    cache.set("k2", answer(2))  # a new write starts it again
-    assert cache.get("k2") == answer(2)
-    cache.close()
-    assert read_in_another_process(tmp_path, ["k", "k2"]) == ['{"n": 1}', '{"n": 2}']

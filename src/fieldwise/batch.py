@@ -301,6 +301,9 @@ class AsyncBatch(Generic[T]):
             for _, _, future, _ in pending:
                 if future is not None:
                     future.cancel()
+            cache = self._extractor._cache
+            if cache is not None:  # the loop may stop before its queued commit runs
+                cache.flush()
             self.summary.wall_time = time.monotonic() - started
 
     def _count(self, item: BatchItem[T], shared: bool) -> None:

@@ -6,23 +6,25 @@ schema compiler's version, so anything that can change the answer changes the ke
 different ``seed`` is a different sample. Only validated answers are stored. Neither the
 API key nor any header is ever part of a key or a value. The directory is private (0700).
 
-Writes go through one writer thread per directory (``_Writer``): an answer is visible to
-every ``ResultCache`` of this process at once, and committed to disk about 10 ms later, in
-one SQLite transaction with whatever else arrived meanwhile. Measured on the development machine
-(diskcache 5.6, 5,000 entries): a lone ``set`` costs ~78 µs of CPU, ~19 µs inside a transaction
-of 64, and SQLite releases the GIL while it writes, so a batch's event loop no longer waits on
-the disk. ``close()`` and interpreter exit commit what is still queued.
+Writes inside an event loop are batched (``_Writer``): an answer is visible to every
+``ResultCache`` of this process at once, and committed to disk about 10 ms later, in one
+SQLite transaction with whatever else arrived meanwhile. Measured on the development machine
+(diskcache 5.6, 5,000 entries): a lone ``set`` costs ~78 µs of CPU, ~19 µs inside a
+transaction of 64. (A background writer thread measured no better for batches and worse for
+the service, whose event loop then kept handing the GIL to it.) ``close()``, the end of a
+batch and interpreter exit commit what is still queued.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import json
 import logging
 import os
 import threading
-import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,8 +35,8 @@ CacheMode = bool | Literal["refresh", "read_only"]
 CACHE_FORMAT = 1
 SIZE_LIMIT = 2**31
 _CULL_EVERY = 1000  # writes between evictions (diskcache would check on every write)
-_GATHER = 0.01  # seconds the writer waits after waking, so that it commits in batches
-_IDLE = 5.0  # seconds without a write after which the writer thread ends
+_GATHER = 0.01  # seconds a queued answer waits, so that answers share a transaction
+_MAX_QUEUED = 256  # more queued than this: commit now
 
 logger = logging.getLogger("fieldwise.cache")
 
@@ -74,12 +76,16 @@ class CachedAnswer:
 
 
 class _Writer:
-    """Commits queued entries for one directory from a background thread, in batches.
+    """Queues answers for one directory and commits them in batches.
 
-    The thread starts on the first write and ends after ``_IDLE`` seconds without one. The
-    size limit is enforced when the writer first commits, every ``_CULL_EVERY`` writes and
-    when the last ``ResultCache`` of the directory closes (diskcache's own check on every
-    write is switched off with ``cull_limit=0``).
+    In an event loop (batches, the service, ``arun``) a write is queued and a commit is
+    scheduled ``_GATHER`` seconds later on that loop, so answers arriving together share one
+    transaction; more than ``_MAX_QUEUED`` waiting commit at once. Outside a loop (sequential
+    ``run``) a write commits at once. Queued answers are read by every ``ResultCache`` of the
+    directory in this process; ``flush`` (on close, at a batch's end and at interpreter exit)
+    commits what a loop left queued when it stopped. The size limit is enforced on the first
+    commit, every ``_CULL_EVERY`` writes and when the last ``ResultCache`` of the directory
+    closes (diskcache's own check on every write is switched off with ``cull_limit=0``).
     """
 
     def __init__(self, directory: str) -> None:
@@ -91,9 +97,8 @@ class _Writer:
 
     def _new_locks(self) -> None:
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._commit = threading.Lock()  # one committer at a time: the thread or flush()
-        self._thread: threading.Thread | None = None
+        self._commit = threading.Lock()  # one commit at a time
+        self._scheduled: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._written = _CULL_EVERY  # so that the first commit culls
 
     def after_fork(self) -> None:
@@ -108,34 +113,28 @@ class _Writer:
         return self._commit
 
     def put(self, key: str, value: Any) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         with self._lock:
             self._pending[key] = value
-            if self._thread is None:
-                thread = threading.Thread(
-                    target=self._run, name="fieldwise-cache-writer", daemon=True
-                )
-                try:
-                    thread.start()
-                except RuntimeError:  # interpreter shutting down: commit in this thread
-                    pass
-                else:
-                    self._thread = thread
-            else:
-                self._wake.notify()
-        if self._thread is None:
+            now = loop is None or len(self._pending) >= _MAX_QUEUED
+            schedule = loop is not None and not now and loop not in self._scheduled
+            if schedule and loop is not None:
+                self._scheduled.add(loop)
+        if now:
             self.flush()
+        elif schedule and loop is not None:
+            loop.call_later(_GATHER, self._flush_from, loop)
 
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._pending and not self._wake.wait(_IDLE) and not self._pending:
-                    self._thread = None
-                    return
-            time.sleep(_GATHER)  # let answers that arrive together share one transaction
-            self.flush()
+    def _flush_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._scheduled.discard(loop)
+        self.flush()
 
     def flush(self, *, cull: bool = False) -> None:
-        """Commit everything queued now (in the calling thread)."""
+        """Commit everything queued now."""
         with self._commit:
             with self._lock:
                 items = list(self._pending.items())
@@ -242,7 +241,7 @@ class ResultCache:
         return CachedAnswer(*value)
 
     def set(self, key: str, answer: CachedAnswer) -> None:
-        """Queue ``answer``: readable at once, on disk about 10 ms later."""
+        """Store ``answer``: readable at once; on disk now, or ~10 ms later inside a loop."""
         self._writer.put(
             key,
             (
