@@ -40,10 +40,6 @@ from .exceptions import ConfigurationError, redact
 
 __all__ = ["Answer", "AsyncHTTP", "aiohttp_fault", "environment_proxy"]
 
-# Everything above this size would be a broken server, not an answer; a cap keeps a runaway
-# body from filling memory.
-_MAX_BODY = 64 * 1024 * 1024
-
 
 @dataclass(slots=True)
 class Answer:
@@ -115,10 +111,6 @@ class AsyncHTTP:
         async with session.request(
             method, self._url(url), data=content, proxy=self._proxy, allow_redirects=False
         ) as response:
-            if response.content_length is not None and response.content_length > _MAX_BODY:
-                raise aiohttp.ClientPayloadError(
-                    f"the answer is {response.content_length} bytes, over {_MAX_BODY}"
-                )
             body = await response.read()
             return Answer(response.status, response.headers, body)
 
