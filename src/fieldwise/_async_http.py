@@ -54,15 +54,20 @@ class AsyncHTTP:
     """aiohttp sessions for one endpoint's headers and timeouts, one per running loop."""
 
     def __init__(
-        self, base_url: str, headers: Mapping[str, str], *, timeout: float | None, trust_env: bool
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float | None,
+        connect_timeout: float | None,
+        trust_env: bool,
     ) -> None:
         self._headers = dict(headers)
         self._proxy = environment_proxy(base_url) if trust_env else None
-        connect = min(timeout, 10.0) if timeout is not None else None
         # sock_read, like httpx's read timeout, limits each wait for bytes (a stream that
         # keeps sending may run longer than ``timeout`` in all); no limit on the whole call.
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=connect, sock_read=timeout
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=timeout
         )
         self._sessions: PerLoop[aiohttp.ClientSession] = PerLoop(self._new_session, _close)
         self._urls: dict[str, URL] = {}

@@ -90,8 +90,8 @@ class Transport:
         host = urlsplit(self.base_url).hostname
         self._trust_env = host not in ("127.0.0.1", "localhost", "::1")
         self._has_key = bool(api_key)
-        connect = min(timeout, 10.0) if timeout is not None else None
-        self._timeout = httpx.Timeout(timeout, connect=connect)
+        self._connect_timeout = min(timeout, 10.0) if timeout is not None else None
+        self._timeout = httpx.Timeout(timeout, connect=self._connect_timeout)
         self._chat_url = f"{self.base_url}/chat/completions"
         # httpx re-parses a str URL on every request (~12 µs each); parse each URL once.
         self._targets: dict[str, httpx.URL] = {}
@@ -129,6 +129,7 @@ class Transport:
                         self.base_url,
                         self._headers,
                         timeout=self.timeout,
+                        connect_timeout=self._connect_timeout,
                         trust_env=self._trust_env,
                     )
                 http = self._async_http
