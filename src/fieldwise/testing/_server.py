@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ._render import Context, Rendered, error_body, render
 from ._replies import Reply, phrase, valid
@@ -77,6 +77,7 @@ class FakeLLM:
         *,
         prices: Mapping[str, tuple[float, float]] | None = None,
         record: bool = True,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
     ) -> None:
         self.latency = latency
         self.model = model
@@ -87,6 +88,7 @@ class FakeLLM:
         self.prices: dict[str, tuple[float, float]] = {model: DEFAULT_PRICES, **(prices or {})}
         self.record = record
         self.handler: Handler | None = None
+        self._loop_factory = loop_factory
         self._lock = threading.Lock()
         self._queue: collections.deque[Reply] = collections.deque()
         self._requests: list[RecordedRequest] = []
@@ -149,7 +151,7 @@ class FakeLLM:
         return f"FakeLLM({where}, model={self.model!r}, latency={self.latency})"
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        loop = asyncio.new_event_loop()
+        loop = self._loop_factory()
         self._loop = loop
         try:
             self._server = loop.run_until_complete(
@@ -289,8 +291,7 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.fake._conns.add(self)
         self.fake._accepted += 1
 
