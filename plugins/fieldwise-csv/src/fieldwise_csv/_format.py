@@ -183,6 +183,9 @@ class RowWriter:
         self._fmt = fmt
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, **fmt.writer_options())
+        # Characters that make csv.writer quote a field (QUOTE_MINIMAL); a value without
+        # them is written as it is, without a round trip through the writer (~1.5 µs a cell).
+        self._specials = frozenset(fmt.delimiter + fmt.quotechar + "\r\n")
 
     def text(self, fields: Sequence[str], ending: str) -> str:
         """``fields`` serialised from scratch."""
@@ -198,6 +201,8 @@ class RowWriter:
     def cell(self, value: str) -> str:
         if value == "":  # a lone empty field is written as "" by csv.writer
             return self._fmt.quotechar * 2 if self._fmt.quote_all else ""
+        if not self._fmt.quote_all and value[0] != " " and self._specials.isdisjoint(value):
+            return value
         return self.text([value], "")
 
     def splice(self, raw: str, fields: Sequence[str], width: int, updates: dict[int, str]) -> str:
