@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,42 @@ def test_results_in_input_order_with_per_item_errors(ex: Extractor, fake_llm: Fa
     summary = batch.summary
     assert (summary.done, summary.failed, summary.skipped) == (39, 1, 0)
     assert summary.usage.requests == 39 and summary.cost and summary.wall_time > 0
+
+
+def test_a_resumed_run_serves_the_cached_prefix_then_calls_for_the_rest(
+    ex: Extractor, fake_llm: FakeLLM
+) -> None:
+    inputs = [f"row{i}" for i in range(10)]
+    list(ex.run_many(inputs[:5] + inputs[8:], Person))  # a run that "crashed" at row 5
+    fake_llm.reset()
+    threads: list[bool] = []
+    batch = ex.run_many(inputs, Person, concurrency=4)
+    items = []
+    for item in batch:
+        threads.append(any(t.name == "fieldwise-batch" for t in threading.enumerate()))
+        items.append(item)
+    assert [i.index for i in items] == list(range(10))
+    assert [i.value.name for i in items] == inputs
+    assert [i.result.cached for i in items if i.result] == [True] * 5 + [False] * 3 + [True] * 2
+    assert threads[:5] == [False] * 5  # the cached prefix needs no event loop thread
+    assert len(fake_llm.requests) == 3
+    assert (batch.summary.done, batch.summary.cached, batch.summary.usage.requests) == (10, 7, 3)
+
+
+def test_leaving_during_the_cached_prefix_reads_no_further(ex: Extractor) -> None:
+    list(ex.run_many(["a", "b", "c"], Person))
+    read: list[str] = []
+
+    def inputs() -> Iterator[str]:
+        for text in ["a", "b", "c", "d"]:
+            read.append(text)
+            yield text
+
+    for item in ex.run_many(inputs(), Person):
+        assert item.value.name == "a"
+        break
+    assert read == ["a"]
+    assert ex.run("d", Person).value.name == "d"  # the extractor is still usable
 
 
 def test_identical_inputs_are_extracted_once(ex: Extractor, fake_llm: FakeLLM) -> None:
