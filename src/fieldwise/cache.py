@@ -64,7 +64,7 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 _NOT_KEYED = frozenset(("response_format", "tools", "stream"))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per call: a frozen __init__ costs ~1 µs more
 class CachedAnswer:
     raw: str
     usage: dict[str, Any]

@@ -22,7 +22,7 @@ from .result import Result, Usage
 from .schema import CompiledSchema
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per call: a frozen __init__ costs ~1 µs more
 class Call:
     """One prepared extraction: the compiled target, the first request, its cache key."""
 
@@ -33,7 +33,7 @@ class Call:
     text: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per call: a frozen __init__ costs ~1 µs more
 class LoopSettings:
     mode: Mode
     max_retries: int

@@ -4,7 +4,8 @@ Three passes over the file, each constant in memory: a check pass (columns, enco
 how many rows need work — before any call, so a bad file costs nothing and the progress
 bar has a total), a reading pass that feeds the texts to ``run_many`` lazily, and the
 writing pass, which walks the file again in order, copies rows that need nothing byte for
-byte and pairs each row that needed work with its result. The output goes to a temporary
+byte and pairs each row that needed work with its result (results carry their record
+numbers, so this pass does not plan the rows again). The output goes to a temporary
 file beside the target, then ``os.replace``: a crash never leaves half a file.
 """
 
@@ -90,7 +91,7 @@ def _layout(header: list[str], columns: Sequence[Column], status: bool) -> _Layo
 
 
 class _Planner(RowPlanner):
-    """Decides, the same way on every pass, which rows need a call and with what text."""
+    """Decides which rows need a call and with what text (the check and reading passes)."""
 
     def __init__(
         self,
@@ -266,7 +267,6 @@ def fill(
     if not ready_to_extract(report, dry_run=dry_run, extractor=extractor, on_total=on_total):
         return report.to_dict()
     out = _Output(fmt, layout, columns, options)
-    planner_b = _Planner(layout, sources, columns, only_empty, limit)
     handle, temp_name = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
     )
@@ -289,16 +289,17 @@ def fill(
                 records = iter(Records(stream, fmt))
                 _header, raw = next(records)
                 sink.write(out.header(raw))
+                # The results carry their record numbers: a row is changed exactly when the
+                # next result is for it (no second planning of every row here).
+                upcoming = next(results, None)
                 for number, (fields, raw) in enumerate(records, start=2):
-                    if planner_b.plan(fields, None) is None:
+                    if upcoming is None or upcoming[0] != number:
                         sink.write(out.unchanged(fields, raw))
                         continue
-                    key, item = next(results)
-                    if key != number:  # both passes plan alike; a mismatch is a bug
-                        raise RuntimeError(f"row pairing lost: {key} != {number}")
-                    sink.write(out.changed(fields, raw, item))
-                for _ in results:  # exhausts the batch, which records the summary
-                    raise RuntimeError("more results than rows")
+                    sink.write(out.changed(fields, raw, upcoming[1]))
+                    upcoming = next(results, None)
+                if upcoming is not None:  # a result for no row: the passes disagree, a bug
+                    raise RuntimeError(f"row pairing lost at record {upcoming[0]}")
             finally:
                 results.close()
             sink.flush()
