@@ -161,6 +161,8 @@ def split_raw(body: str, fmt: Format) -> list[str]:
     parsed fields) and re-serialises the row instead.
     """
     pieces = body.split(fmt.delimiter)
+    if fmt.quotechar not in body:  # nothing quoted: the pieces are the fields
+        return pieces
     fields: list[str] = []
     open_piece: str | None = None
     for piece in pieces:
