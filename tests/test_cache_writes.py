@@ -122,7 +122,7 @@ def test_the_size_limit_holds_across_short_runs(
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_fork_during_a_commit_leaves_the_child_able_to_write(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
-    disk = cache._writer._cache  # the writer's diskcache.Cache: made slow, like a busy disk
+    disk = cache._writer.cache  # the directory's diskcache.Cache: made slow, like a busy disk
     real_set = disk.set
 
     def slow_set(*args: Any, **kwargs: Any) -> Any:

@@ -91,7 +91,9 @@ class _Writer:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.users = 0
-        self._cache = diskcache.Cache(directory, size_limit=SIZE_LIMIT, cull_limit=0)
+        # the directory's one diskcache.Cache in this process: every ResultCache of it
+        # reads through this one too
+        self.cache = diskcache.Cache(directory, size_limit=SIZE_LIMIT, cull_limit=0)
         self._pending: dict[str, Any] = {}
         self._new_locks()
 
@@ -140,13 +142,13 @@ class _Writer:
                 items = list(self._pending.items())
             try:
                 if items:
-                    with self._cache.transact():
+                    with self.cache.transact():
                         for key, value in items:
-                            self._cache.set(key, value)
+                            self.cache.set(key, value)
                     self._written += len(items)
                 if cull or self._written >= _CULL_EVERY:
                     self._written = 0
-                    self._cache.cull()
+                    self.cache.cull()
             except Exception as exc:  # a full or read-only disk: answers were already returned
                 logger.warning("could not write %d answer(s) to the cache: %s", len(items), exc)
             with self._lock:
@@ -156,7 +158,7 @@ class _Writer:
 
     def close(self) -> None:
         self.flush(cull=True)
-        self._cache.close()
+        self.cache.close()
 
 
 _writers: dict[str, _Writer] = {}
@@ -228,8 +230,8 @@ class ResultCache:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
-        self._cache = diskcache.Cache(str(self.directory), size_limit=SIZE_LIMIT)
         self._writer = _writer_for(self.directory)
+        self._cache = self._writer.cache
         self._closed = False
 
     def get(self, key: str) -> CachedAnswer | None:
