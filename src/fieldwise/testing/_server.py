@@ -63,7 +63,10 @@ class FakeLLM:
 
     Answers, in order of precedence: the next ``script()``-ed reply, then ``handler(request)``
     if it returns a reply, then a valid instance of the request's schema. Every answer waits
-    ``latency`` seconds first (a timer, so concurrent requests overlap as with a real API).
+    ``latency`` seconds first (a timer, so concurrent requests overlap as with a real API),
+    counted from the request's arrival: the fake's own parsing and rendering, and a burst of
+    requests queued behind each other on its one thread, are not added to it (a real API's
+    many servers do not queue our requests behind each other either).
     """
 
     def __init__(
@@ -289,6 +292,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.busy = False
         self.timer: asyncio.TimerHandle | None = None
+        self.arrived = 0.0  # loop time when the request being read began to arrive
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -310,6 +314,8 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if not self.buffer and not self.busy:
+            self.arrived = asyncio.get_running_loop().time()
         self.buffer += data
         if not self.busy:
             self._next()
@@ -354,9 +360,9 @@ class _Connection(asyncio.Protocol):
         elif out.events:
             # Like OpenRouter: headers and the keep-alive comment at once, content when ready.
             self._send_head(out, keep, out.events[:1])
-            self.timer = loop.call_later(out.delay, self._send, out, keep, True)
+            self.timer = loop.call_at(self.arrived + out.delay, self._send, out, keep, True)
         else:
-            self.timer = loop.call_later(out.delay, self._send, out, keep, False)
+            self.timer = loop.call_at(self.arrived + out.delay, self._send, out, keep, False)
 
     def _send_head(self, out: Rendered, keep: bool, events: list[bytes]) -> None:
         assert self.transport is not None
@@ -394,7 +400,8 @@ class _Connection(asyncio.Protocol):
             transport.close()
             return
         self.busy = False
-        if self.buffer:
+        if self.buffer:  # the next request waited for this answer: its time starts now
+            self.arrived = asyncio.get_running_loop().time()
             self._next()
 
     def _fail(self, status: int, message: str) -> None:
