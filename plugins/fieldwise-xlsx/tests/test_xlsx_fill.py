@@ -347,3 +347,65 @@ def test_huge_unpacked_size_needs_force(
     with pytest.raises(TableError, match="--force"):
         fill(source, target=Lead, sources=["notes"], extractor=stub(answer))
     fill(source, target=Lead, sources=["notes"], extractor=stub(answer), force=True)
+
+
+def with_cached_results(path: Path, results: dict[str, str]) -> Path:
+    """Store a cached result for formula cells, as Excel does on save (openpyxl writes
+    formulas with an empty ``<v>``): ``{"B2": "text"}``."""
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    xml = parts["xl/worksheets/sheet1.xml"].decode()
+    for ref, value in results.items():
+        start = xml.index(f'<c r="{ref}"')
+        end = xml.index("</c>", start)
+        cell = xml[start:end].replace("<v></v>", f"<v>{value}</v>").replace(">", ' t="str">', 1)
+        xml = xml[:start] + cell + xml[end:]
+    parts["xl/worksheets/sheet1.xml"] = xml.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_formula_sources_are_read_as_their_cached_results(stub: Any, tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["id", '="no"&"tes"', "company"])  # a header made by a formula
+    ws.append([1, '=LOWER("ACME WANTS SEATS")', None])
+    ws.append([2, "globex plain text", None])
+    source = tmp_path / "f.xlsx"
+    book.save(source)
+    with_cached_results(source, {"B1": "notes", "B2": "acme wants seats"})
+    before = sha(source)
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["acme wants seats", "globex plain text"]
+    assert sha(source) == before
+    new = openpyxl.load_workbook(tmp_path / "f.filled.xlsx").active
+    assert new is not None
+    assert new["B2"].value == '=LOWER("ACME WANTS SEATS")'  # the formula is kept
+    assert [new["C2"].value, new["C3"].value] == ["ACME", "GLOBEX"]
+
+
+def test_formulas_outside_the_sources_leave_the_source_text_as_stored(
+    stub: Any, tmp_path: Path
+) -> None:
+    """A formula column beside the sources changes nothing that is sent; rich text and
+    dates in a source are sent as plain text, as the cached-result pass gives them."""
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes", "double", "company"])
+    ws.append([CellRichText(["acme ", TextBlock(InlineFont(b=True), "bold")]), "=1*2", None])
+    ws.append([datetime(2024, 5, 1, 9, 30), "=2*2", None])
+    ws.append([None, "=3*2", None])  # no input: not sent
+    source = tmp_path / "g.xlsx"
+    book.save(source)
+    extractor = stub(answer)
+    report = fill(source, target=Lead, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["acme bold", "2024-05-01T09:30:00"]
+    assert report["planned"] == 2

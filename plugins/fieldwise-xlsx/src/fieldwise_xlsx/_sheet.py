@@ -7,12 +7,13 @@ reorder columns, and a fill must land in the column they named.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from copy import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, MergedCell
+from openpyxl.cell.rich_text import CellRichText
 from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 from openpyxl.worksheet.table import TableColumn
@@ -98,7 +99,33 @@ def protected(ws: Worksheet, layout: Layout, row: int, column: int) -> bool:
     cell = ws._cells.get((row, column))
     if cell is None or isinstance(cell, MergedCell):
         return isinstance(cell, MergedCell)
+    return is_formula(cell)
+
+
+def is_formula(cell: Cell | MergedCell) -> bool:
     return cell.data_type == "f" or isinstance(cell.value, (ArrayFormula, DataTableFormula))
+
+
+def formula_positions(ws: Worksheet) -> list[tuple[int, int]]:
+    """``(row, column)`` of every formula cell (a sheet of plain data has none)."""
+    return [position for position, cell in ws._cells.items() if is_formula(cell)]
+
+
+def stored_rows(ws: Worksheet) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """``(row number, values)`` of the loaded sheet from row 1, as a read-only pass gives
+    them (rich text as plain text), without creating cells (``ws.iter_rows`` adds every
+    empty cell it passes)."""
+    cells = ws._cells
+    columns = range(1, ws.max_column + 1)
+    for row in range(1, ws.max_row + 1):
+        yield row, tuple(_plain(cells.get((row, column))) for column in columns)
+
+
+def _plain(cell: Cell | MergedCell | None) -> Any:
+    if cell is None:
+        return None
+    value = cell.value
+    return str(value) if isinstance(value, CellRichText) else value
 
 
 def existing_value(ws: Worksheet, row: int, column: int) -> Any:
