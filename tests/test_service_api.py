@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from typing import Any
@@ -151,6 +152,51 @@ async def test_instructions_and_seed_reach_the_model(
     sent = fake_llm.requests[-1].body
     assert sent["seed"] == 7
     assert "Names in capitals." in str(sent["messages"])
+
+
+@pytest.mark.parametrize("variant", ["bare", "charset", "vendor", "utf-16"])
+async def test_every_json_request_gets_the_same_answer(
+    extractor: Extractor, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture, variant: str
+) -> None:
+    """Valid JSON requests take the service's shortcut past FastAPI's routing; a body
+    pydantic's JSON parser refuses (UTF-16, which ``json.loads`` reads) goes on to
+    FastAPI's route. The answer and its log line must not tell them apart."""
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    fake_llm.script(reply.json({"name": "Ada", "email": None}))
+    text = {"text": "Ada", "seed": 3}
+    content = json.dumps(text).encode("utf-16" if variant == "utf-16" else "utf-8")
+    headers = {
+        "bare": {"content-type": "application/json"},
+        "charset": {"content-type": "Application/JSON; charset=utf-8"},
+        "vendor": {"content-type": "application/vnd.api+json"},
+        "utf-16": {"content-type": "application/json"},
+    }[variant]
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        response = await c.post("/v1/extract/Contact", content=content, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["data"] == {"name": "Ada", "email": None}
+    assert (body["cached"], body["attempts"], body["model"]) == (False, 1, "fake/model")
+    assert fake_llm.requests[-1].body["seed"] == 3
+    (line,) = access_lines(caplog)
+    assert (line["status"], line["schema"], line["cached"]) == (200, "Contact", False)
+    assert line["total_tokens"] == body["usage"]["total_tokens"] and line["error"] is None
+
+
+async def test_mounted_under_a_prefix(extractor: Extractor, fake_llm: FakeLLM) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    outer = Starlette(routes=[Mount("/forms", app=create_app(SCHEMAS, extractor))])
+    async with client_for(outer) as c:  # type: ignore[arg-type]
+        ok = await c.post("/forms/v1/extract/Contact", json={"text": "Ada"})
+        unknown = await c.post("/forms/v1/extract/Nope", json={"text": "Ada"})
+        outside = await c.post("/v1/extract/Contact", json={"text": "Ada"})
+    assert ok.status_code == 200 and ok.json()["data"]["name"]
+    assert_error(unknown, 404, "unknown_schema")
+    assert outside.status_code == 404
+    assert len([r for r in fake_llm.requests if r.path.endswith("/chat/completions")]) == 1
 
 
 async def test_unknown_schema_is_404_for_both_routes(client: httpx.AsyncClient) -> None:

@@ -23,6 +23,7 @@ from fastapi.params import Depends as DependsParam
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 from .. import __version__
 from ..document import Document
@@ -46,11 +47,11 @@ from .models import (
     extraction_model,
     render,
 )
+from .shortcut import JSON_TYPE, ExtractShortcut
 from .uploads import OPENAPI_REQUEST_BODY, read_upload
 
 MiB = 1024 * 1024
 _UPLOAD_PATH = re.compile(r"/v1/extract/[^/]+/file/?")
-_JSON_TYPE = re.compile(r"application/([\w.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 
 
 def create_app(
@@ -101,15 +102,6 @@ def create_app(
     )
     _install_error_handlers(app)
 
-    def limit_for(path: str) -> int:
-        return max_upload_bytes if _UPLOAD_PATH.fullmatch(path) else max_body_bytes
-
-    # Added innermost first: access log (outermost) → size caps → token → the app.
-    if guard is not None:
-        app.add_middleware(AuthMiddleware, guard=guard)
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    app.add_middleware(AccessLogMiddleware)
-
     protected: list[DependsParam] = []
     common = [413, 500]
     if guard is not None:
@@ -117,13 +109,13 @@ def create_app(
         protected = [Depends(bearer_dependency(guard))]
 
     async def extract(
-        request: Request,
+        scope: Scope,
         name: str,
         data: str | Document,
         instructions: str | None,
         seed: int | None,
     ) -> Response:
-        record = record_of(request.scope)
+        record = record_of(scope)
         if record is not None:
             record.schema = name
         try:
@@ -145,6 +137,24 @@ def create_app(
             record.usage, record.cost = result.usage, result.cost
             record.cached, record.attempts = result.cached, result.attempts
         return Response(render(response_models[name], result), media_type="application/json")
+
+    async def extract_valid(scope: Scope, name: str, body: ExtractRequest) -> Response:
+        try:
+            return await extract(scope, name, body.text, body.instructions, body.seed)
+        except (ServiceError, FieldwiseError) as exc:  # as the app's handlers answer them
+            return _error_response(scope, map_exception(exc))
+
+    def limit_for(path: str) -> int:
+        return max_upload_bytes if _UPLOAD_PATH.fullmatch(path) else max_body_bytes
+
+    # Added innermost first: access log (outermost) → size caps → token → the JSON
+    # extraction shortcut → the app.
+    paths = {f"/v1/extract/{name}": name for name in registered}
+    app.add_middleware(ExtractShortcut, paths=paths, extract=extract_valid)
+    if guard is not None:
+        app.add_middleware(AuthMiddleware, guard=guard)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(AccessLogMiddleware)
 
     async def load_document(request: Request) -> tuple[Document, str | None, int | None]:
         upload = await read_upload(request)
@@ -255,14 +265,14 @@ def create_app(
 
 
 Extract = Callable[
-    [Request, str, "str | Document", "str | None", "int | None"], Coroutine[Any, Any, Response]
+    [Scope, str, "str | Document", "str | None", "int | None"], Coroutine[Any, Any, Response]
 ]
 LoadDocument = Callable[[Request], Coroutine[Any, Any, "tuple[Document, str | None, int | None]"]]
 
 
 def _json_route(name: str, extract: Extract) -> Callable[..., Coroutine[Any, Any, Response]]:
     async def route(body: ExtractRequest, request: Request) -> Response:
-        return await extract(request, name, body.text, body.instructions, body.seed)
+        return await extract(request.scope, name, body.text, body.instructions, body.seed)
 
     route.__name__ = f"extract_{name}"
     return route
@@ -273,7 +283,7 @@ def _file_route(
 ) -> Callable[..., Coroutine[Any, Any, Response]]:
     async def route(request: Request) -> Response:
         document, instructions, seed = await load(request)
-        return await extract(request, name, document, instructions, seed)
+        return await extract(request.scope, name, document, instructions, seed)
 
     route.__name__ = f"extract_{name}_file"
     return route
@@ -319,32 +329,34 @@ def _form_seed(value: str | None) -> int | None:
     return int(value)
 
 
+def _error_response(scope: Scope, error: ServiceError) -> Response:
+    record = record_of(scope)
+    if record is not None:
+        record.error = error.type
+    return error_json(error)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error, whichever layer raised it, as ``{"error": {...}}``; one mapping."""
 
-    def respond(request: Request, error: ServiceError) -> Response:
-        record = record_of(request.scope)
-        if record is not None:
-            record.error = error.type
-        return error_json(error)
-
     async def on_service_error(request: Request, exc: Exception) -> Response:
-        return respond(request, map_exception(exc))
+        return _error_response(request.scope, map_exception(exc))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         content_type = request.headers.get("content-type", "")
         about_body = any(e.get("loc", ("",))[0] == "body" for e in exc.errors())
-        json_expected = not about_body or bool(_JSON_TYPE.fullmatch(content_type.strip()))
-        return respond(
-            request, errors.validation_error(list(exc.errors()), json_expected=json_expected)
+        json_expected = not about_body or bool(JSON_TYPE.fullmatch(content_type.strip()))
+        return _error_response(
+            request.scope,
+            errors.validation_error(list(exc.errors()), json_expected=json_expected),
         )
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
-        return respond(
-            request, errors.http_error(exc.status_code, message, dict(exc.headers or {}))
+        return _error_response(
+            request.scope, errors.http_error(exc.status_code, message, dict(exc.headers or {}))
         )
 
     app.add_exception_handler(ServiceError, on_service_error)
