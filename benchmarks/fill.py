@@ -97,6 +97,17 @@ def run_child(kind: str, path: Path, url: str, cache: Path, concurrency: int) ->
     return result
 
 
+def bare_client_rate(url: str, concurrency: int, ideal: float) -> float:
+    """The ceiling of this machine right now (see ``_ceiling``), over ~4 s of requests."""
+    from _ceiling import ceiling
+
+    from fieldwise.extractor import Extractor
+
+    with Extractor(base_url=url, api_key="bench", cache=False) as extractor:
+        body = extractor.request_body("Call with firm 7, wants 7 seats, budget 49", Lead)
+    return ceiling(url, body, concurrency=concurrency, requests=int(ideal * 4))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--csv-rows", type=int, default=100_000)
@@ -119,6 +130,9 @@ def main() -> None:
                      ("xlsx", work / "leads.xlsx", args.xlsx_rows, make_xlsx)]  # fmt: skip
             print(f"fake server latency {args.latency}s, concurrency {args.concurrency}: "
                   f"ideal {ideal:.0f} rows/s")  # fmt: skip
+            reference = bare_client_rate(url, args.concurrency, ideal)
+            print(f"ceiling now (bare aiohttp client, same fake and request): {reference:.0f} "
+                  f"rows/s, {100 * reference / ideal:.0f}% of ideal")  # fmt: skip
             print(f"{'file':<6}{'run':<6}{'rows':>8}{'wall s':>9}{'rows/s':>9}{'% ideal':>9}"
                   f"{'cpu ms/row':>12}{'peak RSS MiB':>14}{'cached':>8}")  # fmt: skip
             for kind, path, rows, make in cases:

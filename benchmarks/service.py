@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 FORMS = """
 from pydantic import BaseModel
@@ -147,6 +148,19 @@ def measured(name: str, pid: int, port: int, batches: list[list[bytes]], target:
     )
 
 
+def bare_client_rate(base_url: str, clients: int, ideal: float) -> float:
+    """The ceiling of this machine right now (see ``_ceiling``), over ~4 s of requests."""
+    from _ceiling import ceiling
+
+    from fieldwise.extractor import Extractor
+
+    forms: dict[str, Any] = {}
+    exec(FORMS, forms)  # the Contact model the service serves
+    with Extractor(base_url=base_url, api_key="bench", model="fake/model", cache=False) as ex:
+        body = ex.request_body("Person 1-1, p1-1@example.org", forms["Contact"])
+    return ceiling(base_url, body, concurrency=clients, requests=int(ideal * 4))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=64)
@@ -168,6 +182,9 @@ def main() -> int:
                 ]
                 for c in range(args.clients)
             ]
+            reference = bare_client_rate(base_url, args.clients, args.clients / args.latency)
+            print(f"ceiling now (bare aiohttp client straight to the fake, same request): "
+                  f"{reference:.0f} req/s, {reference / target:.2f} of target")  # fmt: skip
             measured("cold", service.pid, port, batches, target)
             measured("warm", service.pid, port, batches, target)
         finally:
