@@ -252,6 +252,26 @@ def test_dropped_connection_is_retried(fake_llm: FakeLLM, transport: Transport, 
     assert "after 3 attempts" in str(caught.value) and "base_url" in str(caught.value)
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_an_endless_answer_is_cut_off_not_read_into_memory(
+    fake_llm: FakeLLM, transport: Transport, side: Side, streamed: bool
+) -> None:
+    """An answer past MAX_ANSWER_BYTES is a broken endpoint: reading stops there, the error
+    says so and the request is not repeated (another try would send as much again)."""
+    from fieldwise._retry import MAX_ANSWER_BYTES
+
+    fake_llm.script(reply.text("x" * (MAX_ANSWER_BYTES + 1)))
+    with pytest.raises(E.ProviderError) as caught:
+        if streamed:
+            side.stream(transport, BODY)
+        else:
+            side.chat(transport, BODY)
+    assert f"passed {MAX_ANSWER_BYTES} bytes" in str(caught.value)
+    assert "base_url" in str(caught.value)
+    assert len(fake_llm.requests) == 1
+    assert side.chat(transport, BODY).finish_reason == "stop"  # the transport still works
+
+
 def test_unreachable_endpoint(side: Side) -> None:
     with FakeLLM() as fake:
         url = fake.base_url

@@ -34,7 +34,7 @@ import aiohttp
 from yarl import URL
 
 from ._pool import PerLoop, shared_ssl_context
-from ._retry import NetworkFault
+from ._retry import AnswerBuffer, AnswerTooLarge, NetworkFault
 from ._sse import LineSplitter
 from .exceptions import ConfigurationError, redact
 
@@ -72,7 +72,7 @@ class AsyncHTTP:
         self._sessions: PerLoop[aiohttp.ClientSession] = PerLoop(self._new_session, _close)
         self._urls: dict[str, URL] = {}
 
-    network_errors = (aiohttp.ClientError, asyncio.TimeoutError)
+    network_errors = (aiohttp.ClientError, asyncio.TimeoutError, AnswerTooLarge)
     """What ``request`` and ``lines`` raise when no answer came back (see ``fault``)."""
 
     @staticmethod
@@ -116,8 +116,7 @@ class AsyncHTTP:
         async with session.request(
             method, self._url(url), data=content, proxy=self._proxy, allow_redirects=False
         ) as response:
-            body = await response.read()
-            return Answer(response.status, response.headers, body)
+            return Answer(response.status, response.headers, await _read(response))
 
     async def lines(
         self, url: str, content: bytes, headers: Mapping[str, str], answer: list[Answer]
@@ -128,7 +127,7 @@ class AsyncHTTP:
             self._url(url), data=content, headers=headers, proxy=self._proxy, allow_redirects=False
         ) as response:
             if response.status != 200:
-                answer.append(Answer(response.status, response.headers, await response.read()))
+                answer.append(Answer(response.status, response.headers, await _read(response)))
                 return
             splitter = LineSplitter()
             async for data in response.content.iter_any():
@@ -142,6 +141,14 @@ class AsyncHTTP:
 
     async def aclose(self) -> None:
         await self._sessions.aclose()
+
+
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, up to ``MAX_ANSWER_BYTES`` (``response.read()`` has no limit)."""
+    buffer = AnswerBuffer()
+    async for chunk in response.content.iter_any():
+        buffer.add(chunk)
+    return buffer.content()
 
 
 def environment_proxy(url: str) -> str | None:
@@ -169,6 +176,8 @@ async def _close(session: aiohttp.ClientSession) -> None:
 
 def aiohttp_fault(exc: BaseException) -> NetworkFault:
     """Which kind of network failure an aiohttp error (or timeout) is."""
+    if isinstance(exc, AnswerTooLarge):
+        return "too_large"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "connect_timeout"
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):

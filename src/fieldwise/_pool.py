@@ -35,7 +35,7 @@ from typing import Generic, TypeVar
 
 import httpx
 
-from ._retry import NetworkFault
+from ._retry import AnswerTooLarge, NetworkFault
 
 __all__ = ["PerLoop", "Shards", "httpx_fault", "shared_ssl_context"]
 
@@ -87,8 +87,10 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def httpx_fault(exc: httpx.HTTPError) -> NetworkFault:
+def httpx_fault(exc: httpx.HTTPError | AnswerTooLarge) -> NetworkFault:
     """Which kind of network failure an httpx error is (see ``_retry.failure_from_exception``)."""
+    if isinstance(exc, AnswerTooLarge):
+        return "too_large"
     if isinstance(exc, httpx.ConnectTimeout):
         return "connect_timeout"
     if isinstance(exc, httpx.TimeoutException):

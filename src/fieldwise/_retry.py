@@ -34,6 +34,9 @@ from .exceptions import (
 )
 
 __all__ = [
+    "MAX_ANSWER_BYTES",
+    "AnswerBuffer",
+    "AnswerTooLarge",
     "Failure",
     "NetworkFault",
     "RetryPolicy",
@@ -325,10 +328,43 @@ def _status_of(code: Any) -> int | None:
 
 
 NetworkFault = Literal[
-    "connect_timeout", "read_timeout", "refused", "dropped", "unreachable", "other"
+    "connect_timeout", "read_timeout", "refused", "dropped", "unreachable", "too_large", "other"
 ]
 """What went wrong when no answer came back; each HTTP library's errors are sorted into these
 by the module that drives it (``_pool`` for httpx, ``_async_http`` for aiohttp)."""
+
+
+#: An answer past this many bytes (counted after decompression, so that a small compressed
+#: body cannot expand past it) is a broken or hostile endpoint, not a chat completion:
+#: reading stops there instead of filling memory. Both transports, streams included.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+class AnswerTooLarge(Exception):
+    """Raised by the transports' readers once an answer passes ``MAX_ANSWER_BYTES``."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the answer passed {MAX_ANSWER_BYTES} bytes")
+
+
+class AnswerBuffer:
+    """An answer's body, gathered chunk by chunk; ``add`` raises ``AnswerTooLarge`` past
+    the cap, before the chunk that passes it is kept."""
+
+    __slots__ = ("_parts", "_size")
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge
+        self._parts.append(chunk)
+
+    def content(self) -> bytes:
+        return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
 
 
 def failure_from_exception(
@@ -351,6 +387,14 @@ def failure_from_exception(
     if fault == "refused":
         return Failure(
             APIConnectionError, f"Cannot send to {url}: {name}: {exc}", "Check base_url.", False
+        )
+    if fault == "too_large":
+        return Failure(
+            ProviderError,
+            f"The answer from {url} was not read to its end: {exc}",
+            "No chat completion is this large: check that base_url points at an "
+            "OpenAI-compatible API.",
+            False,
         )
     if fault == "dropped":
         what = f"The connection to {url} closed without a complete answer ({name}: {exc})"

@@ -2,8 +2,9 @@
 
 Why hand-written: chat-completion streams use only ``data:`` fields and ``:`` comments
 (OpenRouter's ``: OPENROUTER PROCESSING`` keep-alives), and a line-at-a-time state machine is
-all the transport needs on top of httpx's ``iter_lines``; no extra dependency. The sync and
-async stream loops share ``ChunkReader`` so they cannot disagree about an event.
+all the transport needs on top of the HTTP libraries' byte streams; no extra dependency. The
+sync and async stream loops share ``LineSplitter`` and ``ChunkReader`` so they cannot disagree
+about a line or an event.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ._retry import Failure, failure_from_body_error, failure_from_shape
+from ._retry import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    Failure,
+    failure_from_body_error,
+    failure_from_shape,
+)
 
 __all__ = [
     "ChatChunk",
@@ -28,15 +35,20 @@ class LineSplitter:
     """Bytes as they arrive → decoded lines without their endings (``\n``, ``\r\n`` or ``\r``).
 
     Lines may be any length (one SSE event can carry a whole JSON answer), and a ``\r\n``
-    split across two reads is one line ending, not two.
+    split across two reads is one line ending, not two. A stream longer than
+    ``MAX_ANSWER_BYTES`` in all raises ``AnswerTooLarge``.
     """
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_parts", "_size")
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []  # the unfinished line, as it arrived (joined once)
+        self._size = 0
 
     def feed(self, data: bytes) -> list[str]:
+        self._size += len(data)
+        if self._size > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge
         if b"\n" not in data and b"\r" not in data:
             self._parts.append(data)
             return []

@@ -25,13 +25,15 @@ import httpx
 
 from ._pool import Shards, httpx_fault, shared_ssl_context
 from ._retry import (
+    AnswerBuffer,
+    AnswerTooLarge,
     Failure,
     RetryPolicy,
     failure_from_exception,
     failure_from_shape,
     failure_from_status,
 )
-from ._sse import ChatChunk, ChunkReader
+from ._sse import ChatChunk, ChunkReader, LineSplitter
 from .exceptions import ConfigurationError, redact, register_secret
 from .responses import ChatResponse, encode_body, parse_json, parse_response
 
@@ -221,14 +223,16 @@ class Transport:
         while True:
             shard = shards.acquire()
             try:
-                response = shards.clients[shard].request(method, self._target(url), content=content)
-            except httpx.HTTPError as exc:
+                client = shards.clients[shard]
+                with client.stream(method, self._target(url), content=content) as response:
+                    body = _read(response)
+            except (httpx.HTTPError, AnswerTooLarge) as exc:
                 outcome: T | Failure = failure_from_exception(
                     exc, httpx_fault(exc), url=url, timeout=self.timeout
                 )
             else:
                 outcome = self._outcome(
-                    response.status_code, response.headers, response.content, url, model, parse
+                    response.status_code, response.headers, body, url, model, parse
                 )
             finally:
                 shards.release(shard)
@@ -302,26 +306,22 @@ class Transport:
                     "POST", self._target(url), content=content, headers=_SSE_HEADERS
                 ) as response:
                     if response.status_code != 200:
-                        response.read()
                         failure = self._outcome(
                             response.status_code,
                             response.headers,
-                            response.content,
+                            _read(response),
                             url,
                             model,
                             _never,
                         )
                     else:
-                        reader = ChunkReader(url, model)
-                        for line in response.iter_lines():
-                            event = reader.feed(line)
+                        for event in _events(response, ChunkReader(url, model)):
                             if isinstance(event, Failure):
                                 failure = event
                                 break
-                            if event is not None:
-                                yielded = True
-                                yield event
-            except httpx.HTTPError as exc:
+                            yielded = True
+                            yield event
+            except (httpx.HTTPError, AnswerTooLarge) as exc:
                 failure = failure_from_exception(
                     exc, httpx_fault(exc), url=url, timeout=self.timeout
                 )
@@ -370,6 +370,28 @@ class Transport:
                 raise failure.error(attempt + 1)
             await asyncio.sleep(self._delay(failure, attempt))
             attempt += 1
+
+
+def _read(response: httpx.Response) -> bytes:
+    """The whole body, up to ``MAX_ANSWER_BYTES`` (``response.read()`` has no limit)."""
+    buffer = AnswerBuffer()
+    for chunk in response.iter_bytes():
+        buffer.add(chunk)
+    return buffer.content()
+
+
+def _events(response: httpx.Response, reader: ChunkReader) -> Iterator[ChatChunk | Failure]:
+    """A 200 stream's chunks, or the ``Failure`` an event reports (then nothing more)."""
+    splitter = LineSplitter()
+    for data in response.iter_bytes():
+        for line in splitter.feed(data):
+            event = reader.feed(line)
+            if event is not None:
+                yield event
+    for line in splitter.end():
+        event = reader.feed(line)
+        if event is not None:
+            yield event
 
 
 def _model(body: Mapping[str, Any]) -> str | None:
