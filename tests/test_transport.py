@@ -258,7 +258,7 @@ def test_an_endless_answer_is_cut_off_not_read_into_memory(
 ) -> None:
     """An answer past MAX_ANSWER_BYTES is a broken endpoint: reading stops there, the error
     says so and the request is not repeated (another try would send as much again)."""
-    from fieldwise._retry import MAX_ANSWER_BYTES
+    from fieldwise._answer_size import MAX_ANSWER_BYTES
 
     fake_llm.script(reply.text("x" * (MAX_ANSWER_BYTES + 1)))
     with pytest.raises(E.ProviderError) as caught:

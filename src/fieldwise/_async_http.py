@@ -33,8 +33,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from ._answer_size import AnswerBuffer, AnswerTooLarge
 from ._pool import PerLoop, shared_ssl_context
-from ._retry import AnswerBuffer, AnswerTooLarge, NetworkFault
+from ._retry import NetworkFault
 from ._sse import LineSplitter
 from .exceptions import ConfigurationError, redact
 

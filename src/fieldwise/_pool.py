@@ -35,7 +35,8 @@ from typing import Generic, TypeVar
 
 import httpx
 
-from ._retry import AnswerTooLarge, NetworkFault
+from ._answer_size import AnswerTooLarge
+from ._retry import NetworkFault
 
 __all__ = ["PerLoop", "Shards", "httpx_fault", "shared_ssl_context"]
 

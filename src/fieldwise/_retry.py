@@ -34,9 +34,6 @@ from .exceptions import (
 )
 
 __all__ = [
-    "MAX_ANSWER_BYTES",
-    "AnswerBuffer",
-    "AnswerTooLarge",
     "Failure",
     "NetworkFault",
     "RetryPolicy",
@@ -332,39 +329,6 @@ NetworkFault = Literal[
 ]
 """What went wrong when no answer came back; each HTTP library's errors are sorted into these
 by the module that drives it (``_pool`` for httpx, ``_async_http`` for aiohttp)."""
-
-
-#: An answer past this many bytes (counted after decompression, so that a small compressed
-#: body cannot expand past it) is a broken or hostile endpoint, not a chat completion:
-#: reading stops there instead of filling memory. Both transports, streams included.
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
-
-
-class AnswerTooLarge(Exception):
-    """Raised by the transports' readers once an answer passes ``MAX_ANSWER_BYTES``."""
-
-    def __init__(self) -> None:
-        super().__init__(f"the answer passed {MAX_ANSWER_BYTES} bytes")
-
-
-class AnswerBuffer:
-    """An answer's body, gathered chunk by chunk; ``add`` raises ``AnswerTooLarge`` past
-    the cap, before the chunk that passes it is kept."""
-
-    __slots__ = ("_parts", "_size")
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def add(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > MAX_ANSWER_BYTES:
-            raise AnswerTooLarge
-        self._parts.append(chunk)
-
-    def content(self) -> bytes:
-        return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
 
 
 def failure_from_exception(

@@ -13,13 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ._retry import (
-    MAX_ANSWER_BYTES,
-    AnswerTooLarge,
-    Failure,
-    failure_from_body_error,
-    failure_from_shape,
-)
+from ._answer_size import MAX_ANSWER_BYTES, AnswerTooLarge
+from ._retry import Failure, failure_from_body_error, failure_from_shape
 
 __all__ = [
     "ChatChunk",

@@ -23,10 +23,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._answer_size import AnswerBuffer, AnswerTooLarge
 from ._pool import Shards, httpx_fault, shared_ssl_context
 from ._retry import (
-    AnswerBuffer,
-    AnswerTooLarge,
     Failure,
     RetryPolicy,
     failure_from_exception,
