@@ -28,7 +28,7 @@ _EXPORTS = {
     "Result": "result",
     "Usage": "result",
     "Document": "document",
-    "Batch": "batch",
+    "Batch": "sync_batch",
     "AsyncBatch": "batch",
     "BatchItem": "batch",
     "BatchSummary": "batch",
@@ -106,7 +106,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .api import aextract, arun, default_extractor, extract, run
-    from .batch import AsyncBatch, Batch, BatchItem, BatchSummary
+    from .batch import AsyncBatch, BatchItem, BatchSummary
     from .document import Document
     from .evaluation import EvalReport, evaluate
     from .exceptions import (
@@ -136,6 +136,7 @@ if TYPE_CHECKING:
     from .registry import Backend, BackendEndpoint, DocumentLoader, TableAdapter
     from .result import Result, Usage
     from .schema import CompiledSchema, compile_schema
+    from .sync_batch import Batch
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import endpoints
-from .batch import AsyncBatch, Batch, BatchSummary
+from .batch import AsyncBatch, BatchSummary
 from .cache import CacheMode, ResultCache, request_key
 from .chunking import Chunk, combine_results, split_document
 from .consistency import sample_plan, vote
@@ -30,6 +30,7 @@ from .responses import ChatResponse
 from .result import Result, Usage
 from .schema import compile_schema
 from .streaming import astream_values, stream_values
+from .sync_batch import Batch
 
 if TYPE_CHECKING:
     from .transport import Transport
