@@ -188,6 +188,20 @@ def test_a_bad_input_fails_its_own_item_only(ex: Extractor) -> None:
     assert type(items[1].error).__name__ == "UnsupportedInputError"
 
 
+def test_a_bad_input_among_cached_ones_fails_alone(ex: Extractor, fake_llm: FakeLLM) -> None:
+    """The cached prefix reads inputs and their cache entries in chunks: an input that
+    cannot be prepared fails its own item, and the cached ones read with it stay cached."""
+    list(ex.run_many(["row0", "row2", "row3"], Person))
+    calls = len(fake_llm.requests)
+    inputs: list[Any] = ["row0", b"bytes", "row2", "row3", "new", "row0"]
+    items = list(ex.run_many(inputs, Person))
+    assert [i.ok for i in items] == [True, False, True, True, True, True]
+    assert type(items[1].error).__name__ == "UnsupportedInputError"
+    assert [i.result.cached for i in items if i.result] == [True, True, True, False, True]
+    assert [i.value.name for i in items if i.ok] == ["row0", "row2", "row3", "new", "row0"]
+    assert len(fake_llm.requests) == calls + 1
+
+
 def test_a_misspelt_option_is_refused_not_ignored(ex: Extractor) -> None:
     with pytest.raises(TypeError, match="instructon"):
         ex.run_many(["a"], Person, instructon="typo")

@@ -146,3 +146,30 @@ def test_a_fork_during_a_commit_leaves_the_child_able_to_write(tmp_path: Path) -
     cache.close()
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert read_in_another_process(tmp_path, ["parent", "child"]) == ['{"n": 1}', '{"n": 2}']
+
+
+def test_get_many_reads_what_get_reads(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One query for many keys: on disk, still queued, missing, and a value large enough
+    for diskcache to keep in a file of its own, in the order asked, past one query's size."""
+    caplog.set_level("DEBUG", logger="fieldwise.cache")
+    cache = ResultCache(tmp_path)
+    big = CachedAnswer('{"text": "' + "x" * 100_000 + '"}', {}, None, "m", None, ("r",), 2)
+    on_disk = {f"disk-{n}": answer(n) for n in range(700)}
+    for key, value in on_disk.items():
+        cache.set(key, value)
+    cache.set("big", big)
+    cache.flush()
+
+    async def queue_one() -> None:  # in a loop: queued, not yet committed
+        cache.set("queued", answer(9999))
+        keys = ["queued", "missing", *on_disk, "big", "disk-3"]
+        assert cache.get_many(keys) == [cache.get(key) for key in keys]
+
+    asyncio.run(queue_one())
+    keys = ["big", "missing", *reversed(list(on_disk))]
+    got = cache.get_many(keys)
+    assert got == [cache.get(key) for key in keys]
+    assert got[0] == big and got[1] is None and got[2] == answer(699)
+    assert any(p.suffix == ".val" for p in tmp_path.rglob("*"))  # "big" lives in a file
+    assert "key by key" not in caplog.text  # the bulk query did the reading
+    cache.close()

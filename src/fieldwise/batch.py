@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .exceptions import BudgetExceededError, ConfigurationError, FieldwiseError, RateLimitError
@@ -30,6 +31,7 @@ T = TypeVar("T")
 log = logging.getLogger("fieldwise.batch")
 _RATE_LIMIT_ROUNDS = 3
 _UNSET: Any = object()  # no cache lookup made yet for an input
+_PREFETCH = 64  # inputs whose cache entries the cached prefix reads in one query
 
 
 @dataclass
@@ -137,9 +139,9 @@ class AsyncBatch(Generic[T]):
         self._budget_changed: asyncio.Condition | None = None
         self._index = 0  # the next input's position
         self._started: float | None = None
-        # an input the cached prefix read but could not answer, with its lookup (see
-        # ``cached_prefix``); ``_run`` starts with it
-        self._held: tuple[Any, Any] | None = None
+        # inputs the cached prefix read but could not answer, with their lookups (see
+        # ``cached_prefix``); ``_run`` starts with them
+        self._held: deque[tuple[Any, Any]] = deque()
         self.exhausted = False
 
     def __aiter__(self) -> AsyncIterator[BatchItem[T]]:
@@ -198,37 +200,42 @@ class AsyncBatch(Generic[T]):
 
     def cached_prefix(self) -> Iterator[BatchItem[T]]:
         """The leading items the cache answers, in the calling thread and without an event
-        loop; stops at the first input that needs a call (held for ``_run``) or at the end
-        (``exhausted``). A re-run, or a resume after a crash, is served here until it reaches
-        new work, without the thread hand-over: measured, a warm 100k-row CSV fill went from
-        14.3k to 17.5k rows/s."""
+        loop; stops at the first input that needs a call (it and the rest of its chunk are
+        held for ``_run``, with their lookups) or at the end (``exhausted``). A re-run, or a
+        resume after a crash, is served here until it reaches new work, without the thread
+        hand-over (measured: a warm 100k-row CSV fill went from 14.3k to 17.5k rows/s), and
+        reads the cache once per chunk of inputs (1, 2, 4, ... up to ``_PREFETCH``)."""
+        from .extractor import LOOKUP_FAILED
+
         self._started = self._started or time.monotonic()
+        size = 1  # doubling: a caller that leaves early has not made the batch read ahead
         while True:
-            try:
-                data = next(self._inputs)
-            except StopIteration:
+            chunk = list(islice(self._inputs, size))
+            size = min(size * 2, _PREFETCH)
+            if not chunk:
                 self.exhausted = True
                 return
-            try:
-                found = self._extractor._lookup(data, self._target, *self._call)
-            except Exception:  # a bad input: ``_start`` fails its own item
-                found = _UNSET
-            if found is None or found is _UNSET or found[1] is None:
-                self._held = (data, found)
-                return
-            item: BatchItem[T] = BatchItem(self._index, data, result=found[1])
-            self._index += 1
-            self._count(item, False)
-            self.summary.wall_time = time.monotonic() - self._started
-            if self._on_progress is not None:
-                self._on_progress(self.summary)
-            yield item
+            looked_up = self._extractor._lookup_many(chunk, self._target, *self._call)
+            for position, (data, found) in enumerate(zip(chunk, looked_up, strict=True)):
+                if found is None or found is LOOKUP_FAILED or found[1] is None:
+                    rest = zip(chunk[position:], looked_up[position:], strict=True)
+                    self._held.extend(
+                        (held, _UNSET if lookup is LOOKUP_FAILED else lookup)
+                        for held, lookup in rest
+                    )
+                    return
+                item: BatchItem[T] = BatchItem(self._index, data, result=found[1])
+                self._index += 1
+                self._count(item, False)
+                self.summary.wall_time = time.monotonic() - self._started
+                if self._on_progress is not None:
+                    self._on_progress(self.summary)
+                yield item
 
     def _next_input(self) -> tuple[Any, Any]:
         """The next input and its lookup if already made (``_UNSET`` if not)."""
-        if self._held is not None:
-            held, self._held = self._held, None
-            return held
+        if self._held:
+            return self._held.popleft()
         return next(self._inputs), _UNSET
 
     def _start(

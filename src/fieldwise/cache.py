@@ -23,8 +23,11 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import threading
+import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -223,6 +226,31 @@ if hasattr(os, "register_at_fork"):
     )
 
 
+def _answer(value: Any) -> CachedAnswer | None:
+    if not isinstance(value, tuple) or len(value) != 7:
+        return None
+    return CachedAnswer(*value)
+
+
+_READ_MANY_KEYS = 500  # keys per query (old SQLite builds allow 999 parameters)
+_READ_MANY = (
+    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN ({}) "
+    "AND (expire_time IS NULL OR expire_time > ?)"
+)
+
+
+def _read_many(cache: diskcache.Cache, keys: list[str]) -> dict[str, Any]:
+    """``{key: value}`` of the stored ``keys`` (string keys are stored raw by diskcache)."""
+    try:
+        rows = cache._sql(_READ_MANY.format(",".join("?" * len(keys))), (*keys, time.time()))
+        fetch = cache.disk.fetch
+        return {key: fetch(mode, filename, value, False) for key, mode, filename, value in rows}
+    except (sqlite3.Error, AttributeError, OSError) as exc:
+        logger.debug("bulk cache read failed (%s); reading key by key", exc)
+        found = ((key, cache.get(key)) for key in keys)
+        return {key: value for key, value in found if value is not None}
+
+
 class ResultCache:
     """A thin, typed shell over one ``diskcache.Cache`` directory."""
 
@@ -238,9 +266,28 @@ class ResultCache:
         value = self._writer.pending(key)
         if value is None:
             value = self._cache.get(key)
-        if not isinstance(value, tuple) or len(value) != 7:
-            return None
-        return CachedAnswer(*value)
+        return _answer(value)
+
+    def get_many(self, keys: Sequence[str]) -> list[CachedAnswer | None]:
+        """``get`` for each key, with one database query for all of them.
+
+        Why: a warm batch is bound by its lookups, and diskcache reads one key per call
+        (~9 µs each, most of it per-call overhead); one ``SELECT ... IN`` for 64 keys costs
+        ~2 µs a key. The query reads diskcache's own table with its own connection and
+        decodes values with its public ``Disk.fetch``; should that fail (another diskcache
+        layout), each key is read with ``get``.
+        """
+        values: dict[str, Any] = {}
+        unread: list[str] = []
+        for key in keys:
+            queued = self._writer.pending(key)
+            if queued is None:
+                unread.append(key)
+            else:
+                values[key] = queued
+        for start in range(0, len(unread), _READ_MANY_KEYS):
+            values.update(_read_many(self._cache, unread[start : start + _READ_MANY_KEYS]))
+        return [_answer(values.get(key)) for key in keys]
 
     def set(self, key: str, answer: CachedAnswer) -> None:
         """Store ``answer``: readable at once; on disk now, or ~10 ms later inside a loop."""

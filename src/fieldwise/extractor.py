@@ -22,7 +22,7 @@ from .document import Document
 from .exceptions import (
     ConfigurationError,
 )
-from .loop import Call, LoopSettings, cached_result, extraction_flow
+from .loop import Call, LoopSettings, cached_result, extraction_flow, result_from_cache
 from .pricing import PriceBook, Prices
 from .prompt import Input, Mode, build_body, build_messages, input_text
 from .ratelimit import RateLimiter
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _MODES = ("json_schema", "json_object", "tools")
+
+
+#: ``_lookup_many``'s answer for an input whose preparation raised
+LOOKUP_FAILED: Any = object()
 
 
 class Extractor:
@@ -246,6 +250,43 @@ class Extractor:
             return None
         call = self._prepare(data, target, instructions, examples, seed)
         return call, cached_result(call, self._loop_settings())
+
+    def _lookup_many(
+        self,
+        inputs: Sequence[Input],
+        target: Any,
+        instructions: str | None,
+        examples: Sequence[tuple[Any, Any]] | None,
+        seed: int | None,
+    ) -> list[Any]:
+        """``_lookup`` for each input, reading the cache once for all of them (a warm
+        batch is bound by its lookups). An input whose preparation raised gets
+        ``LOOKUP_FAILED`` instead (its own call will raise it again)."""
+        if self.samples > 1 or self.cache_mode not in (True, "read_only"):
+            return [None] * len(inputs)
+        settings = self._loop_settings()
+        found: list[Any] = []
+        calls: list[Call] = []
+        for data in inputs:
+            try:
+                if self._chunks(data) is not None:
+                    found.append(None)
+                    continue
+                call = self._prepare(data, target, instructions, examples, seed)
+            except Exception:  # a bad input fails its own item later, never the batch
+                found.append(LOOKUP_FAILED)
+                continue
+            found.append(call)
+            calls.append(call)
+        cache = settings.cache
+        hits = cache.get_many([c.key for c in calls]) if cache is not None else [None] * len(calls)
+        answers = dict(zip(map(id, calls), hits, strict=True))
+        return [
+            (item, result_from_cache(item, settings, answers[id(item)]))
+            if isinstance(item, Call)
+            else item
+            for item in found
+        ]
 
     def _add_usage(self, usage: Usage) -> None:
         if usage.requests:

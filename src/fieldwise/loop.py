@@ -49,7 +49,13 @@ def cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
     """The cached answer for ``call`` as a ``Result`` (``cached=True``, cost 0), or None."""
     if settings.cache is None or settings.cache_mode not in (True, "read_only"):
         return None
-    hit = settings.cache.get(call.key)
+    return result_from_cache(call, settings, settings.cache.get(call.key))
+
+
+def result_from_cache(
+    call: Call, settings: LoopSettings, hit: CachedAnswer | None
+) -> Result[Any] | None:
+    """``hit`` (the cached answer read for ``call``) as a ``Result``, or None."""
     if hit is None:
         return None
     value, _, errors = decode_answer(call.compiled, hit.raw)
