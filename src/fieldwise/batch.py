@@ -19,6 +19,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .exceptions import BudgetExceededError, ConfigurationError, FieldwiseError, RateLimitError
+from .loop import LOOKUP_FAILED
 from .ratelimit import RateLimiter
 from .result import Result, Usage
 
@@ -205,8 +206,6 @@ class AsyncBatch(Generic[T]):
         resume after a crash, is served here until it reaches new work, without the thread
         hand-over (measured: a warm 100k-row CSV fill went from 14.3k to 17.5k rows/s), and
         reads the cache once per chunk of inputs (1, 2, 4, ... up to ``_PREFETCH``)."""
-        from .extractor import LOOKUP_FAILED
-
         self._started = self._started or time.monotonic()
         size = 1  # doubling: a caller that leaves early has not made the batch read ahead
         while True:

@@ -22,7 +22,14 @@ from .document import Document
 from .exceptions import (
     ConfigurationError,
 )
-from .loop import Call, LoopSettings, cached_result, extraction_flow, result_from_cache
+from .loop import (
+    LOOKUP_FAILED,
+    Call,
+    LoopSettings,
+    cached_result,
+    extraction_flow,
+    result_from_cache,
+)
 from .pricing import PriceBook, Prices
 from .prompt import Input, Mode, build_body, build_messages, input_text
 from .ratelimit import RateLimiter
@@ -37,10 +44,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _MODES = ("json_schema", "json_object", "tools")
-
-
-#: ``_lookup_many``'s answer for an input whose preparation raised
-LOOKUP_FAILED: Any = object()
 
 
 class Extractor:
@@ -233,6 +236,22 @@ class Extractor:
     ) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
         return extraction_flow(call, self._loop_settings(), cache_checked=cache_checked)
 
+    def _single_call(
+        self,
+        data: Input,
+        target: Any,
+        instructions: str | None,
+        examples: Sequence[tuple[Any, Any]] | None,
+        seed: int | None,
+    ) -> Call | None:
+        """The prepared call when ``data``'s extraction is one call whose answer the cache
+        may hold; None when it is not (samples, chunks) or the cache is not read."""
+        if self.samples > 1 or self.cache_mode not in (True, "read_only"):
+            return None
+        if self._chunks(data) is not None:
+            return None
+        return self._prepare(data, target, instructions, examples, seed)
+
     def _lookup(
         self,
         data: Input,
@@ -242,14 +261,9 @@ class Extractor:
         seed: int | None,
     ) -> tuple[Call, Result[Any] | None] | None:
         """For batches: a single call's cached result without an event-loop task, and the
-        prepared call to reuse on a miss. None when the extraction is not one call
-        (samples, chunks) or the cache is not read."""
-        if self.samples > 1 or self.cache_mode not in (True, "read_only"):
-            return None
-        if self._chunks(data) is not None:
-            return None
-        call = self._prepare(data, target, instructions, examples, seed)
-        return call, cached_result(call, self._loop_settings())
+        prepared call to reuse on a miss (None: see ``_single_call``)."""
+        call = self._single_call(data, target, instructions, examples, seed)
+        return None if call is None else (call, cached_result(call, self._loop_settings()))
 
     def _lookup_many(
         self,
@@ -262,27 +276,20 @@ class Extractor:
         """``_lookup`` for each input, reading the cache once for all of them (a warm
         batch is bound by its lookups). An input whose preparation raised gets
         ``LOOKUP_FAILED`` instead (its own call will raise it again)."""
-        if self.samples > 1 or self.cache_mode not in (True, "read_only"):
-            return [None] * len(inputs)
-        settings = self._loop_settings()
-        found: list[Any] = []
-        calls: list[Call] = []
+        found: list[Call | object | None] = []
         for data in inputs:
             try:
-                if self._chunks(data) is not None:
-                    found.append(None)
-                    continue
-                call = self._prepare(data, target, instructions, examples, seed)
+                found.append(self._single_call(data, target, instructions, examples, seed))
             except Exception:  # a bad input fails its own item later, never the batch
                 found.append(LOOKUP_FAILED)
-                continue
-            found.append(call)
-            calls.append(call)
-        cache = settings.cache
-        hits = cache.get_many([c.key for c in calls]) if cache is not None else [None] * len(calls)
-        answers = dict(zip(map(id, calls), hits, strict=True))
+        calls = [item for item in found if isinstance(item, Call)]
+        if not calls:
+            return found
+        settings = self._loop_settings()
+        assert settings.cache is not None  # a call was prepared: the cache is read
+        hits = iter(settings.cache.get_many([call.key for call in calls]))
         return [
-            (item, result_from_cache(item, settings, answers[id(item)]))
+            (item, result_from_cache(item, settings, next(hits)))
             if isinstance(item, Call)
             else item
             for item in found

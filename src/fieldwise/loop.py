@@ -45,6 +45,10 @@ class LoopSettings:
     grounding: bool = False
 
 
+#: ``Extractor._lookup_many``'s answer for an input whose preparation raised
+LOOKUP_FAILED: Any = object()
+
+
 def cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
     """The cached answer for ``call`` as a ``Result`` (``cached=True``, cost 0), or None."""
     if settings.cache is None or settings.cache_mode not in (True, "read_only"):
