@@ -214,7 +214,7 @@ class AsyncBatch(Generic[T]):
             if not chunk:
                 self.exhausted = True
                 return
-            looked_up = self._extractor._lookup_many(chunk, self._target, *self._call)
+            looked_up = self._extractor._lookup_many(chunk, self._target, self._call)
             for position, (data, found) in enumerate(zip(chunk, looked_up, strict=True)):
                 if found is None or found is LOOKUP_FAILED or found[1] is None:
                     rest = zip(chunk[position:], looked_up[position:], strict=True)
@@ -246,7 +246,7 @@ class AsyncBatch(Generic[T]):
         done: asyncio.Future[Result[T]] = asyncio.get_running_loop().create_future()
         try:
             if found is _UNSET:
-                found = self._extractor._lookup(data, self._target, *self._call)
+                found = self._extractor._lookup(data, self._target, self._call)
         except Exception as exc:  # a bad input fails its own item, never the batch
             done.set_exception(exc)
             return done

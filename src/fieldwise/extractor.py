@@ -236,50 +236,31 @@ class Extractor:
     ) -> Generator[dict[str, Any], ChatResponse, Result[Any]]:
         return extraction_flow(call, self._loop_settings(), cache_checked=cache_checked)
 
-    def _single_call(
-        self,
-        data: Input,
-        target: Any,
-        instructions: str | None,
-        examples: Sequence[tuple[Any, Any]] | None,
-        seed: int | None,
-    ) -> Call | None:
+    def _single_call(self, data: Input, target: Any, options: CallOptions) -> Call | None:
         """The prepared call when ``data``'s extraction is one call whose answer the cache
         may hold; None when it is not (samples, chunks) or the cache is not read."""
         if self.samples > 1 or self.cache_mode not in (True, "read_only"):
             return None
         if self._chunks(data) is not None:
             return None
-        return self._prepare(data, target, instructions, examples, seed)
+        return self._prepare(data, target, *options)
 
     def _lookup(
-        self,
-        data: Input,
-        target: Any,
-        instructions: str | None,
-        examples: Sequence[tuple[Any, Any]] | None,
-        seed: int | None,
+        self, data: Input, target: Any, options: CallOptions
     ) -> tuple[Call, Result[Any] | None] | None:
         """For batches: a single call's cached result without an event-loop task, and the
         prepared call to reuse on a miss (None: see ``_single_call``)."""
-        call = self._single_call(data, target, instructions, examples, seed)
+        call = self._single_call(data, target, options)
         return None if call is None else (call, cached_result(call, self._loop_settings()))
 
-    def _lookup_many(
-        self,
-        inputs: Sequence[Input],
-        target: Any,
-        instructions: str | None,
-        examples: Sequence[tuple[Any, Any]] | None,
-        seed: int | None,
-    ) -> list[Any]:
+    def _lookup_many(self, inputs: Sequence[Input], target: Any, options: CallOptions) -> list[Any]:
         """``_lookup`` for each input, reading the cache once for all of them (a warm
         batch is bound by its lookups). An input whose preparation raised gets
         ``LOOKUP_FAILED`` instead (its own call will raise it again)."""
         found: list[Call | object | None] = []
         for data in inputs:
             try:
-                found.append(self._single_call(data, target, instructions, examples, seed))
+                found.append(self._single_call(data, target, options))
             except Exception:  # a bad input fails its own item later, never the batch
                 found.append(LOOKUP_FAILED)
         calls = [item for item in found if isinstance(item, Call)]
@@ -572,7 +553,11 @@ class Extractor:
 CALL_OPTIONS = frozenset({"instructions", "examples", "seed"})
 
 
-def call_options(options: dict[str, Any]) -> tuple[Any, Any, Any]:
+#: ``(instructions, examples, seed)``: a batch's per-call options
+CallOptions = tuple[str | None, Sequence[tuple[Any, Any]] | None, int | None]
+
+
+def call_options(options: dict[str, Any]) -> CallOptions:
     """``(instructions, examples, seed)`` from per-call keywords; unknown ones raise."""
     unknown = set(options) - CALL_OPTIONS
     if unknown:
