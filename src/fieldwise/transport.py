@@ -380,7 +380,8 @@ def _read(response: httpx.Response) -> bytes:
 
 
 def _events(response: httpx.Response, reader: ChunkReader) -> Iterator[ChatChunk | Failure]:
-    """A 200 stream's chunks, or the ``Failure`` an event reports (then nothing more)."""
+    """A 200 stream's chunks, and a ``Failure`` where an event reports one (the caller
+    stops there)."""
     splitter = LineSplitter()
     for data in response.iter_bytes():
         for line in splitter.feed(data):
