@@ -272,6 +272,47 @@ def test_an_endless_answer_is_cut_off_not_read_into_memory(
     assert side.chat(transport, BODY).finish_reason == "stop"  # the transport still works
 
 
+def test_a_connection_reset_mid_answer_reads_alike_on_both_paths(side: Side) -> None:
+    """A server that sends half an answer and resets the connection: retried, then the
+    same typed error and wording from httpx (sync) and aiohttp (async)."""
+    import socket
+    import struct
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    served: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n" + b'{"id": "partial'
+            )
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # with linger 0: a reset, not a clean end
+            served.append(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with (
+            Transport(
+                f"http://127.0.0.1:{port}/v1", KEY, network_retries=1, backoff_base=0.01
+            ) as transport,
+            pytest.raises(E.APIConnectionError) as caught,
+        ):
+            side.chat(transport, BODY)
+    finally:
+        server.close()
+    assert "closed without a complete answer" in str(caught.value)
+    assert "after 2 attempts" in str(caught.value) and len(served) == 2
+
+
 def test_unreachable_endpoint(side: Side) -> None:
     with FakeLLM() as fake:
         url = fake.base_url

@@ -98,7 +98,8 @@ def httpx_fault(exc: httpx.HTTPError | AnswerTooLarge) -> NetworkFault:
         return "read_timeout"
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
         return "refused"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    # reached, then broken: a reset while sending or reading, as aiohttp's are sorted
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return "dropped"
     if isinstance(exc, httpx.TransportError):
         return "unreachable"
