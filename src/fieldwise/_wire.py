@@ -7,7 +7,7 @@ schema is rewritten, and a ``SchemaValidator`` / ``SchemaSerializer`` is built f
 - every dict-like node (the JSON side lowers them all) validates a list of ``{key, value}``
   objects (keys and values with their own schemas, in JSON mode), then an after-function
   builds the mapping;
-- a default that ``_lowering.WireJsonSchema`` made nullable (it records the node ids)
+- a default that ``_wire_json_schema.WireJsonSchema`` made nullable (it records the node ids)
   validates ``nullable(inner)`` and turns ``None`` into ``PydanticUseDefault`` (pydantic then
   applies the default or default factory itself);
 - a TypedDict key that became nullable turns ``None`` into ``PydanticOmit``.
@@ -38,7 +38,7 @@ from pydantic_core import (
 )
 from pydantic_core import core_schema as cs
 
-from ._lowering import DICT_LIKE, wire_alias
+from ._wire_json_schema import DICT_LIKE, wire_alias
 from .exceptions import SchemaError
 
 Node = dict[str, Any]

@@ -52,8 +52,9 @@ from pydantic import (
 from pydantic_core import SchemaSerializer, SchemaValidator
 from pydantic_core import core_schema as cs
 
-from ._lowering import Strictifier, WireJsonSchema
+from ._lowering import Strictifier
 from ._wire import serialization_schema, validation_schema
+from ._wire_json_schema import WireJsonSchema
 from .exceptions import SchemaError
 from .strict_subset import _Checker
 
