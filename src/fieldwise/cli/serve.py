@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
@@ -150,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         # SIGTERM: stop accepting, let in-flight requests finish (bounded), then exit.
         timeout_graceful_shutdown=args.request_timeout + args.queue_timeout + 5,
     )
+    config.load()  # uvicorn's protocol modules, imported now rather than on start
+    _settle_garbage_collector()
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal it stopped on once it has shut down; with the default
     # SIGTERM disposition that would kill the process (exit -15) after a clean shutdown.
@@ -164,6 +167,25 @@ def run(args: argparse.Namespace) -> int:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve())
     return EXIT_OK if server.started else 1
+
+
+def _settle_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off what start-up built, and run it less often.
+
+    Why: measured at 64 concurrent clients, the collector took ~50 µs of CPU per request.
+    Young collections ran every 700 new objects (every few requests), and each full one
+    walked every object the imports had made (FastAPI, pydantic, aiohttp), ~60 ms apiece,
+    which set the service's p99. ``gc.freeze()`` puts everything that exists now out of
+    the collector's reach for good (it is all kept until exit anyway), and a young
+    generation of 10,000 objects makes collections rarer; requests leave little cyclic
+    garbage, so memory barely moves. Only ``fieldwise serve`` does this: it owns its
+    process, while ``create_app`` may live in someone else's.
+    """
+    from .. import _async_http  # noqa: F401  (the upstream client, imported before freezing)
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
