@@ -41,6 +41,7 @@ __all__ = [
     "failure_from_exception",
     "failure_from_shape",
     "failure_from_status",
+    "failure_in_payload",
     "parse_retry_after",
 ]
 
@@ -372,6 +373,19 @@ def failure_from_exception(
         "Check base_url, that the server is running, and the network (proxy, firewall).",
         True,
     )
+
+
+def failure_in_payload(payload: Any, *, url: str, model: str | None) -> Failure | None:
+    """What a parsed answer or stream chunk reports before its content is read: not a JSON
+    object (a wrong shape), or an ``error`` member (an error in a 200 body); else None."""
+    if not isinstance(payload, dict):
+        return failure_from_shape(url, payload)
+    if payload.get("error"):
+        provider = payload.get("provider")
+        return failure_from_body_error(
+            payload["error"], url=url, model=model, provider=provider, payload=payload
+        )
+    return None
 
 
 def failure_from_shape(url: str, payload: Any) -> Failure:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._answer_size import MAX_ANSWER_BYTES, AnswerTooLarge
-from ._retry import Failure, failure_from_body_error, failure_from_shape
+from ._retry import Failure, failure_from_body_error, failure_from_shape, failure_in_payload
 
 __all__ = [
     "ChatChunk",
@@ -127,13 +127,10 @@ def parse_chunk(data: str, *, url: str, model: str | None) -> ChatChunk | Failur
         payload = json.loads(data)
     except ValueError:
         return failure_from_shape(url, data)
-    if not isinstance(payload, dict):
-        return failure_from_shape(url, payload)
+    failure = failure_in_payload(payload, url=url, model=model)
+    if failure is not None:
+        return failure
     provider = payload.get("provider")
-    if payload.get("error"):
-        return failure_from_body_error(
-            payload["error"], url=url, model=model, provider=provider, payload=payload
-        )
     chunk = ChatChunk(
         usage=payload.get("usage"),
         model=payload.get("model"),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._retry import Failure, failure_from_body_error, failure_from_shape
+from ._retry import Failure, failure_from_body_error, failure_from_shape, failure_in_payload
 from ._sse import first_call_arguments
 
 __all__ = ["ChatResponse", "encode_body", "parse_json", "parse_response"]
@@ -67,13 +67,10 @@ def _dumps(value: Any) -> bytes:
 
 def parse_response(payload: Any, *, url: str, model: str | None) -> ChatResponse | Failure:
     """A 2xx body → ``ChatResponse``, or the ``Failure`` it reports (error in a 200 body)."""
-    if not isinstance(payload, dict):
-        return failure_from_shape(url, payload)
+    failure = failure_in_payload(payload, url=url, model=model)
+    if failure is not None:
+        return failure
     provider = payload.get("provider")
-    if payload.get("error"):
-        return failure_from_body_error(
-            payload["error"], url=url, model=model, provider=provider, payload=payload
-        )
     choices = payload.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return failure_from_shape(url, payload)
