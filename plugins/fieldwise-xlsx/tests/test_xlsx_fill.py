@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,7 @@ def test_in_place_keeps_a_backup(stub: Any, tmp_path: Path) -> None:
         ("corrupt", {}, "not a readable"),
         (None, {"sources": ["nope"]}, "no column 'nope'"),
         (None, {"sheet": "Nope"}, "no sheet 'Nope'"),
-        ("chart", {"in_place": True}, "may alter or drop"),
+        ("doctype", {}, "document type"),
         (None, {"output": "x.csv"}, "suffix"),
     ],
 )
@@ -279,9 +280,9 @@ def test_bad_inputs_fail_before_any_call(
         (tmp_path / "~$book.xlsx").write_bytes(b"owner")
     elif setup == "corrupt":
         source.write_bytes(source.read_bytes()[:500])
-    elif setup == "chart":
-        with zipfile.ZipFile(source, "a") as archive:
-            archive.writestr("xl/drawings/drawing1.xml", "<xdr:wsDr/>")
+    elif setup == "doctype":  # how entity expansion attacks begin; no Office file has one
+        replace_part(source, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(
+            "<worksheet", '<!DOCTYPE x [<!ENTITY a "aaaaaaaa">]><worksheet', 1))  # fmt: skip
     files = {p.name: sha(p) for p in tmp_path.iterdir()}
     extractor = stub(answer)
     arguments: dict[str, Any] = {"sources": ["notes"], **options}
@@ -293,13 +294,32 @@ def test_bad_inputs_fail_before_any_call(
     assert {p.name: sha(p) for p in tmp_path.iterdir()} == files
 
 
-def test_fragile_parts_only_warn_when_the_original_is_kept(stub: Any, tmp_path: Path) -> None:
+def test_every_other_part_is_kept_byte_for_byte(stub: Any, tmp_path: Path) -> None:
+    """Charts, drawings, images and anything else fill does not edit come out as they
+    went in, so filling in place needs no --force."""
     source = build(tmp_path / "book.xlsx")
     with zipfile.ZipFile(source, "a") as archive:
         archive.writestr("xl/charts/chart1.xml", "<c:chartSpace/>")
+        archive.writestr("xl/media/image1.png", b"\x89PNG not really")
+    with zipfile.ZipFile(source) as archive:
+        before = {name: archive.read(name) for name in archive.namelist()}
     warnings: list[str] = []
-    fill(source, target=Lead, sources=["notes"], extractor=stub(answer), warn=warnings.append)
-    assert any("charts" in w for w in warnings)
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes"], extractor=extractor, in_place=True,
+         warn=warnings.append)  # fmt: skip
+    with zipfile.ZipFile(source) as archive:
+        after = {name: archive.read(name) for name in archive.namelist()}
+    assert list(after) == list(before)
+    # (openpyxl's workbook part already asks for recalculation on opening)
+    edited = {"xl/worksheets/sheet1.xml", "xl/styles.xml", "xl/tables/table1.xml"}
+    assert {name for name in before if before[name] != after[name]} == edited
+    assert warnings == []
+    # in the edited sheet, the rows no cell was written to are the same bytes
+    old_sheet = before["xl/worksheets/sheet1.xml"].decode()
+    new_sheet = after["xl/worksheets/sheet1.xml"].decode()
+    untouched_row = old_sheet[old_sheet.index('<row r="6"') : old_sheet.index('<row r="7"')]
+    assert untouched_row in new_sheet
+    assert 'fullCalcOnLoad="1"' in after["xl/workbook.xml"].decode()
 
 
 def test_dry_run_and_limit(stub: Any, tmp_path: Path) -> None:
@@ -310,12 +330,6 @@ def test_dry_run_and_limit(stub: Any, tmp_path: Path) -> None:
     extractor = stub(answer)
     fill(source, target=Lead, sources=["notes", "id"], extractor=extractor, limit=2)
     assert extractor.seen == ["notes: acme wants 20 seats\nid: 1", "notes: globex renewal\nid: 2"]
-
-
-def test_defusedxml_guards_openpyxl() -> None:
-    from openpyxl.xml import DEFUSEDXML
-
-    assert DEFUSEDXML is True
 
 
 def test_rich_text_cells_survive(stub: Any, tmp_path: Path) -> None:
@@ -349,21 +363,29 @@ def test_huge_unpacked_size_needs_force(
     fill(source, target=Lead, sources=["notes"], extractor=stub(answer), force=True)
 
 
-def with_cached_results(path: Path, results: dict[str, str]) -> Path:
-    """Store a cached result for formula cells, as Excel does on save (openpyxl writes
-    formulas with an empty ``<v>``): ``{"B2": "text"}``."""
+def replace_part(path: Path, part: str, edit: Callable[[str], str]) -> None:
+    """Rewrite one part of a workbook's zip with ``edit``."""
     with zipfile.ZipFile(path) as archive:
         parts = {name: archive.read(name) for name in archive.namelist()}
-    xml = parts["xl/worksheets/sheet1.xml"].decode()
-    for ref, value in results.items():
-        start = xml.index(f'<c r="{ref}"')
-        end = xml.index("</c>", start)
-        cell = xml[start:end].replace("<v></v>", f"<v>{value}</v>").replace(">", ' t="str">', 1)
-        xml = xml[:start] + cell + xml[end:]
-    parts["xl/worksheets/sheet1.xml"] = xml.encode()
+    parts[part] = edit(parts[part].decode()).encode()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in parts.items():
             archive.writestr(name, data)
+
+
+def with_cached_results(path: Path, results: dict[str, str]) -> Path:
+    """Store a cached result for formula cells, as Excel does on save (openpyxl writes
+    formulas with an empty ``<v>``): ``{"B2": "text"}``."""
+
+    def edit(xml: str) -> str:
+        for ref, value in results.items():
+            start = xml.index(f'<c r="{ref}"')
+            end = xml.index("</c>", start)
+            cell = xml[start:end].replace("<v></v>", f"<v>{value}</v>")
+            xml = xml[:start] + cell.replace(">", ' t="str">', 1) + xml[end:]
+        return xml
+
+    replace_part(path, "xl/worksheets/sheet1.xml", edit)
     return path
 
 

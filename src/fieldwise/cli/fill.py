@@ -61,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--max-cost", type=float, metavar="USD", help="stop starting rows here")
     parser.add_argument(
         "--force", action="store_true",
-        help="go on where a workbook has parts openpyxl may drop (charts, shapes...)",
+        help="go on past a safety limit (a workbook that unpacks to over 1 GiB)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_extractor_options(parser)

@@ -1,8 +1,7 @@
-"""Opening, checking and saving workbooks safely.
+"""Checking and saving workbooks safely.
 
 Everything here is about not harming the user's file: refuse what Excel has open (its lock
-file), refuse what openpyxl would damage when the original would be lost, never save a
-``data_only`` workbook (that turns formulas into values for good), and save through a
+file), refuse archives that unpack to more than memory should hold, and save through a
 temporary file that is fsynced and then renamed over the target.
 """
 
@@ -11,32 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from openpyxl import load_workbook
-from openpyxl.workbook.workbook import Workbook
+from typing import IO, Any
 
 from fieldwise.tables import TableError, source_text
 
-#: Parts that openpyxl does not round-trip in full (shapes, SmartArt, slicers, form
-#: controls; images and charts are re-written and may change).
-FRAGILE_PARTS = (
-    "xl/drawings/",
-    "xl/charts/",
-    "xl/media/",
-    "xl/diagrams/",
-    "xl/slicers/",
-    "xl/slicerCaches/",
-    "xl/timelines/",
-    "xl/ctrlProps/",
-    "xl/activeX/",
-)
-#: A workbook that unpacks to more than this is refused without ``force``: openpyxl needs
-#: several times the unpacked size in memory, and a zip bomb needs no more than this check.
+#: A workbook that unpacks to more than this is refused without ``force``: the sheet's
+#: XML is held in memory, and a zip bomb needs no more than this check.
 MAX_UNPACKED_BYTES = 1 << 30
 HEADER_SCAN_ROWS = 10
 
@@ -54,12 +36,8 @@ def check_unlocked(path: Path) -> None:
         )
 
 
-def inspect(path: Path, *, in_place: bool, force: bool) -> list[str]:
-    """Check the archive before openpyxl sees it; return warnings to show.
-
-    Parts openpyxl may drop: with ``--in-place`` (the original would be replaced) that is
-    refused unless ``force``; a new output file only gets a warning, the original stays.
-    """
+def inspect(path: Path, *, force: bool) -> None:
+    """Check the archive before anything is unpacked."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -68,36 +46,9 @@ def inspect(path: Path, *, in_place: bool, force: bool) -> list[str]:
     unpacked = sum(info.file_size for info in infos)
     if unpacked > MAX_UNPACKED_BYTES and not force:
         raise TableError(
-            f"{path} unpacks to {unpacked / 2**30:.1f} GiB; openpyxl would need several times "
-            "that in memory. Pass --force to try anyway."
+            f"{path} unpacks to {unpacked / 2**30:.1f} GiB, more than a fill holds in memory "
+            "by default. Pass --force to try anyway."
         )
-    fragile = sorted({p for info in infos for p in FRAGILE_PARTS if info.filename.startswith(p)})
-    if not fragile:
-        return []
-    what = ", ".join(p.removeprefix("xl/").rstrip("/") for p in fragile)
-    if in_place and not force:
-        raise TableError(
-            f"{path} has {what}, which openpyxl may alter or drop on save. Write a copy "
-            "(leave out --in-place) and check it, or pass --force to replace the original "
-            f"(a {path.name}.bak is kept)."
-        )
-    return [f"{path.name} has {what}; openpyxl may alter or drop them in the filled copy."]
-
-
-def load(path: Path, say: Callable[[str], None], **options: Any) -> Workbook:
-    """``load_workbook`` with every failure turned into a ``TableError`` and openpyxl's own
-    warnings (features it will drop) passed on to the user."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            book = load_workbook(path, **options)
-        except Exception as exc:  # a corrupt file can fail anywhere inside openpyxl
-            raise TableError(
-                f"{path}: not a readable workbook ({type(exc).__name__}: {exc})."
-            ) from None
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        say(f"openpyxl: {message}")
-    return book
 
 
 def _is_header(values: Sequence[Any]) -> bool:
@@ -125,17 +76,20 @@ def find_header(rows: Sequence[Sequence[Any]], sources: Sequence[str]) -> int:
     return candidates[0] if candidates else 0
 
 
-def save(book: Workbook, source: Path, destination: Path, *, backup: bool) -> None:
-    """Write ``book`` to ``destination`` through a temporary file in the same folder
-    (flushed and fsynced, then renamed), keeping ``source``'s permission bits; with
-    ``backup``, the replaced file is kept as ``NAME.bak`` first."""
+def save(
+    write: Callable[[IO[bytes]], None], source: Path, destination: Path, *, backup: bool
+) -> None:
+    """Write the workbook (``write`` puts it into a stream) to ``destination`` through a
+    temporary file in the same folder (flushed and fsynced, then renamed), keeping
+    ``source``'s permission bits; with ``backup``, the replaced file is kept as
+    ``NAME.bak`` first."""
     handle, name = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
     )
     temp = Path(name)
     try:
         with open(handle, "wb") as stream:
-            book.save(stream)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         shutil.copymode(source, temp)

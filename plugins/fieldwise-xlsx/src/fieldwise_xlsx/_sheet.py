@@ -1,5 +1,6 @@
 """Where things are on the sheet: the header row, each column by name, merged ranges,
-and adding the new columns (styled like their neighbour, inside an adjacent table).
+and adding the new columns (styled and sized like their neighbour, inside an adjacent
+table).
 
 Columns are always found by their header text, never by position: users insert and
 reorder columns, and a fill must land in the column they named.
@@ -7,19 +8,18 @@ reorder columns, and a fill must land in the column they named.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from copy import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, MergedCell
-from openpyxl.cell.rich_text import CellRichText
-from openpyxl.utils import get_column_letter, range_boundaries
-from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
-from openpyxl.worksheet.table import TableColumn
-from openpyxl.worksheet.worksheet import Worksheet
-
 from fieldwise.tables import source_text
+
+from ._grid import Grid
+from ._tables import TablePart
+from ._xml import attributes, element, start_of
+
+#: Beyond Excel's last column (XFD, 16384): where a new column stands until placed.
+_UNPLACED = 1 << 20
 
 
 @dataclass
@@ -45,43 +45,43 @@ def header_names(values: Sequence[Any]) -> dict[str, int]:
     return names
 
 
-def _last_used_column(ws: Worksheet) -> int:
+def _last_used_column(grid: Grid, tables: Sequence[TablePart]) -> int:
     """The rightmost column holding anything: a value, a merged range, a table."""
-    last = max((c for (_, c), cell in ws._cells.items() if cell.value is not None), default=0)
-    for merged in ws.merged_cells.ranges:
-        last = max(last, merged.max_col)
-    for table in ws.tables.values():
-        last = max(last, range_boundaries(table.ref)[2] or 0)
+    last = grid.last_used_column()
+    for merged in grid.merged:
+        last = max(last, merged[2])
+    for table in tables:
+        last = max(last, table.bounds[2])
     return last
 
 
 def build_layout(
-    ws: Worksheet,
+    grid: Grid,
+    tables: Sequence[TablePart],
     header_row: int,
     header_values: Sequence[Any],
     targets: Sequence[str],
     sources: Sequence[str],
 ) -> Layout:
-    """Find every target column by name; place the missing ones after the last used
-    column (their headers are written later, by ``add_columns``)."""
+    """Find every target column by name. The missing ones are placed by ``add_columns``,
+    after the last used column, which a planning pass over the rows learns on the way;
+    until then they stand beyond the sheet's last possible column, where no cell is."""
     columns = header_names(header_values)
     layout = Layout(header_row, {name: columns[name] for name in sources})
-    next_column = _last_used_column(ws) + 1
     for name in targets:
         if name in columns:
             layout.columns[name] = columns[name]
         else:
-            layout.columns[name] = next_column
+            layout.columns[name] = _UNPLACED + len(layout.new)
             layout.new.append(name)
-            next_column += 1
     target_columns = {layout.columns[name] for name in targets}
     source_columns = {layout.columns[name] for name in sources}
-    for merged in ws.merged_cells.ranges:
-        anchor = (merged.min_row, merged.min_col)
-        for column in range(merged.min_col, merged.max_col + 1):
+    for min_col, min_row, max_col, max_row in grid.merged:
+        anchor = (min_row, min_col)
+        for column in range(min_col, max_col + 1):
             if column not in target_columns and column not in source_columns:
                 continue
-            for row in range(max(merged.min_row, header_row + 1), merged.max_row + 1):
+            for row in range(max(min_row, header_row + 1), max_row + 1):
                 if (row, column) == anchor:
                     continue
                 if column in target_columns:
@@ -91,104 +91,71 @@ def build_layout(
     return layout
 
 
-def protected(ws: Worksheet, layout: Layout, row: int, column: int) -> bool:
+def protected(grid: Grid, layout: Layout, row: int, column: int) -> bool:
     """A target cell fill must never write: a merged range's non-anchor cell, or a
     formula (even with ``--overwrite``: replacing a formula by a value loses work)."""
-    if (row, column) in layout.merged_children:
+    if layout.merged_children and (row, column) in layout.merged_children:
         return True
-    cell = ws._cells.get((row, column))
-    if cell is None or isinstance(cell, MergedCell):
-        return isinstance(cell, MergedCell)
-    return is_formula(cell)
+    cell = grid.cells(row).cell(column)
+    return cell is not None and cell.formula
 
 
-def is_formula(cell: Cell | MergedCell) -> bool:
-    return cell.data_type == "f" or isinstance(cell.value, (ArrayFormula, DataTableFormula))
-
-
-def formula_positions(ws: Worksheet) -> list[tuple[int, int]]:
-    """``(row, column)`` of every formula cell (a sheet of plain data has none)."""
-    return [position for position, cell in ws._cells.items() if is_formula(cell)]
-
-
-def stored_rows(ws: Worksheet) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    """``(row number, values)`` of the loaded sheet from row 1, as a read-only pass gives
-    them (rich text as plain text), without creating cells (``ws.iter_rows`` adds every
-    empty cell it passes)."""
-    cells = ws._cells
-    columns = range(1, ws.max_column + 1)
-    for row in range(1, ws.max_row + 1):
-        yield row, tuple(_plain(cells.get((row, column))) for column in columns)
-
-
-def _plain(cell: Cell | MergedCell | None) -> Any:
-    if cell is None:
-        return None
-    value = cell.value
-    return str(value) if isinstance(value, CellRichText) else value
-
-
-def existing_value(ws: Worksheet, row: int, column: int) -> Any:
-    """A cell's value without creating the cell (``ws.cell`` would add it to the sheet)."""
-    cell = ws._cells.get((row, column))
-    return None if cell is None else cell.value
-
-
-def write_value(cell: Cell | MergedCell, value: Any) -> None:
-    """Store a typed value; text always as text.
-
-    openpyxl turns a string starting with ``=`` into a formula and ``#N/A`` into an error
-    value; model output must be neither, so the cell's type is forced back to string.
-    ``quotePrefix`` makes Excel keep ``=...`` as text when the user edits the cell. A
-    merged range's non-anchor cell is never written (openpyxl would raise).
-    """
-    if isinstance(cell, MergedCell):
-        return
-    if isinstance(value, str):
-        text = ILLEGAL_CHARACTERS_RE.sub("", value)
-        cell.value = text
-        cell.data_type = "s"
-        if text.startswith("="):
-            cell.quotePrefix = True
-    else:
-        cell.value = value
-
-
-def add_columns(ws: Worksheet, layout: Layout) -> list[str]:
-    """Write the new columns' headers, styled like the header to their left, and grow a
-    table whose right edge they touch. Returns notes for the report."""
+def add_columns(grid: Grid, tables: Sequence[TablePart], layout: Layout) -> tuple[str, list[str]]:
+    """Write the new columns' headers, styled like the header to their left, give them
+    the width of the column to their left, and grow a table whose right edge they touch.
+    Returns the sheet's new head (the markup before its cells) and notes for the
+    report."""
     notes: list[str] = []
+    head = grid.xml[: grid.head_end]
+    first = _last_used_column(grid, tables) + 1
+    for offset, name in enumerate(layout.new):
+        layout.columns[name] = first + offset
     for name in layout.new:
         column = layout.columns[name]
-        cell = ws.cell(layout.header_row, column)
-        write_value(cell, name)
-        left = ws._cells.get((layout.header_row, column - 1))
-        if isinstance(cell, Cell) and isinstance(left, Cell) and left.has_style:
-            # the whole style record at once (font, fill, border, alignment, format)
-            cell._style = copy(left._style)  # type: ignore[attr-defined]
-        width = ws.column_dimensions[get_column_letter(column - 1)].width
-        if column > 1 and width:
-            ws.column_dimensions[get_column_letter(column)].width = width
-        notes.extend(_grow_tables(ws, layout.header_row, column, name))
-    return notes
+        left = grid.cell(layout.header_row, column - 1)
+        grid.write(layout.header_row, column, name, style=left.style if left else None)
+        width = column_width(head, grid.prefix, column - 1)
+        if column > 1 and width is not None:
+            head = with_column_width(head, grid.prefix, column, width)
+        for table in tables:
+            note = table.grow(layout.header_row, column, name)
+            if note is not None:
+                notes.append(note)
+    return head, notes
 
 
-def _grow_tables(ws: Worksheet, header_row: int, column: int, name: str) -> Iterable[str]:
-    """Excel tables do not grow by themselves: extend the one that ends just left of the
-    new column and starts at the header row, adding the column to its definition."""
-    for table in ws.tables.values():
-        min_col, min_row, max_col, max_row = range_boundaries(table.ref)
-        if min_row != header_row or max_col != column - 1:
-            continue
-        table.ref = (
-            f"{get_column_letter(min_col or 1)}{min_row}:{get_column_letter(column)}{max_row}"
-        )
-        next_id = max((c.id for c in table.tableColumns), default=0) + 1
-        table.tableColumns.append(TableColumn(id=next_id, name=name))
-        if table.autoFilter is not None and table.autoFilter.ref:
-            a_min_col, a_min_row, _, a_max_row = range_boundaries(table.autoFilter.ref)
-            table.autoFilter.ref = (
-                f"{get_column_letter(a_min_col or 1)}{a_min_row}:"
-                f"{get_column_letter(column)}{a_max_row}"
-            )
-        yield f"table {table.displayName or table.name} extended with column {name!r}"
+def _column_records(head: str, prefix: str) -> list[tuple[int, int, dict[str, str], str]]:
+    """The ``<col>`` records of the sheet: ``(min, max, attributes, markup)``."""
+    cols = element(prefix, "cols").search(head)
+    if cols is None:
+        return []
+    records = []
+    for match in element(prefix, "col").finditer(cols[3] or ""):
+        found = attributes(match[1])
+        records.append((int(found.get("min", "0")), int(found.get("max", "0")), found, match[0]))
+    return records
+
+
+def column_width(head: str, prefix: str, column: int) -> str | None:
+    """The stored width of a column (as written), when one is set."""
+    for low, high, found, _ in _column_records(head, prefix):
+        if low <= column <= high and "width" in found:
+            return found["width"]
+    return None
+
+
+def with_column_width(head: str, prefix: str, column: int, width: str) -> str:
+    """The head with a width record for ``column``, unless a record already covers it."""
+    records = _column_records(head, prefix)
+    if any(low <= column <= high for low, high, _, _ in records):
+        return head
+    tag = f"{prefix}:col" if prefix else "col"
+    record = f'<{tag} min="{column}" max="{column}" width="{width}" customWidth="1"/>'
+    cols = element(prefix, "cols").search(head)
+    assert cols is not None  # a width was read from it
+    before = [m for low, _, _, m in records if low < column]
+    after = [m for low, _, _, m in records if low > column]
+    body = "".join(before) + record + "".join(after)
+    start = start_of(cols[0])
+    close = f"</{prefix}:cols>" if prefix else "</cols>"
+    return head[: cols.start()] + start + body + close + head[cols.end() :]

@@ -1,0 +1,458 @@
+"""One worksheet part, read and edited in place.
+
+Reading gives each row's values as openpyxl would (shared and inline strings as text,
+numbers as ``int``/``float``, date-formatted numbers as ``datetime``, booleans, error
+codes, and a formula's cached result). Rows are indexed by where they lie in the text;
+a row's cells are parsed again when asked for, so memory holds the part's text and a few
+numbers per row, not an object per cell.
+
+Writing collects new cells per row; ``render`` then copies the part, rebuilding only the
+rows that changed (cells kept in column order, a row created where none was) and the
+sheet's dimension. Every byte outside those rows comes out as it went in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from functools import cache
+from typing import Any, NamedTuple
+
+from openpyxl.cell.cell import TIME_FORMATS
+from openpyxl.utils import get_column_letter, range_boundaries
+from openpyxl.utils.cell import column_index_from_string
+from openpyxl.utils.datetime import from_excel, from_ISO8601, to_excel
+
+from fieldwise.tables import TableError, is_blank
+
+from ._styles import Styles
+from ._xml import (
+    attributes,
+    element,
+    plain_markup,
+    quoted,
+    root_prefix,
+    start_tag,
+    text,
+    text_of,
+    unescape,
+)
+
+_ROW_NUMBER = re.compile(r"""\sr\s*=\s*["'](\d+)["']""")
+_CELL_REF = re.compile(r"""\sr\s*=\s*["']([A-Z]{1,3})(\d+)["']""")
+_TYPE = re.compile(r"""\st\s*=\s*["'](\w+)["']""")
+_STYLE = re.compile(r"""\ss\s*=\s*["'](\d+)["']""")
+_SPANS = re.compile(r"""\sspans\s*=\s*(?:"[^"]*"|'[^']*')""")
+
+
+@cache
+def _column_number(letters: str) -> int:
+    return column_index_from_string(letters)
+
+
+@cache
+def _closing(tag: str) -> re.Pattern[str]:
+    return re.compile(rf"</{re.escape(tag)}\s*>")
+
+
+class Cell(NamedTuple):
+    """A stored cell: its value, whether it holds a formula, and its format record."""
+
+    value: Any
+    formula: bool
+    style: int | None
+
+
+class RowCells:
+    """One row's stored cells, decoded when first asked for."""
+
+    __slots__ = ("_cells", "grid", "raw")
+
+    def __init__(self, grid: Grid, raw: dict[int, tuple[str, str]]) -> None:
+        self.grid = grid
+        self.raw = raw
+        self._cells: dict[int, Cell] = {}
+
+    def cell(self, column: int) -> Cell | None:
+        found = self._cells.get(column)
+        if found is None and column in self.raw:
+            found = self._cells[column] = self.grid.read(*self.raw[column])
+        return found
+
+    def value(self, column: int) -> Any:
+        found = self.cell(column)
+        return None if found is None else found.value
+
+    def values(self) -> tuple[Any, ...]:
+        """Values from column A to the row's last stored cell."""
+        return tuple(self.value(c) for c in range(1, max(self.raw, default=0) + 1))
+
+    def blank(self) -> bool:
+        return all(is_blank(self.value(c)) for c in self.raw)
+
+    def last_used(self, known: int) -> int:
+        """The row's rightmost column holding a value or formula, if right of ``known``
+        (cells are stored in column order, so reading from the right end soon stops)."""
+        for column in sorted(self.raw, reverse=True):
+            if column <= known:
+                break
+            cell = self.cell(column)
+            if cell is not None and (cell.value is not None or cell.formula):
+                return column
+        return known
+
+
+class Grid:
+    """The cells of one worksheet part."""
+
+    def __init__(
+        self, data: bytes, part: str, strings: Sequence[str], styles: Styles, date1904: bool
+    ) -> None:
+        self.part = part
+        self.xml = plain_markup(data, part)
+        self.prefix = p = root_prefix(self.xml, part)
+        self.strings = strings
+        self.styles = styles
+        self.epoch = dt.datetime(1904, 1, 1) if date1904 else dt.datetime(1899, 12, 30)
+        self._markup_tags = (self._tag("c"), f"<{self._tag('v')}>", f"</{self._tag('v')}>")
+        self._text_open = f'<{self._tag("is")}><{self._tag("t")} xml:space="preserve">'
+        self._text_close = f"</{self._tag('t')}></{self._tag('is')}>"
+        self._cell_start = start_tag(p, "c")
+        self._cell_end = _closing(self._tag("c"))
+        self._formula = re.compile(rf"<{re.escape(self._tag('f'))}[\s/>]")
+        self._v = element(p, "v")
+        self._is = element(p, "is")
+        sheet_data = element(p, "sheetData").search(self.xml)
+        if sheet_data is None:
+            raise TableError(f"{part}: the worksheet has no sheetData.")
+        self.head_end = sheet_data.start()
+        self.body_start = sheet_data.start(3) if sheet_data[3] is not None else -1
+        self.body_end = sheet_data.end(3) if sheet_data[3] is not None else -1
+        self.tail_start = sheet_data.end()
+        #: per stored row: number, start, content start, content end, end
+        self._rows: tuple[array[int], ...] = tuple(array("q") for _ in range(5))
+        self._index_rows()
+        self.merged = [
+            _bounds(attributes(m[1]).get("ref", ""))
+            for m in element(p, "mergeCell").finditer(self.xml, self.tail_start)
+        ]
+        self._edits: dict[int, dict[int, str]] = {}
+        self._writing: tuple[int, int | None] = (0, 0)
+        #: per written row: its last stored cell's column (``None``: cells without ``r``)
+        self._last_cells: dict[int, int | None] = {}
+        self._parsed: tuple[int, RowCells] = (0, RowCells(self, {}))
+        self._last_used: int | None = None
+
+    def _tag(self, name: str) -> str:
+        return f"{self.prefix}:{name}" if self.prefix else name
+
+    def _index_rows(self) -> None:
+        if self.body_start < 0:
+            return
+        xml, end_of_data = self.xml, self.body_end
+        opening, closing = start_tag(self.prefix, "row"), _closing(self._tag("row"))
+        previous, position = 0, self.body_start
+        while (match := opening.search(xml, position, end_of_data)) is not None:
+            inner_start = inner_end = end = match.end()
+            if not match[2]:
+                close = closing.search(xml, inner_start, end_of_data)
+                if close is None:
+                    raise TableError(f"{self.part}: a row is not closed; the file is damaged.")
+                inner_end, end = close.start(), close.end()
+            number_match = _ROW_NUMBER.search(match[1])
+            number = int(number_match[1]) if number_match else previous + 1
+            if number <= previous:
+                raise TableError(f"{self.part}: rows are not stored in order (row {number}).")
+            for column, value in zip(
+                self._rows, (number, match.start(), inner_start, inner_end, end), strict=True
+            ):
+                column.append(value)
+            position, previous = end, number
+
+    @property
+    def _numbers(self) -> array[int]:
+        return self._rows[0]
+
+    # -- reading ---------------------------------------------------------------------
+
+    def rows(self) -> Iterator[tuple[int, RowCells]]:
+        """``(row number, cells)`` for every row from 1 to the last stored one (a row
+        that is not stored has no cells). A pass to the end also learns the last used
+        column, so ``last_used_column`` need not read the sheet again."""
+        expected, last_used = 1, 0
+        for position, number in enumerate(self._numbers):
+            while expected < number:
+                yield expected, RowCells(self, {})
+                expected += 1
+            cells = RowCells(self, self._raw_cells(position))
+            self._parsed = (number, cells)
+            yield number, cells
+            last_used = max(last_used, cells.last_used(last_used))
+            expected = number + 1
+        self._last_used = last_used
+
+    def cells(self, row: int) -> RowCells:
+        """The stored cells of one row (none for a row not stored)."""
+        if self._parsed[0] == row:
+            return self._parsed[1]
+        position = self._position(row)
+        cells = RowCells(self, self._raw_cells(position) if position is not None else {})
+        self._parsed = (row, cells)
+        return cells
+
+    def cell(self, row: int, column: int) -> Cell | None:
+        return self.cells(row).cell(column)
+
+    def last_used_column(self) -> int:
+        """The rightmost column holding a value or formula (styled blanks do not count)."""
+        if self._last_used is None:
+            for _ in self.rows():
+                pass
+        assert self._last_used is not None  # set by a full pass
+        return self._last_used
+
+    def _position(self, row: int) -> int | None:
+        position = bisect_left(self._numbers, row)
+        if position < len(self._numbers) and self._numbers[position] == row:
+            return position
+        return None
+
+    def _inner(self, position: int) -> str:
+        return self.xml[self._rows[2][position] : self._rows[3][position]]
+
+    def _raw_cells(self, position: int) -> dict[int, tuple[str, str]]:
+        """``{column: (attributes, content)}`` of a stored row."""
+        return {
+            column: (attrs, inner) for column, attrs, inner, _ in self._scan(self._inner(position))
+        }
+
+    def _scan(self, body: str) -> Iterator[tuple[int, str, str, str]]:
+        """Each cell of a row's markup: column, attributes, content and whole markup."""
+        column, position = 0, 0
+        opening, closing = self._cell_start, self._cell_end
+        while (match := opening.search(body, position)) is not None:
+            inner_start = end = match.end()
+            inner = ""
+            if not match[2]:
+                close = closing.search(body, inner_start)
+                if close is None:
+                    raise TableError(f"{self.part}: a cell is not closed; the file is damaged.")
+                inner, end = body[inner_start : close.start()], close.end()
+            ref = _CELL_REF.search(match[1])
+            column = _column_number(ref[1]) if ref else column + 1
+            yield column, match[1], inner, body[match.start() : end]
+            position = end
+
+    def read(self, attrs: str, inner: str) -> Cell:
+        """A cell's value, as openpyxl would read it with its cached formula results."""
+        kind_match = _TYPE.search(attrs)
+        kind = kind_match[1] if kind_match else "n"
+        style_match = _STYLE.search(attrs)
+        style = int(style_match[1]) if style_match else None
+        formula = bool(inner) and self._formula.search(inner) is not None
+        if kind == "inlineStr":
+            found = self._is.search(inner)
+            return Cell(text_of(found[3] or "", self.prefix) if found else None, formula, style)
+        found = self._v.search(inner) if inner else None
+        raw = unescape(found[3]) if found and found[3] else None
+        return Cell(None if raw is None else self._typed(raw, kind, style), formula, style)
+
+    def _typed(self, raw: str, kind: str, style: int | None) -> Any:
+        if kind == "s":
+            return self.strings[int(raw)]
+        if kind == "b":
+            return bool(int(raw))
+        if kind == "d":
+            return from_ISO8601(raw)  # type: ignore[no-untyped-call]
+        if kind in ("str", "e"):
+            return raw
+        number = float(raw) if ("." in raw or "E" in raw or "e" in raw) else int(raw)
+        if style is not None and style in self.styles.dates:
+            try:
+                return from_excel(number, self.epoch, timedelta=style in self.styles.durations)
+            except (OverflowError, ValueError):
+                return "#VALUE!"
+        return number
+
+    # -- writing ---------------------------------------------------------------------
+
+    def write(self, row: int, column: int, value: Any, *, style: int | None = None) -> None:
+        """Set a cell to a typed value (``None`` blanks it), keeping its format record
+        unless a date or ``=text`` needs one derived from it; ``style`` gives a new
+        cell a format record."""
+        if self._writing[0] != row:
+            position = self._position(row)
+            last = self._last_cell(self._inner(position)) if position is not None else 0
+            self._writing = (row, last)
+            self._last_cells[row] = last
+        last = self._writing[1]
+        if last is None or column <= last:  # a stored cell may be there: keep its format
+            stored = self.cell(row, column)
+            if stored is not None:
+                style = stored.style
+            elif value is None:
+                return
+        elif value is None:
+            return  # blanking a cell that is not there
+        ref = f"{get_column_letter(column)}{row}"
+        self._edits.setdefault(row, {})[column] = self._markup(ref, value, style)
+
+    def _markup(self, ref: str, value: Any, style: int | None) -> str:
+        """One cell's markup: text as an inline string, numbers and booleans as such,
+        dates as numbers in a date format."""
+        c, v, close_v = self._markup_tags
+        kind, inner = "", ""
+        if value is None:
+            pass
+        elif type(value) is str or not isinstance(
+            value, (bool, int, float, Decimal, dt.date, dt.time, dt.timedelta)
+        ):
+            words = str(value)
+            if words.startswith("=") and self.styles.available:
+                style = self.styles.derived(style or 0, quote=True)  # Excel keeps it text
+            kind, inner = "inlineStr", self._text_open + text(words) + self._text_close
+        elif isinstance(value, bool):
+            kind, inner = "b", v + ("1" if value else "0") + close_v
+        elif isinstance(value, (int, Decimal)):
+            inner = v + str(value) + close_v
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return self._markup(ref, str(value), style)
+            inner = v + repr(value) + close_v
+        elif not self.styles.available:  # no styles part to give a date format
+            return self._markup(ref, str(value), style)
+        else:
+            if style is None or style not in self.styles.dates:
+                code = TIME_FORMATS[dt.datetime if isinstance(value, dt.datetime) else type(value)]
+                style = self.styles.derived(style or 0, number_format=code)
+            serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]
+            inner = v + repr(serial) + close_v
+        attrs = f' r="{ref}"'
+        if style:
+            attrs += f' s="{style}"'
+        if kind:
+            attrs += f' t="{kind}"'
+        return f"<{c}{attrs}>{inner}</{c}>" if inner else f"<{c}{attrs}/>"
+
+    @property
+    def edited(self) -> bool:
+        return bool(self._edits)
+
+    def render(self, head: str | None = None) -> bytes:
+        """The part with every written cell in place; ``head`` replaces the markup before
+        ``sheetData`` (column widths)."""
+        xml = self.xml
+        pieces = [_with_dimension(head if head is not None else xml[: self.head_end],
+                                  self.prefix, self._extent())]  # fmt: skip
+        cursor = self.head_end
+        if self.body_start < 0 and self._edits:  # <sheetData/>: open it
+            data = self._tag("sheetData")
+            pieces.append(f"<{data}>")
+            pieces.extend(self._new_row(r, self._edits[r]) for r in sorted(self._edits))
+            pieces.append(f"</{data}>")
+            pieces.append(xml[self.tail_start :])
+            return "".join(pieces).encode("utf-8")
+        for row in sorted(self._edits):
+            position = self._position(row)
+            if position is None:
+                following = bisect_left(self._numbers, row)
+                starts = self._rows[1]
+                at = starts[following] if following < len(starts) else self.body_end
+                pieces.append(xml[cursor:at])
+                pieces.append(self._new_row(row, self._edits[row]))
+                cursor = at
+            else:
+                pieces.append(xml[cursor : self._rows[1][position]])
+                pieces.append(self._rebuilt_row(position, self._edits[row]))
+                cursor = self._rows[4][position]
+        pieces.append(xml[cursor:])
+        return "".join(pieces).encode("utf-8")
+
+    def _new_row(self, row: int, edits: dict[int, str]) -> str:
+        tag = self._tag("row")
+        return f'<{tag} r="{row}">' + "".join(edits[c] for c in sorted(edits)) + f"</{tag}>"
+
+    def _rebuilt_row(self, position: int, edits: dict[int, str]) -> str:
+        """A stored row with its edits: when they all lie right of its last cell (new
+        columns), its cells are kept as one piece; otherwise each is placed anew."""
+        number = self._numbers[position]
+        opening = start_tag(self.prefix, "row").match(self.xml, self._rows[1][position])
+        assert opening is not None  # indexed from this very pattern
+        attrs = opening[1]
+        if "spans" in attrs:
+            attrs = _SPANS.sub("", attrs)  # an optional hint that new cells would falsify
+        if not _ROW_NUMBER.search(attrs):
+            attrs = f' r="{number}"' + attrs
+        row, inner = self._tag("row"), self._inner(position)
+        last = self._last_cells[number]
+        if last is not None and last < min(edits):
+            cells = inner + "".join(edits[c] for c in sorted(edits))
+            return f"<{row}{attrs}>{cells}</{row}>"
+        placed: dict[int, str] = {}
+        tag = self._tag("c")
+        for column, cell_attrs, _, markup in self._scan(inner):
+            if not _CELL_REF.search(cell_attrs):  # neighbours may move: say where it is
+                ref = f"{get_column_letter(column)}{number}"
+                markup = f'<{tag} r="{ref}"' + markup[len(tag) + 1 :]
+            placed[column] = markup
+        placed.update(edits)
+        return f"<{row}{attrs}>" + "".join(placed[c] for c in sorted(placed)) + f"</{row}>"
+
+    def _last_cell(self, inner: str) -> int | None:
+        """The column of a row's last stored cell (0: none), read from the end; ``None``
+        when it does not say (no ``r``), and so neither may the others."""
+        tag = "<" + self._tag("c")
+        at = len(inner)
+        while (at := inner.rfind(tag, 0, at)) >= 0:
+            found = self._cell_start.match(inner, at)
+            if found is not None:
+                ref = _CELL_REF.search(found[1])
+                return _column_number(ref[1]) if ref else None
+        return 0
+
+    def _extent(self) -> tuple[int, int] | None:
+        """The highest column and row written, if any."""
+        if not self._edits:
+            return None
+        return max(max(cells) for cells in self._edits.values()), max(self._edits)
+
+
+def _bounds(ref: str) -> tuple[int, int, int, int]:
+    """``(min_col, min_row, max_col, max_row)`` of a range such as ``A1:D1``."""
+    min_col, min_row, max_col, max_row = range_boundaries(ref)
+    return (min_col or 1, min_row or 1, max_col or min_col or 1, max_row or min_row or 1)
+
+
+def _with_dimension(head: str, prefix: str, extent: tuple[int, int] | None) -> str:
+    """The head with its ``<dimension ref>`` grown to cover what was written."""
+    if extent is None:
+        return head
+    found = element(prefix, "dimension").search(head)
+    if found is None:
+        return head
+    ref = attributes(found[1]).get("ref", "A1")
+    try:
+        min_col, min_row, max_col, max_row = _bounds(ref)
+    except (ValueError, TypeError):
+        return head
+    max_col, max_row = max(max_col, extent[0]), max(max_row, extent[1])
+    new = f"{get_column_letter(min_col)}{min_row}:{get_column_letter(max_col)}{max_row}"
+    tag = f"{prefix}:dimension" if prefix else "dimension"
+    return head[: found.start()] + f"<{tag} ref={quoted(new)}/>" + head[found.end() :]
+
+
+def shared_strings(data: bytes | None, part: str) -> list[str]:
+    """The shared string table as text, as openpyxl reads it."""
+    if data is None:
+        return []
+    xml = plain_markup(data, part)
+    prefix = root_prefix(xml, part)
+    return [
+        text_of(m[3] or "", prefix).replace("x005F_", "")
+        for m in element(prefix, "si").finditer(xml)
+    ]

@@ -1,0 +1,115 @@
+"""The workbook as a zip package: which part is which sheet, and writing a copy in which
+only the parts a fill edited differ.
+
+Every other part (drawings, charts, images, VBA, pivot caches, custom XML, extensions)
+is copied byte for byte, so nothing a fill does not understand can be lost.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from copy import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from xml.etree.ElementTree import Element
+
+from fieldwise.tables import TableError
+
+from ._xml import read_tree
+
+_PACKAGE_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_DOCUMENT_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+
+
+@dataclass(frozen=True)
+class SheetEntry:
+    name: str
+    part: str  # path inside the zip, "" when the relationship is missing
+    kind: str  # "worksheet", "chartsheet", "dialogsheet", ...
+    state: str  # "visible", "hidden", "veryHidden"
+
+
+class Package:
+    """An open .xlsx/.xlsm: its parts by name, its sheets, and the workbook's settings."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.archive = zipfile.ZipFile(path)
+            self.infos = self.archive.infolist()
+            self.workbook = self._main_part()
+            self.workbook_xml = self.read(self.workbook)
+            tree = read_tree(self.workbook_xml, self.workbook)
+            self.rels = self.relationships(self.workbook)
+        except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
+            raise TableError(f"{path}: not a readable .xlsx workbook ({exc}).") from None
+        self.sheets = [self._entry(sheet) for sheet in tree.iter(f"{_MAIN}sheet")]
+        properties = tree.find(f"{_MAIN}workbookPr")
+        flag = properties.get("date1904", "0") if properties is not None else "0"
+        self.date1904 = flag.lower() in ("1", "true")
+        view = tree.find(f"{_MAIN}bookViews/{_MAIN}workbookView")
+        self.active = int(view.get("activeTab", "0")) if view is not None else 0
+
+    def close(self) -> None:
+        self.archive.close()
+
+    def read(self, part: str) -> bytes:
+        try:
+            return self.archive.read(part)
+        except KeyError:
+            raise TableError(f"{self.path}: the workbook names a part {part} it lacks.") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise TableError(f"{self.path}: {part} cannot be read ({exc}).") from None
+
+    def has(self, part: str) -> bool:
+        return part in self.archive.NameToInfo
+
+    def relationships(self, part: str) -> dict[str, tuple[str, str]]:
+        """``{id: (type, target part)}`` of a part's relationships (none: empty)."""
+        folder, name = posixpath.split(part)
+        rels = posixpath.join(folder, "_rels", name + ".rels")
+        if not self.has(rels):
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        for rel in read_tree(self.read(rels), rels).iter(f"{_PACKAGE_RELS}Relationship"):
+            if rel.get("TargetMode") == "External":
+                continue
+            target = rel.get("Target", "")
+            path = target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
+            out[rel.get("Id", "")] = (rel.get("Type", ""), posixpath.normpath(path))
+        return out
+
+    def related(self, part: str, kind: str) -> list[str]:
+        """The parts ``part`` relates to with a relationship of this type."""
+        return [target for type_, target in self.relationships(part).values() if _is(type_, kind)]
+
+    def _main_part(self) -> str:
+        for type_, target in self.relationships("").values():
+            if _is(type_, "officeDocument"):
+                return target
+        return "xl/workbook.xml"
+
+    def _entry(self, sheet: Element) -> SheetEntry:
+        type_, part = self.rels.get(sheet.get(f"{_DOCUMENT_RELS}id", ""), ("", ""))
+        kind = type_.rsplit("/", 1)[-1] if type_ else "worksheet"
+        return SheetEntry(sheet.get("name", ""), part, kind, sheet.get("state", "visible"))
+
+    def write(self, stream: IO[bytes], replaced: dict[str, bytes]) -> None:
+        """The package into ``stream``: each part as it was, in the same order and with the
+        same compression, except the ``replaced`` ones."""
+        with zipfile.ZipFile(stream, "w") as out:
+            for info in self.infos:
+                data = replaced.get(info.filename)
+                if data is None:
+                    data = self.read(info.filename)
+                out.writestr(copy(info), data, compress_type=info.compress_type)
+
+
+def _is(type_: str, kind: str) -> bool:
+    """Whether a relationship type is ``kind``, in transitional or strict form."""
+    return type_ == _TYPE + kind or bool(re.fullmatch(rf".*/relationships/{kind}", type_))

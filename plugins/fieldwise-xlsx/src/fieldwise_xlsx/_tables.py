@@ -1,0 +1,111 @@
+"""The Excel tables (``ListObject``s) on a sheet: where they lie, and growing one over a
+column a fill adds beside it (Excel tables do not grow by themselves)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from openpyxl.utils import get_column_letter, range_boundaries
+
+from ._package import Package
+from ._xml import (
+    attributes,
+    element,
+    plain_markup,
+    quoted,
+    root_prefix,
+    start_of,
+    start_tag,
+    with_attributes,
+)
+
+
+@dataclass
+class TablePart:
+    part: str
+    xml: str
+    prefix: str
+    changed: bool = False
+
+    @property
+    def name(self) -> str:
+        found = attributes(self._root()[1])
+        return found.get("displayName") or found.get("name") or self.part
+
+    @property
+    def bounds(self) -> tuple[int, int, int, int]:
+        """``(min_col, min_row, max_col, max_row)``."""
+        min_col, min_row, max_col, max_row = range_boundaries(
+            attributes(self._root()[1]).get("ref", "A1")
+        )
+        return (min_col or 1, min_row or 1, max_col or 1, max_row or 1)
+
+    def _root(self) -> re.Match[str]:
+        found = start_tag(self.prefix, "table").search(self.xml)
+        assert found is not None  # checked when read
+        return found
+
+    def grow(self, header_row: int, column: int, name: str) -> str | None:
+        """Extend the table over ``column`` when it ends just left of it and starts at the
+        header row; the note to report, or ``None``."""
+        min_col, min_row, max_col, max_row = self.bounds
+        if min_row != header_row or max_col != column - 1:
+            return None
+        ref = f"{get_column_letter(min_col)}{min_row}:{get_column_letter(column)}{max_row}"
+        root = self._root()
+        self.xml = (
+            self.xml[: root.start()]
+            + with_attributes(root[0], {"ref": ref})
+            + self.xml[root.end() :]
+        )
+        self._grow_filter(column)
+        self._add_column(name)
+        self.changed = True
+        return f"table {self.name} extended with column {name!r}"
+
+    def _grow_filter(self, column: int) -> None:
+        found = start_tag(self.prefix, "autoFilter").search(self.xml)
+        if found is None or "ref" not in attributes(found[1]):
+            return
+        min_col, min_row, _, max_row = range_boundaries(attributes(found[1])["ref"])
+        ref = f"{get_column_letter(min_col or 1)}{min_row}:{get_column_letter(column)}{max_row}"
+        self.xml = (
+            self.xml[: found.start()]
+            + with_attributes(found[0], {"ref": ref})
+            + self.xml[found.end() :]
+        )
+
+    def _add_column(self, name: str) -> None:
+        columns = element(self.prefix, "tableColumns").search(self.xml)
+        if columns is None:
+            return
+        body = columns[3] or ""
+        existing = [attributes(m[1]) for m in start_tag(self.prefix, "tableColumn").finditer(body)]
+        next_id = max((int(c.get("id", "0")) for c in existing), default=0) + 1
+        tag = f"{self.prefix}:tableColumn" if self.prefix else "tableColumn"
+        body += f'<{tag} id="{next_id}" name={quoted(name)}/>'
+        start = with_attributes(start_of(columns[0]), {"count": str(len(existing) + 1)})
+        close = f"</{self.prefix}:tableColumns>" if self.prefix else "</tableColumns>"
+        self.xml = (
+            self.xml[: columns.start()]
+            + start.replace("/>", ">")
+            + body
+            + close
+            + (self.xml[columns.end() :])
+        )
+
+    def render(self) -> bytes:
+        return self.xml.encode("utf-8")
+
+
+def sheet_tables(package: Package, sheet_part: str) -> list[TablePart]:
+    """The tables defined on a worksheet."""
+    tables = []
+    for part in package.related(sheet_part, "table"):
+        xml = plain_markup(package.read(part), part)
+        prefix = root_prefix(xml, part)
+        if start_tag(prefix, "table").search(xml) is None:
+            continue
+        tables.append(TablePart(part, xml, prefix))
+    return tables
