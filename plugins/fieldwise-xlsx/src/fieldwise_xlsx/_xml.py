@@ -60,6 +60,10 @@ def attributes(text: str) -> dict[str, str]:
 
 
 def unescape(text: str) -> str:
+    """Character data as an XML parser gives it: line ends normalized to ``\n`` (a
+    literal CR is never data; ``&#13;`` is), then references decoded."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "&" not in text:
         return text
     return _REFERENCE.sub(_decode_reference, text)
@@ -74,7 +78,7 @@ def _decode_reference(match: re.Match[str]) -> str:
 
 def text(value: str) -> str:
     """Character data for an element: illegal control characters dropped, markup escaped."""
-    return escape(ILLEGAL_CHARACTERS_RE.sub("", value))
+    return escape(ILLEGAL_CHARACTERS_RE.sub("", value), {"\r": "&#13;"})
 
 
 def quoted(value: str) -> str:

@@ -1,0 +1,336 @@
+"""The in-place sheet editor on markup openpyxl never writes (prefixes, rows and cells
+without ``r``, comments, CDATA, phonetic guides, 1904 dates, missing rows), and a
+property: for any sheet openpyxl writes and any answers, only the target cells change,
+to exactly the typed values the model gave."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from fieldwise_xlsx import fill
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+from pydantic import BaseModel
+
+from fieldwise.tables import TableError
+
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PACKAGE_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+STYLES = (
+    f'<styleSheet xmlns="{MAIN}"><fonts count="1"><font/></fonts><fills count="1">'
+    '<fill><patternFill patternType="none"/></fill></fills>'
+    '<borders count="1"><border/></borders><cellStyleXfs count="1"><xf/>'
+    '</cellStyleXfs><cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="14"/></cellXfs>'
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    "</styleSheet>"
+)
+
+
+class Company(BaseModel):
+    company: str | None = None
+
+
+class Dated(BaseModel):
+    company: str | None = None
+    since: date | None = None
+
+
+def write_package(
+    path: Path,
+    sheet: str,
+    *,
+    strings: str | None = None,
+    styles: str | None = STYLES,
+    workbook_properties: str = "",
+) -> Path:
+    """A workbook zip written by hand, part by part, as Excel and other writers may."""
+    overrides = {"/xl/workbook.xml": "sheet.main", "/xl/worksheets/sheet1.xml": "worksheet"}
+    if styles is not None:
+        overrides["/xl/styles.xml"] = "styles"
+    if strings is not None:
+        overrides["/xl/sharedStrings.xml"] = "sharedStrings"
+    types = "".join(
+        f'<Override PartName="{name}" ContentType="application/vnd.openxmlformats-'
+        f'officedocument.spreadsheetml.{kind}+xml"/>'
+        for name, kind in overrides.items()
+    )
+    rels = [("rId1", "worksheet", "worksheets/sheet1.xml")]
+    if styles is not None:
+        rels.append(("rId2", "styles", "styles.xml"))
+    if strings is not None:
+        rels.append(("rId3", "sharedStrings", "sharedStrings.xml"))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "[Content_Types].xml",
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f"{types}</Types>",
+        )
+        archive.writestr(
+            "_rels/.rels",
+            f'<Relationships xmlns="{PACKAGE_RELS}"><Relationship Id="rId1" Type="{RELS}/'
+            'officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        )
+        archive.writestr(
+            "xl/workbook.xml",
+            f'<workbook xmlns="{MAIN}" xmlns:r="{RELS}">{workbook_properties}<sheets>'
+            '<sheet name="Data" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        )
+        archive.writestr(
+            "xl/_rels/workbook.xml.rels",
+            f'<Relationships xmlns="{PACKAGE_RELS}">'
+            + "".join(
+                f'<Relationship Id="{i}" Type="{RELS}/{kind}" Target="{target}"/>'
+                for i, kind, target in rels
+            )
+            + "</Relationships>",
+        )
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+        if styles is not None:
+            archive.writestr("xl/styles.xml", styles)
+        if strings is not None:
+            archive.writestr("xl/sharedStrings.xml", strings)
+    return path
+
+
+def sheet_xml(rows: str, prefix: str = "") -> str:
+    p = f"{prefix}:" if prefix else ""
+    declaration = f'xmlns:{prefix}="{MAIN}"' if prefix else f'xmlns="{MAIN}"'
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<{p}worksheet {declaration}><{p}dimension ref="A1:B3"/><{p}sheetData>{rows}'
+        f"</{p}sheetData></{p}worksheet>"
+    )
+
+
+def part(path: Path, name: str) -> str:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(name).decode()
+
+
+def well_formed(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if name.endswith((".xml", ".rels")):
+                etree.fromstring(archive.read(name))
+
+
+def upper(text: str) -> dict[str, Any]:
+    return {"company": text.split()[0].upper(), "since": "2024-01-02"}
+
+
+def test_prefixed_markup_with_rows_and_cells_without_r(stub: Any, tmp_path: Path) -> None:
+    rows = (
+        '<x:row><x:c t="inlineStr"><x:is><x:t>notes</x:t></x:is></x:c>'
+        '<x:c t="inlineStr"><x:is><x:t>company</x:t></x:is></x:c></x:row>'
+        '<x:row spans="1:2"><x:c t="inlineStr"><x:is><x:t>acme deal</x:t></x:is></x:c></x:row>'
+        '<x:row r="3" spans="1:1"><x:c r="A3" t="inlineStr"><x:is><x:t>initech</x:t></x:is>'
+        "</x:c></x:row>"
+    )
+    source = write_package(tmp_path / "p.xlsx", sheet_xml(rows, prefix="x"))
+    extractor = stub(upper)
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    out = tmp_path / "p.filled.xlsx"
+    well_formed(out)
+    ws = openpyxl.load_workbook(out).active
+    assert ws is not None
+    assert [[c.value for c in row] for row in ws.iter_rows()] == [
+        ["notes", "company"],
+        ["acme deal", "ACME"],
+        ["initech", "INITECH"],
+    ]
+    xml = part(out, "xl/worksheets/sheet1.xml")
+    assert '<x:row r="2">' in xml and "spans" not in xml  # numbered; stale hint dropped
+    assert '<x:c r="A2" t="inlineStr">' in xml  # a changed row's cells say where they are
+    assert '<x:dimension ref="A1:B3"/>' in xml
+
+
+def test_shared_strings_phonetic_guides_comments_and_cdata(stub: Any, tmp_path: Path) -> None:
+    strings = (
+        f'<sst xmlns="{MAIN}" count="3" uniqueCount="3"><si><t>notes</t></si>'
+        '<si><r><rPr><b/></rPr><t xml:space="preserve">acme </t></r><r><t>bold</t></r>'
+        "<rPh sb='0' eb='1'><t>PHONETIC</t></rPh></si>"
+        "<si><t>company</t></si></sst>"
+    )
+    rows = (
+        '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>2</v></c></row>'
+        "<!-- a note some tool left -->"
+        '<row r="2"><c r="A2" t="s"><v>1</v></c></row>'
+        '<row r="3"><c r="A3" t="inlineStr"><is><t><![CDATA[globex <&> co]]></t></is></c></row>'
+    )
+    source = write_package(tmp_path / "s.xlsx", sheet_xml(rows), strings=strings)
+    extractor = stub(lambda text: {"company": f" {text.upper()}\n"})
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["acme bold", "globex <&> co"]
+    out = tmp_path / "s.filled.xlsx"
+    well_formed(out)
+    ws = openpyxl.load_workbook(out).active
+    assert ws is not None  # markup characters and edge whitespace come back as written
+    assert [ws["B2"].value, ws["B3"].value] == [" ACME BOLD\n", " GLOBEX <&> CO\n"]
+
+
+def test_line_ends_read_as_a_parser_reads_them(stub: Any, tmp_path: Path) -> None:
+    """A literal CR in markup is a line end (XML normalizes it); only ``&#13;`` is a CR.
+    A CR from the model is written so that it comes back as one."""
+    rows = (
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c></row>'
+        '<row r="2"><c r="A2" t="inlineStr"><is><t>one\r\ntwo\rthree&#13;four</t></is></c>'
+        "</row>"
+    )
+    source = write_package(tmp_path / "n.xlsx", sheet_xml(rows))
+    extractor = stub(lambda text: {"company": "a\rb\r\nc"})
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["one\ntwo\nthree\rfour"]
+    ws = openpyxl.load_workbook(tmp_path / "n.filled.xlsx").active
+    assert ws is not None
+    assert ws["B2"].value == "a\rb\r\nc"
+
+
+def test_1904_dates_are_read_and_written_in_the_workbook_epoch(stub: Any, tmp_path: Path) -> None:
+    # 43586 days after 1904-01-01 is 2023-05-02; without styles, no date format exists
+    rows = (
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c></row>'
+        '<row r="2"><c r="A2" s="1"><v>43586</v></c></row>'
+    )
+    source = write_package(
+        tmp_path / "d.xlsx", sheet_xml(rows), workbook_properties='<workbookPr date1904="1"/>'
+    )
+    extractor = stub(lambda text: {"company": "ACME", "since": "2024-01-02"})
+    fill(source, target=Dated, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["2023-05-02T00:00:00"]
+    out = tmp_path / "d.filled.xlsx"
+    ws = openpyxl.load_workbook(out).active
+    assert ws is not None
+    assert ws["C2"].value == datetime(2024, 1, 2) and ws["C2"].is_date
+    assert ws["C2"].number_format == "yyyy-mm-dd"
+    styles = part(out, "xl/styles.xml")
+    assert styles.index("<numFmts") < styles.index("<fonts")  # first, as the schema says
+    workbook = part(out, "xl/workbook.xml")
+    assert workbook.index('<calcPr fullCalcOnLoad="1"/>') < workbook.index("</workbook>")
+    well_formed(out)
+
+
+def test_a_missing_row_is_created_in_its_place(stub: Any, tmp_path: Path) -> None:
+    rows = (
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c>'
+        '<c r="B1" t="inlineStr"><is><t>company</t></is></c></row>'
+        '<row r="2"><c r="A2" t="inlineStr"><is><t>acme</t></is></c></row>'
+        '<row r="4"><c r="A4" t="inlineStr"><is><t>globex</t></is></c></row>'
+    )
+    sheet = sheet_xml(rows).replace(
+        "</sheetData>", '</sheetData><mergeCells count="1"><mergeCell ref="A2:A3"/></mergeCells>'
+    )
+    source = write_package(tmp_path / "m.xlsx", sheet)
+    extractor = stub(upper)
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["acme", "acme", "globex"]  # row 3 reads the merged anchor
+    xml = part(tmp_path / "m.filled.xlsx", "xl/worksheets/sheet1.xml")
+    assert xml.index('<row r="2"') < xml.index('<row r="3">') < xml.index('<row r="4"')
+    ws = openpyxl.load_workbook(tmp_path / "m.filled.xlsx").active
+    assert ws is not None
+    assert [ws[f"B{r}"].value for r in (2, 3, 4)] == ["ACME", "ACME", "GLOBEX"]
+
+
+def test_strict_open_xml_is_refused_with_advice(stub: Any, tmp_path: Path) -> None:
+    strict = sheet_xml("").replace(MAIN, "http://purl.oclc.org/ooxml/spreadsheetml/main")
+    source = write_package(tmp_path / "x.xlsx", strict)
+    before = source.read_bytes()
+    with pytest.raises(TableError, match="Strict Open XML"):
+        fill(source, target=Company, sources=["notes"], extractor=stub(upper))
+    assert source.read_bytes() == before
+
+
+# -- property: only target cells change, to the model's typed values ---------------------
+
+TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12
+).filter(lambda t: "_x" not in t)
+#: what the test writes with openpyxl, which would store ``=...`` as a formula
+CELL_TEXT = TEXT.filter(lambda t: not t.startswith("="))
+NOTES = CELL_TEXT.filter(lambda t: t.strip() != "")
+OTHER = st.none() | st.integers(-(10**12), 10**12) | CELL_TEXT | st.booleans()
+
+
+class Typed(BaseModel):
+    company: str | None = None
+    size: int | None = None
+    score: float | None = None
+    when: date | None = None
+    flag: bool | None = None
+
+
+ANSWER = st.fixed_dictionaries(
+    {
+        "company": st.none() | TEXT,
+        "size": st.none() | st.integers(-(10**12), 10**12),
+        "score": st.none() | st.floats(allow_nan=False, allow_infinity=False),
+        "when": st.none() | st.dates(min_value=date(1900, 3, 1)),
+        "flag": st.none() | st.booleans(),
+    }
+)
+
+
+def as_stored(value: Any) -> Any:
+    """What openpyxl stores for a value the test wrote with it (it drops empty text)."""
+    return None if value == "" else value
+
+
+def expected_cell(value: Any) -> Any:
+    if isinstance(value, date):
+        return datetime.combine(value, time())
+    return value
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(NOTES, st.none() | CELL_TEXT, OTHER), min_size=1, max_size=6),
+    answers=st.lists(ANSWER, min_size=6, max_size=6),
+)
+def test_only_target_cells_change_to_the_typed_answers(
+    stub: Any, rows: list[tuple[str, str | None, Any]], answers: list[dict[str, Any]]
+) -> None:
+    by_text: dict[str, dict[str, Any]] = {}
+    for (notes, _, _), answer in zip(rows, answers, strict=False):
+        by_text.setdefault(notes, answer)
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "p.xlsx"
+        book = openpyxl.Workbook()
+        ws = book.active
+        assert ws is not None
+        ws.append(["notes", "company", "other"])
+        for row in rows:
+            ws.append(list(row))
+        ws["B1"].font = openpyxl.styles.Font(bold=True)
+        book.save(source)
+        fill(source, target=Typed, sources=["notes"], extractor=stub(by_text.__getitem__))
+        out = openpyxl.load_workbook(Path(folder) / "p.filled.xlsx").active
+        old = openpyxl.load_workbook(source).active
+        assert out is not None and old is not None
+        assert [c.value for c in out[1]] == ["notes", "company", "other", "size", "score",
+                                             "when", "flag"]  # fmt: skip
+        assert out["B1"].font.b
+        for r, (notes, company_written, other_written) in enumerate(rows, start=2):
+            answer = by_text[notes]
+            company, other = as_stored(company_written), as_stored(other_written)
+            assert out.cell(r, 1).value == old.cell(r, 1).value
+            assert out.cell(r, 3).value == old.cell(r, 3).value == other
+            if company is not None and company.strip():
+                expected = company  # --only-empty: a filled cell is kept
+            elif answer["company"] is not None:
+                expected = answer["company"]
+            else:
+                expected = company  # nothing to write over a blank
+            assert out.cell(r, 2).value == expected
+            got = [out.cell(r, c).value for c in range(4, 8)]
+            assert got == [expected_cell(answer[k]) for k in ("size", "score", "when", "flag")]
