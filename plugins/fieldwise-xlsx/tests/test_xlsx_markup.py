@@ -240,6 +240,31 @@ def test_a_missing_row_is_created_in_its_place(stub: Any, tmp_path: Path) -> Non
     assert [ws[f"B{r}"].value for r in (2, 3, 4)] == ["ACME", "ACME", "GLOBEX"]
 
 
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ('<c r="a2" t="inlineStr"><is><t>lower-case ref</t></is></c>', None),
+        ('<c r="A2" t="s"><v>7</v></c>', "damaged"),  # no shared string 7
+        ('<c r="A2" t="b"><v>yes</v></c>', "damaged"),
+    ],
+)
+def test_odd_cells_are_read_or_refused_clearly(
+    stub: Any, tmp_path: Path, cell: str, expected: str | None
+) -> None:
+    rows = (
+        f'<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c></row><row r="2">{cell}</row>'
+    )
+    source = write_package(tmp_path / "o.xlsx", sheet_xml(rows))
+    extractor = stub(upper)
+    if expected is None:
+        fill(source, target=Company, sources=["notes"], extractor=extractor)
+        assert extractor.seen == ["lower-case ref"]
+        return
+    with pytest.raises(TableError, match=expected):
+        fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert not (tmp_path / "o.filled.xlsx").exists()
+
+
 def test_strict_open_xml_is_refused_with_advice(stub: Any, tmp_path: Path) -> None:
     strict = sheet_xml("").replace(MAIN, "http://purl.oclc.org/ooxml/spreadsheetml/main")
     source = write_package(tmp_path / "x.xlsx", strict)

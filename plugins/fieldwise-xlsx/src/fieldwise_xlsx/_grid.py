@@ -44,7 +44,7 @@ from ._xml import (
 )
 
 _ROW_NUMBER = re.compile(r"""\sr\s*=\s*["'](\d+)["']""")
-_CELL_REF = re.compile(r"""\sr\s*=\s*["']([A-Z]{1,3})(\d+)["']""")
+_CELL_REF = re.compile(r"""\sr\s*=\s*["']([A-Za-z]{1,3})(\d+)["']""")
 _TYPE = re.compile(r"""\st\s*=\s*["'](\w+)["']""")
 _STYLE = re.compile(r"""\ss\s*=\s*["'](\d+)["']""")
 _SPANS = re.compile(r"""\sspans\s*=\s*(?:"[^"]*"|'[^']*')""")
@@ -52,7 +52,7 @@ _SPANS = re.compile(r"""\sspans\s*=\s*(?:"[^"]*"|'[^']*')""")
 
 @cache
 def _column_number(letters: str) -> int:
-    return column_index_from_string(letters)
+    return column_index_from_string(letters.upper())
 
 
 @cache
@@ -260,7 +260,14 @@ class Grid:
             return Cell(text_of(found[3] or "", self.prefix) if found else None, formula, style)
         found = self._v.search(inner) if inner else None
         raw = unescape(found[3]) if found and found[3] else None
-        return Cell(None if raw is None else self._typed(raw, kind, style), formula, style)
+        try:
+            value = None if raw is None else self._typed(raw, kind, style)
+        except (ValueError, IndexError, OverflowError):
+            raise TableError(
+                f"{self.part}: a cell of type {kind!r} holds {raw[:40]!r}, which is not "
+                "one; the file is damaged (opening and saving it in Excel may repair it)."
+            ) from None
+        return Cell(value, formula, style)
 
     def _typed(self, raw: str, kind: str, style: int | None) -> Any:
         if kind == "s":

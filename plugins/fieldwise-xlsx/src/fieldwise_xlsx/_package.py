@@ -63,7 +63,8 @@ class Package:
             return self.archive.read(part)
         except KeyError:
             raise TableError(f"{self.path}: the workbook names a part {part} it lacks.") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError,
+                NotImplementedError) as exc:  # fmt: skip
             raise TableError(f"{self.path}: {part} cannot be read ({exc}).") from None
 
     def has(self, part: str) -> bool:
