@@ -105,10 +105,9 @@ class _Planner(RowPlanner):
             report.rows += 1
         existing = self.writable(row)
         writable = [c for c in self.columns if c.header in existing]
-        if report is not None:
+        if report is not None and self.layout.merged_children:
             self.merged_skips += sum(
-                (row, self.layout.columns[c.header]) in self.layout.merged_children
-                for c in self.columns
+                (row, column) in self.layout.merged_children for _, column in self._targets
             )
         if not writable:
             if report is not None:

@@ -1,9 +1,7 @@
 """One worksheet part, read and edited in place.
 
-Reading gives each row's values as openpyxl would (shared and inline strings as text,
-numbers as ``int``/``float``, date-formatted numbers as ``datetime``, booleans, error
-codes, and a formula's cached result). Rows are indexed by where they lie in the text;
-a row's cells are parsed again when asked for, so memory holds the part's text and a few
+Rows are indexed by where they lie in the text; a row's cells are parsed again when asked
+for (their values by ``_cells.CellCodec``), so memory holds the part's text and a few
 numbers per row, not an object per cell.
 
 Writing collects new cells per row; ``render`` then copies the part, rebuilding only the
@@ -13,23 +11,19 @@ sheet's dimension. Every byte outside those rows comes out as it went in.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any
 
-from openpyxl.cell.cell import TIME_FORMATS
 from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.utils.cell import column_index_from_string
-from openpyxl.utils.datetime import from_excel, from_ISO8601, to_excel
 
 from fieldwise.tables import TableError, is_blank
 
+from ._cells import Cell, CellCodec
 from ._styles import Styles
 from ._xml import (
     attributes,
@@ -38,15 +32,11 @@ from ._xml import (
     quoted,
     root_prefix,
     start_tag,
-    text,
     text_of,
-    unescape,
 )
 
 _ROW_NUMBER = re.compile(r"""\sr\s*=\s*["'](\d+)["']""")
 _CELL_REF = re.compile(r"""\sr\s*=\s*["']([A-Za-z]{1,3})(\d+)["']""")
-_TYPE = re.compile(r"""\st\s*=\s*["'](\w+)["']""")
-_STYLE = re.compile(r"""\ss\s*=\s*["'](\d+)["']""")
 _SPANS = re.compile(r"""\sspans\s*=\s*(?:"[^"]*"|'[^']*')""")
 
 
@@ -58,14 +48,6 @@ def _column_number(letters: str) -> int:
 @cache
 def _closing(tag: str) -> re.Pattern[str]:
     return re.compile(rf"</{re.escape(tag)}\s*>")
-
-
-class Cell(NamedTuple):
-    """A stored cell: its value, whether it holds a formula, and its format record."""
-
-    value: Any
-    formula: bool
-    style: int | None
 
 
 class RowCells:
@@ -81,7 +63,7 @@ class RowCells:
     def cell(self, column: int) -> Cell | None:
         found = self._cells.get(column)
         if found is None and column in self.raw:
-            found = self._cells[column] = self.grid.read(*self.raw[column])
+            found = self._cells[column] = self.grid.codec.read(*self.raw[column])
         return found
 
     def value(self, column: int) -> Any:
@@ -116,17 +98,10 @@ class Grid:
         self.part = part
         self.xml = plain_markup(data, part)
         self.prefix = p = root_prefix(self.xml, part)
-        self.strings = strings
-        self.styles = styles
-        self.epoch = dt.datetime(1904, 1, 1) if date1904 else dt.datetime(1899, 12, 30)
-        self._markup_tags = (self._tag("c"), f"<{self._tag('v')}>", f"</{self._tag('v')}>")
-        self._text_open = f'<{self._tag("is")}><{self._tag("t")} xml:space="preserve">'
-        self._text_close = f"</{self._tag('t')}></{self._tag('is')}>"
+        self.codec = CellCodec(part, p, strings, styles, date1904)
         self._cell_start = start_tag(p, "c")
+        self._cell_element = element(p, "c")
         self._cell_end = _closing(self._tag("c"))
-        self._formula = re.compile(rf"<{re.escape(self._tag('f'))}[\s/>]")
-        self._v = element(p, "v")
-        self._is = element(p, "is")
         sheet_data = element(p, "sheetData").search(self.xml)
         if sheet_data is None:
             raise TableError(f"{part}: the worksheet has no sheetData.")
@@ -226,10 +201,18 @@ class Grid:
         return self.xml[self._rows[2][position] : self._rows[3][position]]
 
     def _raw_cells(self, position: int) -> dict[int, tuple[str, str]]:
-        """``{column: (attributes, content)}`` of a stored row."""
-        return {
-            column: (attrs, inner) for column, attrs, inner, _ in self._scan(self._inner(position))
-        }
+        """``{column: (attributes, content)}`` of a stored row (the hot loop of a
+        planning pass: one pattern over the row, no generator)."""
+        cells: dict[int, tuple[str, str]] = {}
+        column = 0
+        search_ref = _CELL_REF.search
+        for match in self._cell_element.finditer(self.xml, self._rows[2][position],
+                                                 self._rows[3][position]):  # fmt: skip
+            attrs = match[1]
+            ref = search_ref(attrs)
+            column = _column_number(ref[1]) if ref else column + 1
+            cells[column] = (attrs, match[3] or "")
+        return cells
 
     def _scan(self, body: str) -> Iterator[tuple[int, str, str, str]]:
         """Each cell of a row's markup: column, attributes, content and whole markup."""
@@ -247,44 +230,6 @@ class Grid:
             column = _column_number(ref[1]) if ref else column + 1
             yield column, match[1], inner, body[match.start() : end]
             position = end
-
-    def read(self, attrs: str, inner: str) -> Cell:
-        """A cell's value, as openpyxl would read it with its cached formula results."""
-        kind_match = _TYPE.search(attrs)
-        kind = kind_match[1] if kind_match else "n"
-        style_match = _STYLE.search(attrs)
-        style = int(style_match[1]) if style_match else None
-        formula = bool(inner) and self._formula.search(inner) is not None
-        if kind == "inlineStr":
-            found = self._is.search(inner)
-            return Cell(text_of(found[3] or "", self.prefix) if found else None, formula, style)
-        found = self._v.search(inner) if inner else None
-        raw = unescape(found[3]) if found and found[3] else None
-        try:
-            value = None if raw is None else self._typed(raw, kind, style)
-        except (ValueError, IndexError, OverflowError):
-            raise TableError(
-                f"{self.part}: a cell of type {kind!r} holds {raw[:40]!r}, which is not "
-                "one; the file is damaged (opening and saving it in Excel may repair it)."
-            ) from None
-        return Cell(value, formula, style)
-
-    def _typed(self, raw: str, kind: str, style: int | None) -> Any:
-        if kind == "s":
-            return self.strings[int(raw)]
-        if kind == "b":
-            return bool(int(raw))
-        if kind == "d":
-            return from_ISO8601(raw)  # type: ignore[no-untyped-call]
-        if kind in ("str", "e"):
-            return raw
-        number = float(raw) if ("." in raw or "E" in raw or "e" in raw) else int(raw)
-        if style is not None and style in self.styles.dates:
-            try:
-                return from_excel(number, self.epoch, timedelta=style in self.styles.durations)
-            except (OverflowError, ValueError):
-                return "#VALUE!"
-        return number
 
     # -- writing ---------------------------------------------------------------------
 
@@ -307,44 +252,7 @@ class Grid:
         elif value is None:
             return  # blanking a cell that is not there
         ref = f"{get_column_letter(column)}{row}"
-        self._edits.setdefault(row, {})[column] = self._markup(ref, value, style)
-
-    def _markup(self, ref: str, value: Any, style: int | None) -> str:
-        """One cell's markup: text as an inline string, numbers and booleans as such,
-        dates as numbers in a date format."""
-        c, v, close_v = self._markup_tags
-        kind, inner = "", ""
-        if value is None:
-            pass
-        elif type(value) is str or not isinstance(
-            value, (bool, int, float, Decimal, dt.date, dt.time, dt.timedelta)
-        ):
-            words = str(value)
-            if words.startswith("=") and self.styles.available:
-                style = self.styles.derived(style or 0, quote=True)  # Excel keeps it text
-            kind, inner = "inlineStr", self._text_open + text(words) + self._text_close
-        elif isinstance(value, bool):
-            kind, inner = "b", v + ("1" if value else "0") + close_v
-        elif isinstance(value, (int, Decimal)):
-            inner = v + str(value) + close_v
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                return self._markup(ref, str(value), style)
-            inner = v + repr(value) + close_v
-        elif not self.styles.available:  # no styles part to give a date format
-            return self._markup(ref, str(value), style)
-        else:
-            if style is None or style not in self.styles.dates:
-                code = TIME_FORMATS[dt.datetime if isinstance(value, dt.datetime) else type(value)]
-                style = self.styles.derived(style or 0, number_format=code)
-            serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]
-            inner = v + repr(serial) + close_v
-        attrs = f' r="{ref}"'
-        if style:
-            attrs += f' s="{style}"'
-        if kind:
-            attrs += f' t="{kind}"'
-        return f"<{c}{attrs}>{inner}</{c}>" if inner else f"<{c}{attrs}/>"
+        self._edits.setdefault(row, {})[column] = self.codec.markup(ref, value, style)
 
     @property
     def edited(self) -> bool:

@@ -1,0 +1,137 @@
+"""One cell's value, read from its stored markup and written as new markup.
+
+Reading gives what openpyxl would: shared and inline strings as text (rich text as its
+plain text), numbers as ``int``/``float``, date-formatted numbers as ``datetime`` (in the
+workbook's 1900 or 1904 epoch), booleans, error codes, and for a formula its cached
+result. Writing keeps text as text (an inline string, ``=…`` given ``quotePrefix``),
+numbers and booleans as such, and dates as serials in a date format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from openpyxl.cell.cell import TIME_FORMATS
+from openpyxl.utils.datetime import from_excel, from_ISO8601, to_excel
+
+from fieldwise.tables import TableError
+
+from ._styles import Styles
+from ._xml import element, text, text_of, unescape
+
+_TYPE = re.compile(r"""\st\s*=\s*["'](\w+)["']""")
+STYLE = re.compile(r"""\ss\s*=\s*["'](\d+)["']""")
+
+
+class Cell(NamedTuple):
+    """A stored cell: its value, whether it holds a formula, and its format record."""
+
+    value: Any
+    formula: bool
+    style: int | None
+
+
+class CellCodec:
+    """Cell values of one sheet part, in its namespace prefix, with the workbook's shared
+    strings, cell formats and date epoch."""
+
+    def __init__(
+        self, part: str, prefix: str, strings: Sequence[str], styles: Styles, date1904: bool
+    ) -> None:
+        self.part = part
+        self.prefix = prefix
+        self.strings = strings
+        self.styles = styles
+        self.epoch = dt.datetime(1904, 1, 1) if date1904 else dt.datetime(1899, 12, 30)
+        tag = self._tag
+        self._markup_tags = (tag("c"), f"<{tag('v')}>", f"</{tag('v')}>")
+        self._text_open = f'<{tag("is")}><{tag("t")} xml:space="preserve">'
+        self._text_close = f"</{tag('t')}></{tag('is')}>"
+        self._formula = re.compile(rf"<{re.escape(tag('f'))}[\s/>]")
+        self._v = element(prefix, "v")
+        self._is = element(prefix, "is")
+
+    def _tag(self, name: str) -> str:
+        return f"{self.prefix}:{name}" if self.prefix else name
+
+    def read(self, attrs: str, inner: str) -> Cell:
+        """A cell's value, as openpyxl would read it with its cached formula results."""
+        kind_match = _TYPE.search(attrs)
+        kind = kind_match[1] if kind_match else "n"
+        style_match = STYLE.search(attrs)
+        style = int(style_match[1]) if style_match else None
+        formula = bool(inner) and self._formula.search(inner) is not None
+        if kind == "inlineStr":
+            found = self._is.search(inner)
+            return Cell(text_of(found[3] or "", self.prefix) if found else None, formula, style)
+        found = self._v.search(inner) if inner else None
+        if not (found and found[3]):
+            return Cell(None, formula, style)
+        raw = unescape(found[3])
+        try:
+            value = self._typed(raw, kind, style)
+        except (ValueError, IndexError, OverflowError):
+            raise TableError(
+                f"{self.part}: a cell of type {kind!r} holds {raw[:40]!r}, which is not "
+                "one; the file is damaged (opening and saving it in Excel may repair it)."
+            ) from None
+        return Cell(value, formula, style)
+
+    def _typed(self, raw: str, kind: str, style: int | None) -> Any:
+        if kind == "s":
+            return self.strings[int(raw)]
+        if kind == "b":
+            return bool(int(raw))
+        if kind == "d":
+            return from_ISO8601(raw)  # type: ignore[no-untyped-call]
+        if kind in ("str", "e"):
+            return raw
+        number = float(raw) if ("." in raw or "E" in raw or "e" in raw) else int(raw)
+        if style is not None and style in self.styles.dates:
+            try:
+                return from_excel(number, self.epoch, timedelta=style in self.styles.durations)
+            except (OverflowError, ValueError):
+                return "#VALUE!"
+        return number
+
+    def markup(self, ref: str, value: Any, style: int | None) -> str:
+        """One cell's markup: text as an inline string, numbers and booleans as such,
+        dates as numbers in a date format."""
+        c, v, close_v = self._markup_tags
+        kind, inner = "", ""
+        if value is None:
+            pass
+        elif type(value) is str or not isinstance(
+            value, (bool, int, float, Decimal, dt.date, dt.time, dt.timedelta)
+        ):
+            words = str(value)
+            if words.startswith("=") and self.styles.available:
+                style = self.styles.derived(style or 0, quote=True)  # Excel keeps it text
+            kind, inner = "inlineStr", self._text_open + text(words) + self._text_close
+        elif isinstance(value, bool):
+            kind, inner = "b", v + ("1" if value else "0") + close_v
+        elif isinstance(value, (int, Decimal)):
+            inner = v + str(value) + close_v
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return self.markup(ref, str(value), style)
+            inner = v + repr(value) + close_v
+        elif not self.styles.available:  # no styles part to give a date format
+            return self.markup(ref, str(value), style)
+        else:
+            if style is None or style not in self.styles.dates:
+                code = TIME_FORMATS[dt.datetime if isinstance(value, dt.datetime) else type(value)]
+                style = self.styles.derived(style or 0, number_format=code)
+            serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]
+            inner = v + repr(serial) + close_v
+        attrs = f' r="{ref}"'
+        if style:
+            attrs += f' s="{style}"'
+        if kind:
+            attrs += f' t="{kind}"'
+        return f"<{c}{attrs}>{inner}</{c}>" if inner else f"<{c}{attrs}/>"
