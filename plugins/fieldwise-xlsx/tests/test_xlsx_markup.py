@@ -112,6 +112,15 @@ def sheet_xml(rows: str, prefix: str = "") -> str:
     )
 
 
+def replace_member(path: Path, name: str, data: bytes) -> None:
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    members[name] = data
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+
+
 def part(path: Path, name: str) -> str:
     with zipfile.ZipFile(path) as archive:
         return archive.read(name).decode()
@@ -272,6 +281,113 @@ def test_strict_open_xml_is_refused_with_advice(stub: Any, tmp_path: Path) -> No
     with pytest.raises(TableError, match="Strict Open XML"):
         fill(source, target=Company, sources=["notes"], extractor=stub(upper))
     assert source.read_bytes() == before
+
+
+def header_and(row: str) -> str:
+    return (
+        f'<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c></row><row r="2">{row}</row>'
+    )
+
+
+def test_a_part_declared_in_another_encoding_is_read_and_written_in_utf8(
+    stub: Any, tmp_path: Path
+) -> None:
+    sheet = sheet_xml(header_and('<c r="A2" t="inlineStr"><is><t>Café deal</t></is></c>'))
+    data = sheet.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').encode("latin-1")
+    source = write_package(tmp_path / "l.xlsx", "")
+    replace_member(source, "xl/worksheets/sheet1.xml", data)
+    extractor = stub(lambda text: {"company": "Müller \uffff\ufffe"})  # no XML char either
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["Café deal"]
+    out = tmp_path / "l.filled.xlsx"
+    well_formed(out)
+    ws = openpyxl.load_workbook(out).active
+    assert ws is not None and ws["B2"].value == "Müller "
+
+
+def test_a_row_extension_list_stays_after_its_cells(stub: Any, tmp_path: Path) -> None:
+    row = '<c r="A2" t="inlineStr"><is><t>acme</t></is></c><extLst><ext uri="{X}"/></extLst>'
+    source = write_package(tmp_path / "e.xlsx", sheet_xml(header_and(row)))
+    fill(source, target=Company, sources=["notes"], extractor=stub(upper))
+    xml = part(tmp_path / "e.filled.xlsx", "xl/worksheets/sheet1.xml")
+    assert '<c r="B2" t="inlineStr"><is><t xml:space="preserve">ACME</t></is></c><extLst>' in xml
+
+
+def test_a_cell_without_s_has_format_record_0(stub: Any, tmp_path: Path) -> None:
+    styles = STYLES.replace('<xf numFmtId="0"/><xf numFmtId="14"/>', '<xf numFmtId="14"/>')
+    sheet = sheet_xml(header_and('<c r="A2"><v>45000</v></c><c r="B2" s="0"><v>1</v></c>'))
+    source = write_package(tmp_path / "z.xlsx", sheet, styles=styles)
+    extractor = stub(upper)
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["2023-03-15T00:00:00"]  # as openpyxl and Excel read it
+    bare = write_package(tmp_path / "b.xlsx", sheet, styles=None)  # no styles part at all
+    extractor = stub(upper)
+    fill(bare, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["45000"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("xl/worksheets/sheet1.xml", "</sheetData>",
+         '</sheetData><mergeCells count="1"><mergeCell ref="A1:"/></mergeCells>'),
+        ("xl/styles.xml", '<xf numFmtId="14"/>', '<xf numFmtId="x"/>'),
+        ("xl/worksheets/sheet1.xml", "<t>acme</t>", "<t>&#1114112;</t>"),
+    ],
+)  # fmt: skip
+def test_damaged_markup_is_a_table_error(
+    stub: Any, tmp_path: Path, damage: tuple[str, str, str]
+) -> None:
+    source = write_package(tmp_path / "d.xlsx", sheet_xml(header_and(
+        '<c r="A2" t="inlineStr"><is><t>acme</t></is></c>')))  # fmt: skip
+    name, old, new = damage
+    replace_member(source, name, part(source, name).replace(old, new).encode())
+    extractor = stub(upper)
+    with pytest.raises(TableError, match="damaged"):
+        fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == []
+
+
+def test_tables_totals_rows_case_and_hidden_columns(stub: Any, tmp_path: Path) -> None:
+    """A totals row is not data; a table is not grown over a column whose name it has in
+    another case; a new column the sheet hides is warned about."""
+    from openpyxl.worksheet.table import Table
+
+    class Notes(BaseModel):
+        Notes: str | None = None
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    for row in (["id", "notes"], [1, "acme deal"], [2, "initech"], ["Total", None]):
+        ws.append(row)
+    table = Table(displayName="T1", ref="A1:B4", totalsRowCount=1)
+    ws.add_table(table)
+    ws.column_dimensions.group("C", "H", hidden=True)
+    source = tmp_path / "t.xlsx"
+    book.save(source)
+    warnings: list[str] = []
+    extractor = stub(lambda text: {"Notes": "x"})
+    report = fill(source, target=Notes, sources=["id"], extractor=extractor, warn=warnings.append)
+    assert extractor.seen == ["1", "2"]
+    assert any("not extended" in w for w in report["warnings"])
+    assert any("hidden" in w for w in warnings)
+    new = openpyxl.load_workbook(tmp_path / "t.filled.xlsx").active
+    assert new is not None
+    assert [c.name for c in new.tables["T1"].tableColumns] == ["id", "notes"]
+    assert [new.cell(r, 3).value for r in range(1, 5)] == ["Notes", "x", "x", None]
+
+
+def test_calc_on_load_goes_after_sheets_not_into_an_earlier_extension(
+    stub: Any, tmp_path: Path
+) -> None:
+    views = '<bookViews><workbookView><extLst><ext uri="{V}"/></extLst></workbookView></bookViews>'
+    sheet = sheet_xml(header_and('<c r="A2" t="inlineStr"><is><t>acme</t></is></c>'))
+    source = write_package(tmp_path / "w.xlsx", sheet, workbook_properties=views)
+    fill(source, target=Company, sources=["notes"], extractor=stub(upper))
+    workbook = part(tmp_path / "w.filled.xlsx", "xl/workbook.xml")
+    assert workbook.index("</sheets>") < workbook.index("<calcPr") < workbook.index("</workbook>")
+    well_formed(tmp_path / "w.filled.xlsx")
 
 
 # -- property: only target cells change, to the model's typed values ---------------------

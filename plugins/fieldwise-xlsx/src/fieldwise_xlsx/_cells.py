@@ -92,9 +92,10 @@ class CellCodec:
         if kind in ("str", "e"):
             return raw
         number = float(raw) if ("." in raw or "E" in raw or "e" in raw) else int(raw)
-        if style is not None and style in self.styles.dates:
+        record = 0 if style is None else style  # no ``s`` is format record 0
+        if record in self.styles.dates:
             try:
-                return from_excel(number, self.epoch, timedelta=style in self.styles.durations)
+                return from_excel(number, self.epoch, timedelta=record in self.styles.durations)
             except (OverflowError, ValueError):
                 return "#VALUE!"
         return number
@@ -124,7 +125,7 @@ class CellCodec:
         elif not self.styles.available:  # no styles part to give a date format
             return self.markup(ref, str(value), style)
         else:
-            if style is None or style not in self.styles.dates:
+            if (style or 0) not in self.styles.dates:
                 code = TIME_FORMATS[dt.datetime if isinstance(value, dt.datetime) else type(value)]
                 style = self.styles.derived(style or 0, number_format=code)
             serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]

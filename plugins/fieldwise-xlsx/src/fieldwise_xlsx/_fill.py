@@ -11,7 +11,9 @@ conditional formats, tables, drawings, charts, pivot tables and VBA all survive,
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,18 @@ from ._workbook import Workbook
 SUFFIXES = (".xlsx", ".xlsm")
 
 
+@contextmanager
+def _reading(source: Path) -> Iterator[None]:
+    """What damaged markup makes the reader raise, as a ``TableError`` that says so."""
+    try:
+        yield
+    except (ValueError, KeyError, IndexError) as exc:
+        raise TableError(
+            f"{source}: the workbook's markup is damaged ({type(exc).__name__}: {exc}); "
+            "opening and saving it in Excel may repair it."
+        ) from None
+
+
 class _Planner(RowPlanner):
     """Decides which rows need a call and with what text, in one pass; for each planned
     row it keeps the target cells it found writable, with their values, for
@@ -57,8 +71,10 @@ class _Planner(RowPlanner):
         sources: Sequence[str],
         columns: Sequence[Column],
         options: dict[str, Any],
+        totals: AbstractSet[int] = frozenset(),
     ) -> None:
         super().__init__(options["only_empty"], options["limit"])
+        self.totals = totals
         self.grid = grid
         self.layout = layout
         self.sources = sources
@@ -97,8 +113,8 @@ class _Planner(RowPlanner):
 
     def plan(self, row: int, cells: RowCells, report: FillReport | None) -> str | None:
         sources = {n: self._source(row, cells, self.layout.columns[n]) for n in self.sources}
-        if row <= self.layout.header_row:
-            return None
+        if row <= self.layout.header_row or row in self.totals:
+            return None  # a table's totals row is not data
         if all(is_blank(v) for v in sources.values()) and cells.blank():
             return None  # an empty row (a merged source cell shows its anchor's text)
         if report is not None:
@@ -180,7 +196,8 @@ def fill(
     elif destination.exists():
         _book.check_unlocked(destination)
     _book.inspect(source, force=force)
-    book = Workbook(source, sheet)
+    with _reading(source):
+        book = Workbook(source, sheet)
     try:
         return _fill_sheet(
             source, destination, book, say,
@@ -212,23 +229,25 @@ def _fill_sheet(
 ) -> dict[str, Any]:
     grid = book.grid
     columns = model_columns(target)
-    first = [cells.values() for _, cells in islice(grid.rows(), _book.HEADER_SCAN_ROWS)]
-    index = _book.find_header(first, sources)
-    header_values = first[index] if first else ()
-    where = f"{source.name} sheet {book.title!r} header row {index + 1}"
-    check_columns(list(header_names(header_values)), sources, columns, where)
-    targets = [c.header for c in columns]
-    if options["status"]:
-        targets += [STATUS_COLUMN, ERROR_COLUMN]
-    layout = build_layout(grid, book.tables, index + 1, header_values, targets, sources)
-    report = FillReport(output=str(destination), dry_run=dry_run, created_columns=layout.new)
-    planner = _Planner(grid, layout, sources, columns, options)
-    texts: list[tuple[int, str]] = []
-    notes: list[str] = []
-    for row, cells in grid.rows():
-        text = planner.plan(row, cells, report)
-        if text is not None:
-            texts.append((row, text))
+    with _reading(source):
+        first = [cells.values() for _, cells in islice(grid.rows(), _book.HEADER_SCAN_ROWS)]
+        index = _book.find_header(first, sources)
+        header_values = first[index] if first else ()
+        where = f"{source.name} sheet {book.title!r} header row {index + 1}"
+        check_columns(list(header_names(header_values)), sources, columns, where)
+        targets = [c.header for c in columns]
+        if options["status"]:
+            targets += [STATUS_COLUMN, ERROR_COLUMN]
+        layout = build_layout(grid, book.tables, index + 1, header_values, targets, sources)
+        report = FillReport(output=str(destination), dry_run=dry_run, created_columns=layout.new)
+        totals = {row for table in book.tables for row in table.totals_rows}
+        planner = _Planner(grid, layout, sources, columns, options, totals)
+        texts: list[tuple[int, str]] = []
+        for row, cells in grid.rows():
+            text = planner.plan(row, cells, report)
+            if text is not None:
+                texts.append((row, text))
+        book.head, table_notes, notes = add_columns(grid, book.tables, layout)
     report.planned = planner.planned
     if planner.merged_skips:
         notes.append(
@@ -237,11 +256,9 @@ def _fill_sheet(
         )
     for text in notes:  # now, before any call: the user can still stop here
         say(text)
-    report.warnings.extend(notes)
+    report.warnings.extend(notes + table_notes)  # table notes: reported, not warned
     if not ready_to_extract(report, dry_run=dry_run, extractor=extractor, on_total=on_total):
         return report.to_dict()
-    book.head, table_notes = add_columns(grid, book.tables, layout)
-    report.warnings.extend(table_notes)  # reported, not warned
     results = extract_rows(
         extractor, target, texts, concurrency=concurrency, max_cost=max_cost,
         on_progress=on_progress, report=report,

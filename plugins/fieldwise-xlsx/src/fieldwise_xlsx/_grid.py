@@ -101,6 +101,7 @@ class Grid:
         self.codec = CellCodec(part, p, strings, styles, date1904)
         self._cell_start = start_tag(p, "c")
         self._cell_element = element(p, "c")
+        self._extensions = f"<{self._tag('extLst')}"
         self._cell_end = _closing(self._tag("c"))
         sheet_data = element(p, "sheetData").search(self.xml)
         if sheet_data is None:
@@ -198,7 +199,13 @@ class Grid:
         return None
 
     def _inner(self, position: int) -> str:
-        return self.xml[self._rows[2][position] : self._rows[3][position]]
+        return self.xml[self._rows[2][position] : self._cells_end(position)]
+
+    def _cells_end(self, position: int) -> int:
+        """Where a row's cells end: at its ``extLst`` if it has one, else at its end."""
+        start, end = self._rows[2][position], self._rows[3][position]
+        found = self.xml.find(self._extensions, start, end)
+        return end if found < 0 else found
 
     def _raw_cells(self, position: int) -> dict[int, tuple[str, str]]:
         """``{column: (attributes, content)}`` of a stored row (the hot loop of a
@@ -207,7 +214,7 @@ class Grid:
         column = 0
         search_ref = _CELL_REF.search
         for match in self._cell_element.finditer(self.xml, self._rows[2][position],
-                                                 self._rows[3][position]):  # fmt: skip
+                                                 self._cells_end(position)):  # fmt: skip
             attrs = match[1]
             ref = search_ref(attrs)
             column = _column_number(ref[1]) if ref else column + 1
@@ -304,10 +311,11 @@ class Grid:
         if not _ROW_NUMBER.search(attrs):
             attrs = f' r="{number}"' + attrs
         row, inner = self._tag("row"), self._inner(position)
+        tail = self.xml[self._cells_end(position) : self._rows[3][position]]  # its extLst
         last = self._last_cells[number]
         if last is not None and last < min(edits):
             cells = inner + "".join(edits[c] for c in sorted(edits))
-            return f"<{row}{attrs}>{cells}</{row}>"
+            return f"<{row}{attrs}>{cells}{tail}</{row}>"
         placed: dict[int, str] = {}
         tag = self._tag("c")
         for column, cell_attrs, _, markup in self._scan(inner):
@@ -316,7 +324,8 @@ class Grid:
                 markup = f'<{tag} r="{ref}"' + markup[len(tag) + 1 :]
             placed[column] = markup
         placed.update(edits)
-        return f"<{row}{attrs}>" + "".join(placed[c] for c in sorted(placed)) + f"</{row}>"
+        cells = "".join(placed[c] for c in sorted(placed))
+        return f"<{row}{attrs}>{cells}{tail}</{row}>"
 
     def _last_cell(self, inner: str) -> int | None:
         """The column of a row's last stored cell (0: none), read from the end; ``None``

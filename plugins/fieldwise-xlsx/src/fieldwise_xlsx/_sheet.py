@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from openpyxl.utils import get_column_letter
+
 from fieldwise.tables import source_text
 
 from ._grid import Grid
@@ -100,12 +102,15 @@ def protected(grid: Grid, layout: Layout, row: int, column: int) -> bool:
     return cell is not None and cell.formula
 
 
-def add_columns(grid: Grid, tables: Sequence[TablePart], layout: Layout) -> tuple[str, list[str]]:
+def add_columns(
+    grid: Grid, tables: Sequence[TablePart], layout: Layout
+) -> tuple[str, list[str], list[str]]:
     """Write the new columns' headers, styled like the header to their left, give them
     the width of the column to their left, and grow a table whose right edge they touch.
-    Returns the sheet's new head (the markup before its cells) and notes for the
-    report."""
+    Returns the sheet's new head (the markup before its cells), notes for the report
+    (tables grown) and warnings for the user (a new column the sheet hides)."""
     notes: list[str] = []
+    warnings: list[str] = []
     head = grid.xml[: grid.head_end]
     first = _last_used_column(grid, tables) + 1
     for offset, name in enumerate(layout.new):
@@ -117,11 +122,16 @@ def add_columns(grid: Grid, tables: Sequence[TablePart], layout: Layout) -> tupl
         width = column_width(head, grid.prefix, column - 1)
         if column > 1 and width is not None:
             head = with_column_width(head, grid.prefix, column, width)
+        if column_hidden(head, grid.prefix, column):
+            warnings.append(
+                f"new column {name!r} ({get_column_letter(column)}) is hidden in the sheet; "
+                "unhide it to see what was filled."
+            )
         for table in tables:
             note = table.grow(layout.header_row, column, name)
             if note is not None:
                 notes.append(note)
-    return head, notes
+    return head, notes, warnings
 
 
 def _column_records(head: str, prefix: str) -> list[tuple[int, int, dict[str, str], str]]:
@@ -134,6 +144,13 @@ def _column_records(head: str, prefix: str) -> list[tuple[int, int, dict[str, st
         found = attributes(match[1])
         records.append((int(found.get("min", "0")), int(found.get("max", "0")), found, match[0]))
     return records
+
+
+def column_hidden(head: str, prefix: str, column: int) -> bool:
+    return any(
+        low <= column <= high and found.get("hidden", "0").lower() in ("1", "true")
+        for low, high, found, _ in _column_records(head, prefix)
+    )
 
 
 def column_width(head: str, prefix: str, column: int) -> str | None:

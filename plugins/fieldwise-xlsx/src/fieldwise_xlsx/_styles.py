@@ -32,6 +32,8 @@ class Styles:
         self._records: list[str] = []
         self._new_formats: list[str] = []
         self._derived: dict[tuple[int, str | None, bool], int] = {}
+        self.dates: set[int] = set()
+        self.durations: set[int] = set()
         if data is None:
             return
         formats = element(self.prefix, "numFmts").search(self.xml)

@@ -52,6 +52,11 @@ class TablePart:
         min_col, min_row, max_col, max_row = self.bounds
         if min_row != header_row or max_col != column - 1:
             return None
+        if name.casefold() in {known.casefold() for known in self.column_names()}:
+            return (
+                f"table {self.name} not extended over column {name!r}: it has a column of "
+                "that name already (Excel compares them ignoring case)"
+            )
         ref = f"{get_column_letter(min_col)}{min_row}:{get_column_letter(column)}{max_row}"
         root = self._root()
         self.xml = (
@@ -63,6 +68,21 @@ class TablePart:
         self._add_column(name)
         self.changed = True
         return f"table {self.name} extended with column {name!r}"
+
+    def column_names(self) -> list[str]:
+        columns = element(self.prefix, "tableColumns").search(self.xml)
+        tag = start_tag(self.prefix, "tableColumn")
+        return [
+            attributes(m[1]).get("name", "") for m in tag.finditer(columns[0] if columns else "")
+        ]
+
+    @property
+    def totals_rows(self) -> range:
+        """The rows of the table's totals row, if it shows one."""
+        found = attributes(self._root()[1])
+        count = int(found.get("totalsRowCount", "0") or 0)
+        max_row = self.bounds[3]
+        return range(max_row - count + 1, max_row + 1)
 
     def _grow_filter(self, column: int) -> None:
         found = start_tag(self.prefix, "autoFilter").search(self.xml)

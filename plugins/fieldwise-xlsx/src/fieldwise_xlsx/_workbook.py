@@ -54,6 +54,9 @@ class Workbook:
                 package.read(entry.part), entry.part, text, self.styles, package.date1904
             )
             self.tables: list[TablePart] = sheet_tables(package, entry.part)
+            # read now, so that a part that cannot be edited fails before any call
+            self._workbook_xml = plain_markup(package.workbook_xml, package.workbook)
+            self._workbook_prefix = root_prefix(self._workbook_xml, package.workbook)
         except BaseException:
             package.close()
             raise
@@ -72,12 +75,11 @@ class Workbook:
         if self.grid.edited:
             replaced[self.package.workbook] = self._recalculating()
         self.package.write(stream, replaced)
+        self.close()  # the original may be replaced next, which Windows refuses while open
 
     def _recalculating(self) -> bytes:
         """The workbook part asking Excel to recalculate every formula when it opens."""
-        part = self.package.workbook
-        xml = plain_markup(self.package.workbook_xml, part)
-        prefix = root_prefix(xml, part)
+        xml, prefix = self._workbook_xml, self._workbook_prefix
         found = start_tag(prefix, "calcPr").search(xml)
         if found is not None:
             xml = (
@@ -92,8 +94,12 @@ class Workbook:
 
 
 def _insertion_point(xml: str, prefix: str) -> int:
+    """Before the first element that follows ``calcPr``, looking only after ``sheets``
+    (an ``extLst`` inside ``bookViews``, before it, is not the workbook's)."""
+    sheets = element(prefix, "sheets").search(xml)
+    after = sheets.end() if sheets is not None else 0
     for name in _AFTER_CALC:
-        found = start_tag(prefix, name).search(xml) or element(prefix, name).search(xml)
+        found = start_tag(prefix, name).search(xml, after)
         if found is not None:
             return found.start()
     close = f"</{prefix}:workbook" if prefix else "</workbook"

@@ -14,7 +14,9 @@ decoded, so no part can use entity expansion or external entities against us.
 
 from __future__ import annotations
 
+import codecs
 import re
+import sys
 from functools import cache
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -35,6 +37,9 @@ _REFERENCE = re.compile(r"&(?:#(\d+)|#x([0-9a-fA-F]+)|(lt|gt|amp|quot|apos));")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 _ROOT = re.compile(r"<(?:([\w.-]+):)?(\w+)[\s>]")
 _DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
+_ENCODING = re.compile(r"""\A\s*<\?xml[^>]*?\sencoding\s*=\s*["']([\w.:-]+)["']""")
+#: Characters XML cannot carry at all (beyond the control characters openpyxl strips).
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 
 @cache
@@ -73,17 +78,27 @@ def _decode_reference(match: re.Match[str]) -> str:
     decimal, hexadecimal, name = match.groups()
     if name:
         return _NAMED[name]
-    return chr(int(decimal) if decimal else int(hexadecimal, 16))
+    code = int(decimal) if decimal else int(hexadecimal, 16)
+    if code > sys.maxunicode:
+        raise TableError(f"{match[0]} is not a character; the file is damaged.")
+    return chr(code)
 
 
 def text(value: str) -> str:
-    """Character data for an element: illegal control characters dropped, markup escaped."""
-    return escape(ILLEGAL_CHARACTERS_RE.sub("", value), {"\r": "&#13;"})
+    """Character data for an element: characters XML cannot carry dropped, markup
+    escaped, a CR kept as a reference (a literal one would be read as a line end)."""
+    return escape(_xml_characters(value), {"\r": "&#13;"})
 
 
 def quoted(value: str) -> str:
-    """An attribute value, with its double quotes."""
-    return '"' + escape(ILLEGAL_CHARACTERS_RE.sub("", value), {'"': "&quot;"}) + '"'
+    """An attribute value, with its double quotes; tabs and line ends as references, which
+    attribute normalization would otherwise turn into spaces."""
+    entities = {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+    return '"' + escape(_xml_characters(value), entities) + '"'
+
+
+def _xml_characters(value: str) -> str:
+    return _NOT_XML.sub("", ILLEGAL_CHARACTERS_RE.sub("", value))
 
 
 def root_prefix(xml: str, part: str) -> str:
@@ -113,40 +128,48 @@ def _after_declaration(xml: str) -> int:
 
 def plain_markup(data: bytes, part: str) -> str:
     """A part's text, refused if it declares a document type (no Office part does; it is
-    how entity attacks begin), and with comments, CDATA and processing instructions
-    removed by a real parser so that the patterns above can read it."""
-    try:
-        xml = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        xml = _reencoded(data, part)
+    how entity attacks begin). A part in another encoding than UTF-8, or holding comments,
+    CDATA or processing instructions, is first re-serialized by a real parser into plain
+    UTF-8 markup, so that the patterns above can read it and what is written back is
+    what its declaration says."""
+    xml = _utf8_text(data)
+    if xml is None:
+        return _reserialized(data, part)
     body = xml[_after_declaration(xml) :]
     if "<!DOCTYPE" in body or "<!ENTITY" in body:
         raise TableError(f"{part} declares a document type, which no Excel file does; refused.")
     if "<!--" in body or "<![CDATA[" in body or "<?" in body:
-        xml = _reserialized(data, part)
+        return _reserialized(data, part)
     return xml
 
 
-def _reencoded(data: bytes, part: str) -> str:
-    """A part in another encoding (UTF-16, say), as text with its declaration dropped."""
-    from lxml import etree
-
+def _utf8_text(data: bytes) -> str | None:
+    """The part as text when it is UTF-8 (as declared, or by default), else ``None``."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    declared = _ENCODING.match(data[:256].decode("ascii", "replace"))
     try:
-        tree = etree.fromstring(data, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise TableError(f"{part}: not well-formed XML ({exc}).") from None
-    return str(etree.tostring(tree, encoding="unicode"))
+        if declared and codecs.lookup(declared[1]).name != "utf-8":
+            return None
+    except LookupError:  # an encoding Python does not know: let the parser say
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
 
 
 def _reserialized(data: bytes, part: str) -> str:
     from lxml import etree
 
     try:
-        tree = etree.fromstring(data, _parser())
-    except etree.XMLSyntaxError as exc:
+        root = etree.fromstring(data, _parser())
+    except (etree.XMLSyntaxError, LookupError) as exc:
         raise TableError(f"{part}: not well-formed XML ({exc}).") from None
+    if root.getroottree().docinfo.doctype:
+        raise TableError(f"{part} declares a document type, which no Excel file does; refused.")
     return '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + str(
-        etree.tostring(tree, encoding="unicode")
+        etree.tostring(root, encoding="unicode")
     )
 
 
