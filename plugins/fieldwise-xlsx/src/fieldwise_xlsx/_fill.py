@@ -82,9 +82,11 @@ class _Planner(RowPlanner):
         self.merged_skips = 0
         self._anchors: dict[tuple[int, int], Any] = {}
         self._anchor_cells = set(layout.source_anchor.values())
-        #: per planned row: its writable target cells' values when planned
+        #: per planned row: its writable target cells' values when planned, unless they
+        #: are all writable and blank (the usual row, not stored)
         self.targets: dict[int, dict[str, Any]] = {}
         self._targets = [(c.header, layout.columns[c.header]) for c in columns]
+        self._all_blank: dict[str, Any] = dict.fromkeys(c.header for c in columns)
 
     def writable(self, row: int) -> dict[str, Any]:
         """The row's target cells that may be written (not a merged range's inner cell,
@@ -101,6 +103,10 @@ class _Planner(RowPlanner):
             elif not cell.formula:
                 out[header] = cell.value
         return out
+
+    def planned_targets(self, row: int) -> dict[str, Any]:
+        """A planned row's writable target cells and their values when planned."""
+        return self.targets.pop(row, self._all_blank)
 
     def _source(self, row: int, cells: RowCells, column: int) -> Any:
         anchor = self.layout.source_anchor.get((row, column))
@@ -130,8 +136,8 @@ class _Planner(RowPlanner):
                 report.unchanged += 1
             return None
         text = self.decide(existing, writable, sources, self.sources, report)
-        if text is not None:
-            self.targets[row] = existing
+        if text is not None and existing != self._all_blank:
+            self.targets[row] = existing  # the usual row (all blank, all writable) is not kept
         return text
 
 
@@ -145,7 +151,7 @@ def _write_row(
     """Write one row's answer (or its status); the number of target cells written."""
     layout = planner.layout
     updates: dict[str, Any] = {}
-    existing = planner.targets.pop(row)
+    existing = planner.planned_targets(row)
     if item.result is not None:
         writable = [c for c in planner.columns if c.header in existing]
         new = value_cells(item.result.value, writable, typed=True)

@@ -117,7 +117,9 @@ class Grid:
             _bounds(attributes(m[1]).get("ref", ""))
             for m in element(p, "mergeCell").finditer(self.xml, self.tail_start)
         ]
-        self._edits: dict[int, dict[int, str]] = {}
+        self._edits: dict[int, dict[int, str] | str] = {}
+        #: the highest column and row written
+        self._extent = (0, 0)
         self._writing: tuple[int, int | None] = (0, 0)
         #: per written row: its last stored cell's column (``None``: cells without ``r``)
         self._last_cells: dict[int, int | None] = {}
@@ -245,6 +247,7 @@ class Grid:
         unless a date or ``=text`` needs one derived from it; ``style`` gives a new
         cell a format record."""
         if self._writing[0] != row:
+            self._seal(self._writing[0])
             position = self._position(row)
             last = self._last_cell(self._inner(position)) if position is not None else 0
             self._writing = (row, last)
@@ -259,47 +262,62 @@ class Grid:
         elif value is None:
             return  # blanking a cell that is not there
         ref = f"{get_column_letter(column)}{row}"
-        self._edits.setdefault(row, {})[column] = self.codec.markup(ref, value, style)
+        edits = self._edits.setdefault(row, {})
+        if isinstance(edits, str):  # written again after it was sealed: open it up
+            edits = self._edits[row] = {c: m for c, _, _, m in self._scan(edits)}
+        edits[column] = self.codec.markup(ref, value, style)
+        self._extent = (max(self._extent[0], column), max(self._extent[1], row))
+
+    def _seal(self, row: int) -> None:
+        """A finished row's new cells as one piece of markup, when they all go after its
+        stored cells (new columns): half the memory of a cell per string, and ``render``
+        has nothing left to do for it."""
+        edits = self._edits.get(row)
+        last = self._last_cells.get(row)
+        if isinstance(edits, dict) and edits and last is not None and last < min(edits):
+            self._edits[row] = "".join(edits[c] for c in sorted(edits))
 
     @property
     def edited(self) -> bool:
         return bool(self._edits)
 
-    def render(self, head: str | None = None) -> bytes:
-        """The part with every written cell in place; ``head`` replaces the markup before
-        ``sheetData`` (column widths)."""
+    def render(self, head: str | None = None) -> Iterator[str]:
+        """The part, in pieces, with every written cell in place; ``head`` replaces the
+        markup before ``sheetData`` (column widths)."""
+        self._seal(self._writing[0])
         xml = self.xml
-        pieces = [_with_dimension(head if head is not None else xml[: self.head_end],
-                                  self.prefix, self._extent())]  # fmt: skip
+        yield _with_dimension(head if head is not None else xml[: self.head_end],
+                              self.prefix, self._extent if self._edits else None)  # fmt: skip
         cursor = self.head_end
         if self.body_start < 0 and self._edits:  # <sheetData/>: open it
             data = self._tag("sheetData")
-            pieces.append(f"<{data}>")
-            pieces.extend(self._new_row(r, self._edits[r]) for r in sorted(self._edits))
-            pieces.append(f"</{data}>")
-            pieces.append(xml[self.tail_start :])
-            return "".join(pieces).encode("utf-8")
+            yield f"<{data}>"
+            for row in sorted(self._edits):
+                yield self._new_row(row, self._edits[row])
+            yield f"</{data}>"
+            yield xml[self.tail_start :]
+            return
         for row in sorted(self._edits):
             position = self._position(row)
             if position is None:
                 following = bisect_left(self._numbers, row)
                 starts = self._rows[1]
                 at = starts[following] if following < len(starts) else self.body_end
-                pieces.append(xml[cursor:at])
-                pieces.append(self._new_row(row, self._edits[row]))
+                yield xml[cursor:at]
+                yield self._new_row(row, self._edits[row])
                 cursor = at
             else:
-                pieces.append(xml[cursor : self._rows[1][position]])
-                pieces.append(self._rebuilt_row(position, self._edits[row]))
+                yield xml[cursor : self._rows[1][position]]
+                yield self._rebuilt_row(position, self._edits[row])
                 cursor = self._rows[4][position]
-        pieces.append(xml[cursor:])
-        return "".join(pieces).encode("utf-8")
+        yield xml[cursor:]
 
-    def _new_row(self, row: int, edits: dict[int, str]) -> str:
+    def _new_row(self, row: int, edits: dict[int, str] | str) -> str:
         tag = self._tag("row")
-        return f'<{tag} r="{row}">' + "".join(edits[c] for c in sorted(edits)) + f"</{tag}>"
+        cells = edits if isinstance(edits, str) else "".join(edits[c] for c in sorted(edits))
+        return f'<{tag} r="{row}">{cells}</{tag}>'
 
-    def _rebuilt_row(self, position: int, edits: dict[int, str]) -> str:
+    def _rebuilt_row(self, position: int, edits: dict[int, str] | str) -> str:
         """A stored row with its edits: when they all lie right of its last cell (new
         columns), its cells are kept as one piece; otherwise each is placed anew."""
         number = self._numbers[position]
@@ -312,6 +330,8 @@ class Grid:
             attrs = f' r="{number}"' + attrs
         row, inner = self._tag("row"), self._inner(position)
         tail = self.xml[self._cells_end(position) : self._rows[3][position]]  # its extLst
+        if isinstance(edits, str):  # sealed: new cells after the stored ones
+            return f"<{row}{attrs}>{inner}{edits}{tail}</{row}>"
         last = self._last_cells[number]
         if last is not None and last < min(edits):
             cells = inner + "".join(edits[c] for c in sorted(edits))
@@ -338,12 +358,6 @@ class Grid:
                 ref = _CELL_REF.search(found[1])
                 return _column_number(ref[1]) if ref else None
         return 0
-
-    def _extent(self) -> tuple[int, int] | None:
-        """The highest column and row written, if any."""
-        if not self._edits:
-            return None
-        return max(max(cells) for cells in self._edits.values()), max(self._edits)
 
 
 def _bounds(ref: str) -> tuple[int, int, int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+from collections.abc import Iterable, Mapping
 from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,15 +101,38 @@ class Package:
         kind = type_.rsplit("/", 1)[-1] if type_ else "worksheet"
         return SheetEntry(sheet.get("name", ""), part, kind, sheet.get("state", "visible"))
 
-    def write(self, stream: IO[bytes], replaced: dict[str, bytes]) -> None:
+    def write(self, stream: IO[bytes], replaced: Mapping[str, bytes | Iterable[str]]) -> None:
         """The package into ``stream``: each part as it was, in the same order and with the
-        same compression, except the ``replaced`` ones."""
+        same compression, except the ``replaced`` ones (bytes, or text in pieces, which is
+        encoded and compressed as it comes instead of being joined first)."""
         with zipfile.ZipFile(stream, "w") as out:
             for info in self.infos:
                 data = replaced.get(info.filename)
                 if data is None:
                     data = self.read(info.filename)
-                out.writestr(copy(info), data, compress_type=info.compress_type)
+                if isinstance(data, bytes):
+                    out.writestr(copy(info), data, compress_type=info.compress_type)
+                    continue
+                with out.open(copy(info), "w", force_zip64=info.file_size > _ZIP64_AT) as part:
+                    _write_pieces(part, data)
+
+
+#: Parts this large may pass 4 GiB once cells are added: give them zip64 sizes.
+_ZIP64_AT = 1 << 30
+_CHUNK = 1 << 20
+
+
+def _write_pieces(part: IO[bytes], pieces: Iterable[str]) -> None:
+    """Text pieces written as UTF-8 in chunks of about a megabyte."""
+    chunk: list[str] = []
+    size = 0
+    for piece in pieces:
+        chunk.append(piece)
+        size += len(piece)
+        if size >= _CHUNK:
+            part.write("".join(chunk).encode("utf-8"))
+            chunk, size = [], 0
+    part.write("".join(chunk).encode("utf-8"))
 
 
 def _is(type_: str, kind: str) -> bool:

@@ -5,6 +5,7 @@ filled cell still holds its old cached result)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -66,7 +67,7 @@ class Workbook:
         self.package.close()
 
     def write(self, stream: IO[bytes]) -> None:
-        replaced = {self.sheet_part: self.grid.render(self.head)}
+        replaced: dict[str, bytes | Iterable[str]] = {self.sheet_part: self.grid.render(self.head)}
         if self.styles.changed:
             replaced[self.styles_part] = self.styles.render()
         for table in self.tables:
