@@ -399,6 +399,7 @@ class Typed(BaseModel):
     score: float | None = None
     when: date | None = None
     flag: bool | None = None
+    at: time | None = None
 
 
 ANSWER = st.fixed_dictionaries(
@@ -408,6 +409,7 @@ ANSWER = st.fixed_dictionaries(
         "score": st.none() | st.floats(allow_nan=False, allow_infinity=False),
         "when": st.none() | st.dates(min_value=date(1900, 3, 1)),
         "flag": st.none() | st.booleans(),
+        "at": st.none() | st.times().map(lambda t: t.replace(microsecond=0)),
     }
 )
 
@@ -418,7 +420,7 @@ def as_stored(value: Any) -> Any:
 
 
 def expected_cell(value: Any) -> Any:
-    if isinstance(value, date):
+    if isinstance(value, date) and not isinstance(value, datetime):
         return datetime.combine(value, time())
     return value
 
@@ -451,7 +453,7 @@ def test_only_target_cells_change_to_the_typed_answers(
         old = openpyxl.load_workbook(source).active
         assert out is not None and old is not None
         assert [c.value for c in out[1]] == ["notes", "company", "other", "size", "score",
-                                             "when", "flag"]  # fmt: skip
+                                             "when", "flag", "at"]  # fmt: skip
         assert out["B1"].font.b
         for r, (notes, company_written, other_written) in enumerate(rows, start=2):
             answer = by_text[notes]
@@ -465,5 +467,6 @@ def test_only_target_cells_change_to_the_typed_answers(
             else:
                 expected = company  # nothing to write over a blank
             assert out.cell(r, 2).value == expected
-            got = [out.cell(r, c).value for c in range(4, 8)]
-            assert got == [expected_cell(answer[k]) for k in ("size", "score", "when", "flag")]
+            got = [out.cell(r, c).value for c in range(4, 9)]
+            keys = ("size", "score", "when", "flag", "at")
+            assert got == [expected_cell(answer[k]) for k in keys]

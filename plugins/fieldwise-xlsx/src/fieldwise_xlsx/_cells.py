@@ -17,15 +17,29 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from openpyxl.cell.cell import TIME_FORMATS
-from openpyxl.utils.datetime import from_excel, from_ISO8601, to_excel
+from openpyxl.utils.datetime import (
+    CALENDAR_MAC_1904,
+    CALENDAR_WINDOWS_1900,
+    from_excel,
+    from_ISO8601,
+    to_excel,
+)
 
 from fieldwise.tables import TableError
 
 from ._styles import Styles
-from ._xml import element, text, text_of, unescape
+from ._xml import element, plain_markup, root_prefix, text, text_of, unescape
 
 _TYPE = re.compile(r"""\st\s*=\s*["'](\w+)["']""")
 STYLE = re.compile(r"""\ss\s*=\s*["'](\d+)["']""")
+
+
+def _temporal_kind(value: Any) -> type:
+    """Which of openpyxl's default formats a date-like value takes (subclasses too)."""
+    for kind in (dt.datetime, dt.date, dt.time, dt.timedelta):
+        if isinstance(value, kind):
+            return kind
+    raise TypeError(f"not a date or time: {value!r}")
 
 
 class Cell(NamedTuple):
@@ -47,7 +61,7 @@ class CellCodec:
         self.prefix = prefix
         self.strings = strings
         self.styles = styles
-        self.epoch = dt.datetime(1904, 1, 1) if date1904 else dt.datetime(1899, 12, 30)
+        self.epoch = CALENDAR_MAC_1904 if date1904 else CALENDAR_WINDOWS_1900
         tag = self._tag
         self._markup_tags = (tag("c"), f"<{tag('v')}>", f"</{tag('v')}>")
         self._text_open = f'<{tag("is")}><{tag("t")} xml:space="preserve">'
@@ -126,7 +140,7 @@ class CellCodec:
             return self.markup(ref, str(value), style)
         else:
             if (style or 0) not in self.styles.dates:
-                code = TIME_FORMATS[dt.datetime if isinstance(value, dt.datetime) else type(value)]
+                code = TIME_FORMATS[_temporal_kind(value)]
                 style = self.styles.derived(style or 0, number_format=code)
             serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]
             inner = v + repr(serial) + close_v
@@ -136,3 +150,15 @@ class CellCodec:
         if kind:
             attrs += f' t="{kind}"'
         return f"<{c}{attrs}>{inner}</{c}>" if inner else f"<{c}{attrs}/>"
+
+
+def shared_strings(data: bytes | None, part: str) -> list[str]:
+    """The shared string table as text, as openpyxl reads it."""
+    if data is None:
+        return []
+    xml = plain_markup(data, part)
+    prefix = root_prefix(xml, part)
+    return [
+        text_of(m[3] or "", prefix).replace("x005F_", "")
+        for m in element(prefix, "si").finditer(xml)
+    ]

@@ -32,7 +32,6 @@ from ._xml import (
     quoted,
     root_prefix,
     start_tag,
-    text_of,
 )
 
 _ROW_NUMBER = re.compile(r"""\sr\s*=\s*["'](\d+)["']""")
@@ -102,7 +101,6 @@ class Grid:
         self._cell_start = start_tag(p, "c")
         self._cell_element = element(p, "c")
         self._extensions = f"<{self._tag('extLst')}"
-        self._cell_end = _closing(self._tag("c"))
         sheet_data = element(p, "sheetData").search(self.xml)
         if sheet_data is None:
             raise TableError(f"{part}: the worksheet has no sheetData.")
@@ -210,35 +208,16 @@ class Grid:
         return end if found < 0 else found
 
     def _raw_cells(self, position: int) -> dict[int, tuple[str, str]]:
-        """``{column: (attributes, content)}`` of a stored row (the hot loop of a
-        planning pass: one pattern over the row, no generator)."""
-        cells: dict[int, tuple[str, str]] = {}
-        column = 0
-        search_ref = _CELL_REF.search
-        for match in self._cell_element.finditer(self.xml, self._rows[2][position],
-                                                 self._cells_end(position)):  # fmt: skip
-            attrs = match[1]
-            ref = search_ref(attrs)
-            column = _column_number(ref[1]) if ref else column + 1
-            cells[column] = (attrs, match[3] or "")
-        return cells
+        """``{column: (attributes, content)}`` of a stored row."""
+        return {c: (attrs, inner) for c, attrs, inner, _ in self._scan(self._inner(position))}
 
     def _scan(self, body: str) -> Iterator[tuple[int, str, str, str]]:
         """Each cell of a row's markup: column, attributes, content and whole markup."""
-        column, position = 0, 0
-        opening, closing = self._cell_start, self._cell_end
-        while (match := opening.search(body, position)) is not None:
-            inner_start = end = match.end()
-            inner = ""
-            if not match[2]:
-                close = closing.search(body, inner_start)
-                if close is None:
-                    raise TableError(f"{self.part}: a cell is not closed; the file is damaged.")
-                inner, end = body[inner_start : close.start()], close.end()
+        column = 0
+        for match in self._cell_element.finditer(body):
             ref = _CELL_REF.search(match[1])
             column = _column_number(ref[1]) if ref else column + 1
-            yield column, match[1], inner, body[match.start() : end]
-            position = end
+            yield column, match[1], match[3] or "", match[0]
 
     # -- writing ---------------------------------------------------------------------
 
@@ -382,15 +361,3 @@ def _with_dimension(head: str, prefix: str, extent: tuple[int, int] | None) -> s
     new = f"{get_column_letter(min_col)}{min_row}:{get_column_letter(max_col)}{max_row}"
     tag = f"{prefix}:dimension" if prefix else "dimension"
     return head[: found.start()] + f"<{tag} ref={quoted(new)}/>" + head[found.end() :]
-
-
-def shared_strings(data: bytes | None, part: str) -> list[str]:
-    """The shared string table as text, as openpyxl reads it."""
-    if data is None:
-        return []
-    xml = plain_markup(data, part)
-    prefix = root_prefix(xml, part)
-    return [
-        text_of(m[3] or "", prefix).replace("x005F_", "")
-        for m in element(prefix, "si").finditer(xml)
-    ]

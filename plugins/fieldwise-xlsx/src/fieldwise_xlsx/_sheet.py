@@ -93,15 +93,6 @@ def build_layout(
     return layout
 
 
-def protected(grid: Grid, layout: Layout, row: int, column: int) -> bool:
-    """A target cell fill must never write: a merged range's non-anchor cell, or a
-    formula (even with ``--overwrite``: replacing a formula by a value loses work)."""
-    if layout.merged_children and (row, column) in layout.merged_children:
-        return True
-    cell = grid.cells(row).cell(column)
-    return cell is not None and cell.formula
-
-
 def add_columns(
     grid: Grid, tables: Sequence[TablePart], layout: Layout
 ) -> tuple[str, list[str], list[str]]:

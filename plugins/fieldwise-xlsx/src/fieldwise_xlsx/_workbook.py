@@ -11,7 +11,8 @@ from typing import IO
 
 from fieldwise.tables import TableError
 
-from ._grid import Grid, shared_strings
+from ._cells import shared_strings
+from ._grid import Grid
 from ._package import Package
 from ._styles import Styles
 from ._tables import TablePart, sheet_tables
