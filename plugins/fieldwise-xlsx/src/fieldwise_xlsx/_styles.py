@@ -70,7 +70,11 @@ class Styles:
             if quote:
                 changes["quotePrefix"] = "1"
             self._records.append(with_attributes(record, changes))
-            self._derived[key] = len(self._records) - 1
+            index = self._derived[key] = len(self._records) - 1
+            if is_date_format(self.code(index)):
+                self.dates.add(index)
+                if is_timedelta_format(self.code(index)):
+                    self.durations.add(index)
             self.changed = True
         return self._derived[key]
 
