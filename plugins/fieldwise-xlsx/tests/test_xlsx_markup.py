@@ -295,6 +295,23 @@ def test_a_part_declared_in_another_encoding_is_read_and_written_in_utf8(
     assert ws is not None and ws["B2"].value == "Müller "
 
 
+def test_text_beyond_excels_limits_and_escapes(stub: Any, tmp_path: Path) -> None:
+    """An answer longer than a cell holds is cut, with a warning; text that looks like
+    Excel's character escape (``_x000D_``) is escaped so that Excel shows it as written."""
+    rows = header_and('<c r="A2" t="inlineStr"><is><t>long</t></is></c>') + (
+        '<row r="3"><c r="A3" t="inlineStr"><is><t>escape</t></is></c></row>'
+    )
+    source = write_package(tmp_path / "x.xlsx", sheet_xml(rows))
+    answers = {"long": "y" * 40_000, "escape": "a_x000D_b"}
+    warnings: list[str] = []
+    extractor = stub(lambda text: {"company": answers[text]})
+    fill(source, target=Company, sources=["notes"], extractor=extractor, warn=warnings.append)
+    assert any("32,767" in w for w in warnings)
+    xml = part(tmp_path / "x.filled.xlsx", "xl/worksheets/sheet1.xml")
+    assert ">" + "y" * 32_767 + "<" in xml
+    assert ">a_x005F_x000D_b<" in xml
+
+
 def test_a_row_extension_list_stays_after_its_cells(stub: Any, tmp_path: Path) -> None:
     row = '<c r="A2" t="inlineStr"><is><t>acme</t></is></c><extLst><ext uri="{X}"/></extLst>'
     source = write_package(tmp_path / "e.xlsx", sheet_xml(header_and(row)))

@@ -30,6 +30,9 @@ from fieldwise.tables import TableError
 from ._styles import Styles
 from ._xml import element, plain_markup, root_prefix, text, text_of, unescape
 
+#: The most characters Excel keeps in a cell.
+TEXT_LIMIT = 32_767
+_EXCEL_ESCAPE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 _TYPE = re.compile(r"""\st\s*=\s*["'](\w+)["']""")
 STYLE = re.compile(r"""\ss\s*=\s*["'](\d+)["']""")
 
@@ -69,6 +72,8 @@ class CellCodec:
         self._formula = re.compile(rf"<{re.escape(tag('f'))}[\s/>]")
         self._v = element(prefix, "v")
         self._is = element(prefix, "is")
+        #: how many texts were cut to Excel's limit
+        self.cut = 0
 
     def _tag(self, name: str) -> str:
         return f"{self.prefix}:{name}" if self.prefix else name
@@ -125,6 +130,12 @@ class CellCodec:
             value, (bool, int, float, Decimal, dt.date, dt.time, dt.timedelta)
         ):
             words = str(value)
+            if len(words) > TEXT_LIMIT:
+                words = words[:TEXT_LIMIT]
+                self.cut += 1
+            # ``_x000D_`` in a cell's text is Excel's escape for a character: keep such
+            # text as written by escaping its underscore (``_x005F_``)
+            words = _EXCEL_ESCAPE.sub(r"_x005F_\1", words)
             if words.startswith("=") and self.styles.available:
                 style = self.styles.derived(style or 0, quote=True)  # Excel keeps it text
             kind, inner = "inlineStr", self._text_open + text(words) + self._text_close

@@ -274,5 +274,12 @@ def _fill_sheet(
             report.cells_written += _write_row(grid, planner, row, item, options["status"])
     finally:
         results.close()
+    if grid.codec.cut:
+        note = (
+            f"{grid.codec.cut} answer(s) were longer than the 32,767 characters an Excel "
+            "cell holds and were cut to that length."
+        )
+        say(note)
+        report.warnings.append(note)
     _book.save(book.write, source, destination, backup=in_place)
     return report.to_dict()
