@@ -399,6 +399,31 @@ def test_calc_on_load_goes_after_sheets_not_into_an_earlier_extension(
     well_formed(tmp_path / "w.filled.xlsx")
 
 
+def test_a_workbook_libreoffice_wrote(stub: Any, tmp_path: Path) -> None:
+    """``data/libreoffice-7.4.xlsx``: LibreOffice Calc 7.4's own writer (shared strings,
+    ``cols`` with ``true``/``false`` flags, x14 namespaces, a date column), converted from
+    a three-row CSV. Its output was also opened by LibreOffice when this test was written
+    (``soffice --convert-to csv``) and read back as below."""
+    import shutil
+
+    source = tmp_path / "leads.xlsx"
+    shutil.copy(Path(__file__).parent / "data" / "libreoffice-7.4.xlsx", source)
+    extractor = stub(lambda text: {"company": text.split()[0].upper(), "since": "2024-01-02"})
+    report = fill(source, target=Dated, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["acme wants 20 seats", "globex renewal", "multi\nline note"]
+    assert report["warnings"] == []
+    out = tmp_path / "leads.filled.xlsx"
+    well_formed(out)
+    ws = openpyxl.load_workbook(out).active
+    assert ws is not None
+    assert [tuple(row) for row in ws.iter_rows(values_only=True)] == [
+        ("id", "notes", "company", "when", "since"),
+        (1, "acme wants 20 seats", "ACME", datetime(2024, 5, 1), datetime(2024, 1, 2)),
+        (2, "globex renewal", "PRESET", datetime(2024, 5, 2), datetime(2024, 1, 2)),
+        (3, "multi\nline note", "MULTI", None, datetime(2024, 1, 2)),
+    ]
+
+
 # -- property: only target cells change, to the model's typed values ---------------------
 
 TEXT = st.text(
