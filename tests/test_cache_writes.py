@@ -173,3 +173,41 @@ def test_get_many_reads_what_get_reads(tmp_path: Path, caplog: pytest.LogCapture
     assert any(p.suffix == ".val" for p in tmp_path.rglob("*"))  # "big" lives in a file
     assert "key by key" not in caplog.text  # the bulk query did the reading
     cache.close()
+
+
+def test_a_batch_of_answers_is_stored_as_set_stores_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answers committed together (one query for the stored keys, one insert for the
+    rest) leave the directory as diskcache's ``set`` would: the same values, count and
+    volume, a large value in a file of its own, and a replaced value's old file gone."""
+    caplog.set_level("DEBUG", logger="fieldwise.cache")
+    big = CachedAnswer('{"text": "' + "x" * 100_000 + '"}', {}, None, "m", None, (), 1)
+    first = {f"k{n}": answer(n) for n in range(600)} | {"big": big, "replaced": big}
+    second = {f"k{n}": answer(n + 1000) for n in range(0, 600, 7)} | {"replaced": answer(1)}
+
+    async def commit_together(cache: ResultCache, answers: dict[str, CachedAnswer]) -> None:
+        for key, value in answers.items():  # in a loop: queued, then one commit
+            cache.set(key, value)
+        cache.flush()
+
+    bulk = ResultCache(tmp_path / "bulk")
+    for answers in (first, second):
+        asyncio.run(commit_together(bulk, answers))
+    plain = diskcache.Cache(tmp_path / "plain")
+    for answers in (first, second):
+        for key, value in answers.items():
+            bulk_value = (value.raw, value.usage, value.cost, value.model, value.provider,
+                          tuple(value.repairs), value.attempts)  # fmt: skip
+            plain.set(key, bulk_value)
+    stored = diskcache.Cache(tmp_path / "bulk")
+    assert len(stored) == len(plain) == 602
+    assert stored.volume() == plain.volume()
+    assert all(stored.get(key) == plain.get(key) for key in plain)
+    files = sorted(p for p in (tmp_path / "bulk").rglob("*.val"))
+    assert len(files) == 1  # "big"; the file "replaced" had is gone
+    assert bulk.get("replaced") == answer(1) and bulk.get("big") == big
+    assert "key by key" not in caplog.text
+    stored.close()
+    plain.close()
+    bulk.close()
