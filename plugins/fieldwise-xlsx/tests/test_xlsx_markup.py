@@ -301,15 +301,98 @@ def test_text_beyond_excels_limits_and_escapes(stub: Any, tmp_path: Path) -> Non
     rows = header_and('<c r="A2" t="inlineStr"><is><t>long</t></is></c>') + (
         '<row r="3"><c r="A3" t="inlineStr"><is><t>escape</t></is></c></row>'
     )
+    rows += '<row r="4"><c r="A4" t="inlineStr"><is><t>wide</t></is></c></row>'
     source = write_package(tmp_path / "x.xlsx", sheet_xml(rows))
-    answers = {"long": "y" * 40_000, "escape": "a_x000D_b"}
+    answers = {"long": "y" * 40_000, "escape": "a_x000D_b_x0041_x0042_", "wide": "😀" * 20_000}
     warnings: list[str] = []
     extractor = stub(lambda text: {"company": answers[text]})
     fill(source, target=Company, sources=["notes"], extractor=extractor, warn=warnings.append)
     assert any("32,767" in w for w in warnings)
     xml = part(tmp_path / "x.filled.xlsx", "xl/worksheets/sheet1.xml")
     assert ">" + "y" * 32_767 + "<" in xml
-    assert ">a_x005F_x000D_b<" in xml
+    assert ">a_x005F_x000D_b_x005F_x0041_x005F_x0042_<" in xml
+    assert ">" + "😀" * 16_383 + "<" in xml  # 32,766 UTF-16 units: a pair is not split
+
+
+def test_a_cells_own_extension_list_is_not_the_rows(stub: Any, tmp_path: Path) -> None:
+    rows = (
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c>'
+        '<c r="B1" t="inlineStr"><is><t>other</t></is></c></row>'
+        '<row r="2"><c r="A2" t="inlineStr"><is><t>acme</t></is></c>'
+        '<c r="B2"><v>5</v><extLst><ext uri="{C}"/></extLst></c>'
+        '<c r="C2" t="inlineStr"><is><t>kept</t></is></c></row>'
+    )
+    source = write_package(tmp_path / "c.xlsx", sheet_xml(rows))
+    fill(source, target=Company, sources=["notes"], extractor=stub(upper))
+    out = tmp_path / "c.filled.xlsx"
+    well_formed(out)
+    ws = openpyxl.load_workbook(out).active
+    assert ws is not None  # C holds data: the new column goes to D
+    assert [c.value for c in ws[1]] == ["notes", "other", None, "company"]
+    assert [c.value for c in ws[2]] == ["acme", 5, "kept", "ACME"]
+
+
+def test_an_unclosed_cell_is_damage(stub: Any, tmp_path: Path) -> None:
+    rows = header_and('<c r="A2" t="inlineStr"><is><t>acme</t></is></c><c r="C2"><v>5</v>')
+    source = write_package(tmp_path / "u.xlsx", sheet_xml(rows))
+    with pytest.raises(TableError, match="not closed"):
+        fill(source, target=Company, sources=["notes"], extractor=stub(upper))
+
+
+def test_status_columns_and_later_new_headers(stub: Any, tmp_path: Path) -> None:
+    """Status cells are never written over a formula or a merged range's inner cell; every
+    new header takes the format of the header left of the first new column."""
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes", "_status", "_error"])
+    ws.append(["acme", "=1+1", None])
+    ws.append(["globex", None, None])
+    ws.merge_cells("C2:C3")
+    ws["C1"].font = openpyxl.styles.Font(bold=True)
+    source = tmp_path / "s.xlsx"
+    book.save(source)
+    fill(source, target=Dated, sources=["notes"], extractor=stub(upper), status_columns=True)
+    new = openpyxl.load_workbook(tmp_path / "s.filled.xlsx").active
+    assert new is not None
+    assert [new["B2"].value, new["B3"].value] == ["=1+1", "ok"]
+    assert "C3" not in {c.coordinate for row in new.iter_rows() for c in row if c.value}
+    assert [new["D1"].value, new["E1"].value] == ["company", "since"]
+    assert new["D1"].font.b and new["E1"].font.b
+
+
+def test_an_integer_no_cell_number_holds_is_written_as_text(stub: Any, tmp_path: Path) -> None:
+    class Size(BaseModel):
+        size: int | None = None
+
+    source = write_package(tmp_path / "i.xlsx", sheet_xml(header_and(
+        '<c r="A2" t="inlineStr"><is><t>acme</t></is></c>')))  # fmt: skip
+    fill(source, target=Size, sources=["notes"], extractor=stub(lambda text: {"size": 10**400}))
+    ws = openpyxl.load_workbook(tmp_path / "i.filled.xlsx").active
+    assert ws is not None and ws["B2"].value == str(10**400) and ws["B2"].data_type == "s"
+
+
+def test_no_new_column_past_xfd(stub: Any, tmp_path: Path) -> None:
+    rows = header_and('<c r="A2" t="inlineStr"><is><t>acme</t></is></c>')
+    sheet = sheet_xml(rows).replace(  # a merged range reaching Excel's last column
+        "</sheetData>", '</sheetData><mergeCells count="1"><mergeCell ref="B2:XFD2"/></mergeCells>'
+    )
+    source = write_package(tmp_path / "w.xlsx", sheet)
+    with pytest.raises(TableError, match="XFD"):
+        fill(source, target=Company, sources=["notes"], extractor=stub(upper))
+
+
+def test_a_copied_entry_loses_only_its_zip64_record() -> None:
+    """Another writer may leave a zip64 record in an entry's extra field; zipfile writes
+    its own when one is needed, so the input's (with the input's sizes) is dropped and
+    any other extra field kept."""
+    from fieldwise_xlsx._package import _without_zip64
+
+    zip64 = b"\x01\x00\x10\x00" + bytes(16)
+    timestamp = b"UT\x05\x00\x01" + bytes(4)
+    assert _without_zip64(zip64 + timestamp) == timestamp
+    assert _without_zip64(timestamp + zip64) == timestamp
+    assert _without_zip64(b"") == b""
 
 
 def test_a_row_extension_list_stays_after_its_cells(stub: Any, tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ from ._xml import element, plain_markup, root_prefix, text, text_of, unescape
 
 #: The most characters Excel keeps in a cell.
 TEXT_LIMIT = 32_767
-_EXCEL_ESCAPE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+#: the underscore that starts what Excel would read as a character escape (``_x000D_``)
+_EXCEL_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
 _TYPE = re.compile(r"""\st\s*=\s*["'](\w+)["']""")
 STYLE = re.compile(r"""\ss\s*=\s*["'](\d+)["']""")
 
@@ -43,6 +44,13 @@ def _temporal_kind(value: Any) -> type:
         if isinstance(value, kind):
             return kind
     raise TypeError(f"not a date or time: {value!r}")
+
+
+def _fits_a_number(value: int | Decimal) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 class Cell(NamedTuple):
@@ -119,6 +127,14 @@ class CellCodec:
                 return "#VALUE!"
         return number
 
+    def _within_limit(self, words: str) -> str:
+        """Text cut to what an Excel cell holds, counted as Excel counts (UTF-16 units),
+        never between the halves of a surrogate pair."""
+        if len(words) <= TEXT_LIMIT // 2 or len(words.encode("utf-16-le")) <= 2 * TEXT_LIMIT:
+            return words
+        self.cut += 1
+        return words.encode("utf-16-le")[: 2 * TEXT_LIMIT].decode("utf-16-le", "ignore")
+
     def markup(self, ref: str, value: Any, style: int | None) -> str:
         """One cell's markup: text as an inline string, numbers and booleans as such,
         dates as numbers in a date format."""
@@ -129,19 +145,18 @@ class CellCodec:
         elif type(value) is str or not isinstance(
             value, (bool, int, float, Decimal, dt.date, dt.time, dt.timedelta)
         ):
-            words = str(value)
-            if len(words) > TEXT_LIMIT:
-                words = words[:TEXT_LIMIT]
-                self.cut += 1
+            words = self._within_limit(str(value))
             # ``_x000D_`` in a cell's text is Excel's escape for a character: keep such
             # text as written by escaping its underscore (``_x005F_``)
-            words = _EXCEL_ESCAPE.sub(r"_x005F_\1", words)
+            words = _EXCEL_ESCAPE.sub("_x005F_", words)
             if words.startswith("=") and self.styles.available:
                 style = self.styles.derived(style or 0, quote=True)  # Excel keeps it text
             kind, inner = "inlineStr", self._text_open + text(words) + self._text_close
         elif isinstance(value, bool):
             kind, inner = "b", v + ("1" if value else "0") + close_v
         elif isinstance(value, (int, Decimal)):
+            if not _fits_a_number(value):  # beyond what a cell's double holds: as text
+                return self.markup(ref, str(value), style)
             inner = v + str(value) + close_v
         elif isinstance(value, float):
             if not math.isfinite(value):

@@ -104,6 +104,13 @@ class _Planner(RowPlanner):
                 out[header] = cell.value
         return out
 
+    def may_write(self, row: int, column: int) -> bool:
+        """Whether a cell may be written: not a merged range's inner cell, not a formula."""
+        if (row, column) in self.layout.merged_children:
+            return False
+        cell = self.grid.cell(row, column)
+        return cell is None or not cell.formula
+
     def planned_targets(self, row: int) -> dict[str, Any]:
         """A planned row's writable target cells and their values when planned."""
         return self.targets.pop(row, self._all_blank)
@@ -159,8 +166,13 @@ def _write_row(
     written = len(updates)
     if status_columns:
         skipped = isinstance(item.error, BudgetExceededError)
-        updates[STATUS_COLUMN] = "ok" if item.ok else ("skipped" if skipped else "error")
-        updates[ERROR_COLUMN] = error_text(item.error) or None
+        status = {
+            STATUS_COLUMN: "ok" if item.ok else ("skipped" if skipped else "error"),
+            ERROR_COLUMN: error_text(item.error) or None,
+        }
+        for name, value in status.items():  # never over a formula or a merged inner cell
+            if planner.may_write(row, layout.columns[name]):
+                updates[name] = value
     for name, value in updates.items():
         grid.write(row, layout.columns[name], value)
     return written

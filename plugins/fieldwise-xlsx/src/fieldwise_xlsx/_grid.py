@@ -101,6 +101,7 @@ class Grid:
         self._cell_start = start_tag(p, "c")
         self._cell_element = element(p, "c")
         self._extensions = f"<{self._tag('extLst')}"
+        self._cell_open = f"<{self._tag('c')}"
         sheet_data = element(p, "sheetData").search(self.xml)
         if sheet_data is None:
             raise TableError(f"{part}: the worksheet has no sheetData.")
@@ -202,9 +203,16 @@ class Grid:
         return self.xml[self._rows[2][position] : self._cells_end(position)]
 
     def _cells_end(self, position: int) -> int:
-        """Where a row's cells end: at its ``extLst`` if it has one, else at its end."""
+        """Where a row's cells end: at its ``extLst`` if it has one, else at its end. (A
+        cell may have an ``extLst`` of its own: the row's comes after the last cell.)"""
         start, end = self._rows[2][position], self._rows[3][position]
         found = self.xml.find(self._extensions, start, end)
+        if found < 0:
+            return end
+        last_cell_end = start
+        for match in self._cell_element.finditer(self.xml, start, end):
+            last_cell_end = match.end()
+        found = self.xml.find(self._extensions, last_cell_end, end)
         return end if found < 0 else found
 
     def _raw_cells(self, position: int) -> dict[int, tuple[str, str]]:
@@ -212,12 +220,24 @@ class Grid:
         return {c: (attrs, inner) for c, attrs, inner, _ in self._scan(self._inner(position))}
 
     def _scan(self, body: str) -> Iterator[tuple[int, str, str, str]]:
-        """Each cell of a row's markup: column, attributes, content and whole markup."""
-        column = 0
+        """Each cell of a row's markup: column, attributes, content and whole markup. A
+        cell that is not closed (so that the pattern skips it, or takes the next cell
+        into it) is damage, not something to leave out."""
+        column, previous = 0, 0
         for match in self._cell_element.finditer(body):
+            inner = match[3] or ""
+            if self._cell_open in inner or self._cell_open in body[previous : match.start()]:
+                self._check_cells(inner, body[previous : match.start()])
             ref = _CELL_REF.search(match[1])
             column = _column_number(ref[1]) if ref else column + 1
-            yield column, match[1], match[3] or "", match[0]
+            yield column, match[1], inner, match[0]
+            previous = match.end()
+        if self._cell_open in body[previous:]:
+            self._check_cells("", body[previous:])
+
+    def _check_cells(self, *texts: str) -> None:
+        if any(self._cell_start.search(text) for text in texts):
+            raise TableError(f"{self.part}: a cell is not closed; the file is damaged.")
 
     # -- writing ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import struct
 import zipfile
 from collections.abc import Iterable, Mapping
 from copy import copy
@@ -110,16 +111,29 @@ class Package:
                 data = replaced.get(info.filename)
                 if data is None:
                     data = self.read(info.filename)
+                new = copy(info)
+                new.extra = _without_zip64(info.extra)  # zipfile writes its own when needed
                 if isinstance(data, bytes):
-                    out.writestr(copy(info), data, compress_type=info.compress_type)
+                    out.writestr(new, data, compress_type=info.compress_type)
                     continue
-                with out.open(copy(info), "w", force_zip64=info.file_size > _ZIP64_AT) as part:
+                with out.open(new, "w", force_zip64=info.file_size > _ZIP64_AT) as part:
                     _write_pieces(part, data)
 
 
 #: Parts this large may pass 4 GiB once cells are added: give them zip64 sizes.
 _ZIP64_AT = 1 << 30
 _CHUNK = 1 << 20
+
+
+def _without_zip64(extra: bytes) -> bytes:
+    """A zip entry's extra fields less its zip64 record, whose sizes were the input's."""
+    fields, at = [], 0
+    while at + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, at)
+        if kind != 0x0001:
+            fields.append(extra[at : at + 4 + size])
+        at += 4 + size
+    return b"".join(fields)
 
 
 def _write_pieces(part: IO[bytes], pieces: Iterable[str]) -> None:

@@ -14,13 +14,15 @@ from typing import Any
 
 from openpyxl.utils import get_column_letter
 
-from fieldwise.tables import source_text
+from fieldwise.tables import TableError, source_text
 
 from ._grid import Grid
 from ._tables import TablePart
 from ._xml import attributes, element, start_of
 
-#: Beyond Excel's last column (XFD, 16384): where a new column stands until placed.
+#: Excel's last column, XFD.
+_LAST_COLUMN = 16_384
+#: Beyond Excel's last column: where a new column stands until placed.
 _UNPLACED = 1 << 20
 
 
@@ -104,12 +106,18 @@ def add_columns(
     warnings: list[str] = []
     head = grid.xml[: grid.head_end]
     first = _last_used_column(grid, tables) + 1
+    if layout.new and first + len(layout.new) - 1 > _LAST_COLUMN:
+        raise TableError(
+            f"{grid.part}: the sheet's columns reach {get_column_letter(first - 1)}; "
+            f"{len(layout.new)} new column(s) would go past Excel's last column, XFD."
+        )
     for offset, name in enumerate(layout.new):
         layout.columns[name] = first + offset
+    left = grid.cell(layout.header_row, first - 1)  # every new header is formatted like it
+    style = left.style if left is not None else None
     for name in layout.new:
         column = layout.columns[name]
-        left = grid.cell(layout.header_row, column - 1)
-        grid.write(layout.header_row, column, name, style=left.style if left else None)
+        grid.write(layout.header_row, column, name, style=style)
         width = column_width(head, grid.prefix, column - 1)
         if column > 1 and width is not None:
             head = with_column_width(head, grid.prefix, column, width)
