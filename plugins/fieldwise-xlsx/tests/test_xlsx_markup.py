@@ -314,6 +314,7 @@ def test_text_beyond_excels_limits_and_escapes(stub: Any, tmp_path: Path) -> Non
     assert ">" + "😀" * 16_383 + "<" in xml  # 32,766 UTF-16 units: a pair is not split
 
 
+@pytest.mark.filterwarnings("ignore:Unknown extension:UserWarning")  # openpyxl reading it
 def test_a_cells_own_extension_list_is_not_the_rows(stub: Any, tmp_path: Path) -> None:
     rows = (
         '<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c>'
