@@ -89,26 +89,17 @@ class _Planner(RowPlanner):
         self._all_blank: dict[str, Any] = dict.fromkeys(c.header for c in columns)
 
     def writable(self, row: int) -> dict[str, Any]:
-        """The row's target cells that may be written (not a merged range's inner cell,
-        not a formula), with their values."""
+        """The row's target cells that may be written, with their values."""
         cells = self.grid.cells(row)
-        merged = self.layout.merged_children
-        out: dict[str, Any] = {}
-        for header, column in self._targets:
-            if merged and (row, column) in merged:
-                continue
-            cell = cells.cell(column) if column in cells.raw else None
-            if cell is None:
-                out[header] = None
-            elif not cell.formula:
-                out[header] = cell.value
-        return out
+        return {h: cells.value(c) for h, c in self._targets if self.may_write(row, c, cells)}
 
-    def may_write(self, row: int, column: int) -> bool:
-        """Whether a cell may be written: not a merged range's inner cell, not a formula."""
-        if (row, column) in self.layout.merged_children:
+    def may_write(self, row: int, column: int, cells: RowCells | None = None) -> bool:
+        """Whether a cell may be written: not a merged range's inner cell, not a formula
+        (even with ``--overwrite``: replacing a formula by a value loses work)."""
+        merged = self.layout.merged_children
+        if merged and (row, column) in merged:
             return False
-        cell = self.grid.cell(row, column)
+        cell = (cells or self.grid.cells(row)).cell(column)
         return cell is None or not cell.formula
 
     def planned_targets(self, row: int) -> dict[str, Any]:
