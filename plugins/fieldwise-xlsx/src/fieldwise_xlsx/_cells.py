@@ -28,7 +28,7 @@ from openpyxl.utils.datetime import (
 from fieldwise.tables import TableError
 
 from ._styles import Styles
-from ._xml import element, plain_markup, root_prefix, text, text_of, unescape
+from ._xml import element, plain_markup, qualified, root_prefix, text, text_of, unescape
 
 #: The most characters Excel keeps in a cell.
 TEXT_LIMIT = 32_767
@@ -84,7 +84,7 @@ class CellCodec:
         self.cut = 0
 
     def _tag(self, name: str) -> str:
-        return f"{self.prefix}:{name}" if self.prefix else name
+        return qualified(self.prefix, name)
 
     def read(self, attrs: str, inner: str) -> Cell:
         """A cell's value, as openpyxl would read it with its cached formula results."""

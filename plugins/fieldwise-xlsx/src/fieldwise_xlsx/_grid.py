@@ -29,6 +29,7 @@ from ._xml import (
     attributes,
     element,
     plain_markup,
+    qualified,
     quoted,
     root_prefix,
     start_tag,
@@ -126,7 +127,7 @@ class Grid:
         self._last_used: int | None = None
 
     def _tag(self, name: str) -> str:
-        return f"{self.prefix}:{name}" if self.prefix else name
+        return qualified(self.prefix, name)
 
     def _index_rows(self) -> None:
         if self.body_start < 0:
@@ -379,5 +380,5 @@ def _with_dimension(head: str, prefix: str, extent: tuple[int, int] | None) -> s
         return head
     max_col, max_row = max(max_col, extent[0]), max(max_row, extent[1])
     new = f"{get_column_letter(min_col)}{min_row}:{get_column_letter(max_col)}{max_row}"
-    tag = f"{prefix}:dimension" if prefix else "dimension"
+    tag = qualified(prefix, "dimension")
     return head[: found.start()] + f"<{tag} ref={quoted(new)}/>" + head[found.end() :]

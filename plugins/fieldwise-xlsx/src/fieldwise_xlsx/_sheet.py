@@ -18,7 +18,7 @@ from fieldwise.tables import TableError, source_text
 
 from ._grid import Grid
 from ._tables import TablePart
-from ._xml import attributes, element, start_of
+from ._xml import attributes, element, qualified, with_body
 
 #: Excel's last column, XFD.
 _LAST_COLUMN = 16_384
@@ -165,13 +165,11 @@ def with_column_width(head: str, prefix: str, column: int, width: str) -> str:
     records = _column_records(head, prefix)
     if any(low <= column <= high for low, high, _, _ in records):
         return head
-    tag = f"{prefix}:col" if prefix else "col"
+    tag = qualified(prefix, "col")
     record = f'<{tag} min="{column}" max="{column}" width="{width}" customWidth="1"/>'
     cols = element(prefix, "cols").search(head)
     assert cols is not None  # a width was read from it
     before = [m for low, _, _, m in records if low < column]
     after = [m for low, _, _, m in records if low > column]
     body = "".join(before) + record + "".join(after)
-    start = start_of(cols[0])
-    close = f"</{prefix}:cols>" if prefix else "</cols>"
-    return head[: cols.start()] + start + body + close + head[cols.end() :]
+    return with_body(head, cols, qualified(prefix, "cols"), body)

@@ -8,14 +8,21 @@ numbers, so no other cell changes.
 
 from __future__ import annotations
 
-import re
-
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
 
-from ._xml import attributes, element, plain_markup, quoted, root_prefix, start_of, with_attributes
+from ._xml import (
+    attributes,
+    element,
+    plain_markup,
+    qualified,
+    quoted,
+    root_prefix,
+    start_of,
+    start_tag,
+    with_attributes,
+    with_body,
+)
 
-#: The root element's start tag (after the XML declaration).
-_ROOT_START = re.compile(r"<(?![?!])[^>]*>")
 #: Custom number formats are numbered from here (lower numbers are Excel's built-ins).
 _FIRST_CUSTOM = 164
 
@@ -89,7 +96,7 @@ class Styles:
         return number
 
     def _tag(self, name: str) -> str:
-        return f"{self.prefix}:{name}" if self.prefix else name
+        return qualified(self.prefix, name)
 
     def render(self) -> bytes:
         """The styles part with the new records and number formats."""
@@ -98,29 +105,21 @@ class Styles:
             xml = _with_number_formats(xml, self.prefix, "".join(self._new_formats))
         cell_formats = element(self.prefix, "cellXfs").search(xml)
         assert cell_formats is not None and cell_formats[3] is not None  # we read records
-        body = "".join(self._records)
-        start = with_attributes(start_of(cell_formats[0]), {"count": str(len(self._records))})
-        xml = (
-            xml[: cell_formats.start()]
-            + start
-            + body
-            + f"</{self._tag('cellXfs')}>"
-            + (xml[cell_formats.end() :])
-        )
+        records = "".join(self._records)
+        xml = with_body(xml, cell_formats, self._tag("cellXfs"), records, count=len(self._records))
         return xml.encode("utf-8")
 
 
 def _with_number_formats(xml: str, prefix: str, records: str) -> str:
     """The styles markup with these ``<numFmt>`` records added to its ``numFmts``, which is
     created first in the part (where the schema puts it) when there is none."""
-    tag = f"{prefix}:numFmts" if prefix else "numFmts"
+    tag = qualified(prefix, "numFmts")
     found = element(prefix, "numFmts").search(xml)
     if found is not None:
         body = (found[3] or "") + records
         count = len(element(prefix, "numFmt").findall(body))
-        start = with_attributes(start_of(found[0]), {"count": str(count)}).replace("/>", ">")
-        return xml[: found.start()] + start + body + f"</{tag}>" + xml[found.end() :]
+        return with_body(xml, found, tag, body, count=count)
     count = len(element(prefix, "numFmt").findall(records))
-    root = _ROOT_START.search(xml)
+    root = start_tag(prefix, "styleSheet").search(xml)
     assert root is not None  # the root was found when the part was read
     return xml[: root.end()] + f'<{tag} count="{count}">{records}</{tag}>' + xml[root.end() :]

@@ -13,11 +13,12 @@ from ._xml import (
     attributes,
     element,
     plain_markup,
+    qualified,
     quoted,
     root_prefix,
-    start_of,
     start_tag,
     with_attributes,
+    with_body,
 )
 
 
@@ -103,17 +104,9 @@ class TablePart:
         body = columns[3] or ""
         existing = [attributes(m[1]) for m in start_tag(self.prefix, "tableColumn").finditer(body)]
         next_id = max((int(c.get("id", "0")) for c in existing), default=0) + 1
-        tag = f"{self.prefix}:tableColumn" if self.prefix else "tableColumn"
-        body += f'<{tag} id="{next_id}" name={quoted(name)}/>'
-        start = with_attributes(start_of(columns[0]), {"count": str(len(existing) + 1)})
-        close = f"</{self.prefix}:tableColumns>" if self.prefix else "</tableColumns>"
-        self.xml = (
-            self.xml[: columns.start()]
-            + start.replace("/>", ">")
-            + body
-            + close
-            + (self.xml[columns.end() :])
-        )
+        body += f'<{qualified(self.prefix, "tableColumn")} id="{next_id}" name={quoted(name)}/>'
+        tag = qualified(self.prefix, "tableColumns")
+        self.xml = with_body(self.xml, columns, tag, body, count=len(existing) + 1)
 
     def render(self) -> bytes:
         return self.xml.encode("utf-8")

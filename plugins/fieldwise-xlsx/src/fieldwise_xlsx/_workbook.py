@@ -16,7 +16,7 @@ from ._grid import Grid
 from ._package import Package
 from ._styles import Styles
 from ._tables import TablePart, sheet_tables
-from ._xml import element, plain_markup, root_prefix, start_tag, with_attributes
+from ._xml import element, plain_markup, qualified, root_prefix, start_tag, with_attributes
 
 #: ``calcPr`` comes before these in a workbook part (the schema's order).
 _AFTER_CALC = (
@@ -90,7 +90,7 @@ class Workbook:
                 + (xml[found.end() :])
             )
             return xml.encode("utf-8")
-        tag = f"{prefix}:calcPr" if prefix else "calcPr"
+        tag = qualified(prefix, "calcPr")
         at = _insertion_point(xml, prefix)
         return (xml[:at] + f'<{tag} fullCalcOnLoad="1"/>' + xml[at:]).encode("utf-8")
 
@@ -104,5 +104,4 @@ def _insertion_point(xml: str, prefix: str) -> int:
         found = start_tag(prefix, name).search(xml, after)
         if found is not None:
             return found.start()
-    close = f"</{prefix}:workbook" if prefix else "</workbook"
-    return xml.rindex(close)
+    return xml.rindex(f"</{qualified(prefix, 'workbook')}")

@@ -42,11 +42,16 @@ _ENCODING = re.compile(r"""\A\s*<\?xml[^>]*?\sencoding\s*=\s*["']([\w.:-]+)["']"
 _NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 
+def qualified(prefix: str, name: str) -> str:
+    """An element's tag as the part writes it: ``name``, or ``prefix:name``."""
+    return f"{prefix}:{name}" if prefix else name
+
+
 @cache
 def element(prefix: str, name: str) -> re.Pattern[str]:
     """``<name attrs/>`` or ``<name attrs>body</name>``: groups 1 (attributes), 2 (``/>``
     for an empty element) and 3 (the body). Elements of this name must not nest."""
-    tag = f"{prefix}:{name}" if prefix else name
+    tag = qualified(prefix, name)
     return re.compile(
         rf"<{re.escape(tag)}(?=[\s/>]){_ATTRIBUTES}(/>|>(.*?)</{re.escape(tag)}\s*>)", re.S
     )
@@ -55,7 +60,7 @@ def element(prefix: str, name: str) -> re.Pattern[str]:
 @cache
 def start_tag(prefix: str, name: str) -> re.Pattern[str]:
     """An element's start tag alone (group 1: attributes, group 2: ``/`` when empty)."""
-    tag = f"{prefix}:{name}" if prefix else name
+    tag = qualified(prefix, name)
     return re.compile(rf"<{re.escape(tag)}(?=[\s/>]){_ATTRIBUTES}(/?)>", re.S)
 
 
@@ -227,3 +232,17 @@ def text_of(body: str, prefix: str) -> str:
     if "rPh" in body:
         body = element(prefix, "rPh").sub("", body)
     return "".join(unescape(m[3] or "") for m in element(prefix, "t").finditer(body))
+
+
+def with_body(
+    xml: str, found: re.Match[str], tag: str, body: str, *, count: int | None = None
+) -> str:
+    """``xml`` with the element ``found`` (a match of ``element``, written ``tag``) given
+    this body, and this ``count`` attribute when one is given; an empty element is
+    opened."""
+    start = start_of(found[0])
+    if count is not None:
+        start = with_attributes(start, {"count": str(count)})
+    if start.endswith("/>"):
+        start = start[:-2] + ">"
+    return xml[: found.start()] + start + body + f"</{tag}>" + xml[found.end() :]
