@@ -289,13 +289,15 @@ def test_a_connection_reset_mid_answer_reads_alike_on_both_paths(side: Side) -> 
             except OSError:
                 return
             conn.recv(65536)
+            # Counted before answering: the client may see the reset and raise before
+            # this thread runs again, so a count taken after close() races the assert.
+            served.append(1)
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 1000\r\n\r\n" + b'{"id": "partial'
             )
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.close()  # with linger 0: a reset, not a clean end
-            served.append(1)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
