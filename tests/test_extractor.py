@@ -13,6 +13,7 @@ import pytest
 
 import fieldwise
 from fieldwise import (
+    APIConnectionError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
@@ -365,6 +366,22 @@ def test_stream_yields_partials_then_the_validated_value(ex: Extractor, fake_llm
     assert partials and all(type(p).__name__ == "PartialPerson" for p in partials)
     assert fake_llm.requests[0].body["stream"] is True
     assert ex.usage.total_tokens > 0
+
+
+def test_a_stream_cut_mid_answer_is_not_repaired_re_asked_or_cached(
+    ex: Extractor, fake_llm: FakeLLM
+) -> None:
+    """Half an answer from a cut connection would repair into a valid Person (``city`` is
+    optional): it must fail as a connection error, and the next call must ask again."""
+    fake_llm.script(reply.cut(26), reply.json({"name": "Ada", "age": 36, "city": "London"}))
+    with pytest.raises(APIConnectionError, match="cut mid-answer"):
+        list(ex.stream("Ada", Person))
+    assert len(fake_llm.requests) == 1
+    assert ex.run("Ada", Person).value.city == "London"
+    assert (
+        len(fake_llm.requests) == 2
+        and fake_llm.requests[1].body["messages"] == (fake_llm.requests[0].body["messages"])
+    )
 
 
 @pytest.mark.anyio

@@ -561,3 +561,18 @@ def test_answering_extractor_records_what_its_batches_were_given(
     assert ex.inputs_type is type(texts) and ex.options["max_cost"] == 9.0
     assert ex.options["concurrency"] == 2 and ex.network_retries == 0
     assert len(fake_llm.requests) == 2  # identical inputs in one batch: one call
+
+
+def test_a_cut_answer_ends_early_without_an_end_marker(
+    fake_llm: FakeLLM, client: httpx.Client
+) -> None:
+    fake_llm.script(reply.cut(8))
+    with client.stream("POST", "/chat/completions", json={**SCHEMA_BODY, "stream": True}) as r:
+        _, events = sse_events(r)
+    assert "[DONE]" not in events
+    assert all(e["choices"][0]["finish_reason"] is None for e in events)
+    assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events) == '{"name":'
+    fake_llm.script(reply.cut(8))
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(client, SCHEMA_BODY)
+    assert post(client, SCHEMA_BODY).json()["choices"][0]["finish_reason"] == "stop"

@@ -60,12 +60,20 @@ class Side:
             return transport.chat(body)
         return asyncio.run(transport.achat(body))
 
-    def stream(self, transport: Transport, body: dict[str, Any]) -> list[ChatChunk]:
+    def stream(
+        self, transport: Transport, body: dict[str, Any], into: list[ChatChunk] | None = None
+    ) -> list[ChatChunk]:
+        """The stream's chunks, also appended to ``into`` as they come (kept on an error)."""
+        chunks = [] if into is None else into
         if self.name == "sync":
-            return list(transport.stream(body))
+            for chunk in transport.stream(body):
+                chunks.append(chunk)
+            return chunks
 
         async def collect() -> list[ChatChunk]:
-            return [chunk async for chunk in transport.astream(body)]
+            async for chunk in transport.astream(body):
+                chunks.append(chunk)
+            return chunks
 
         return asyncio.run(collect())
 
@@ -543,6 +551,32 @@ def test_stream_failures_before_content_are_retried(
     fake_llm.script(reply.http_error(401, "bad key"))
     with pytest.raises(E.AuthenticationError):
         side.stream(transport, BODY)
+
+
+def test_a_stream_cut_short_without_an_end_marker_is_a_dropped_connection(
+    fake_llm: FakeLLM, transport: Transport, side: Side
+) -> None:
+    """A stream that ends cleanly with neither ``[DONE]`` nor a finish_reason is a cut
+    connection: retried while nothing was yielded, else a typed connection error; never
+    handed on as a whole answer."""
+    fake_llm.script(reply.cut(0), reply.valid())
+    content, _, _, finish = assemble(side.stream(transport, BODY))
+    assert content == '{"name": "example"}' and finish == "stop"
+    assert len(fake_llm.requests) == 2
+    fake_llm.script(reply.cut(6))
+    received: list[ChatChunk] = []
+    with pytest.raises(E.APIConnectionError, match="cut mid-answer"):
+        side.stream(transport, BODY, received)
+    assert assemble(received)[0] == '{"name'
+    assert len(fake_llm.requests) == 3
+
+
+def test_a_plain_answer_cut_short_is_retried(
+    fake_llm: FakeLLM, transport: Transport, side: Side
+) -> None:
+    fake_llm.script(reply.cut(12))
+    assert side.chat(transport, BODY).content == '{"name": "example"}'
+    assert len(fake_llm.requests) == 2
 
 
 def test_connections_are_kept_alive(fake_llm: FakeLLM, transport: Transport) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "failure_from_exception",
     "failure_from_shape",
     "failure_from_status",
+    "failure_from_unfinished_stream",
     "failure_in_payload",
     "parse_retry_after",
 ]
@@ -330,6 +331,19 @@ NetworkFault = Literal[
 ]
 """What went wrong when no answer came back; each HTTP library's errors are sorted into these
 by the module that drives it (``_pool`` for httpx, ``_async_http`` for aiohttp)."""
+
+
+def failure_from_unfinished_stream(url: str) -> Failure:
+    """A stream whose bytes ended before ``data: [DONE]`` and any ``finish_reason``: the
+    answer is incomplete, so it is retried like a dropped connection and never parsed,
+    re-asked or cached."""
+    return Failure(
+        APIConnectionError,
+        f"The stream from {url} ended before its end marker (no 'data: [DONE]' and no "
+        "finish_reason): the connection was cut mid-answer",
+        "Check base_url, that the server is running, and the network (proxy, firewall).",
+        True,
+    )
 
 
 def failure_from_exception(

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._answer_size import MAX_ANSWER_BYTES, AnswerTooLarge
-from ._retry import Failure, failure_from_body_error, failure_from_shape, failure_in_payload
+from ._retry import (
+    Failure,
+    failure_from_body_error,
+    failure_from_shape,
+    failure_from_unfinished_stream,
+    failure_in_payload,
+)
 
 __all__ = [
     "ChatChunk",
@@ -159,15 +165,17 @@ def parse_chunk(data: str, *, url: str, model: str | None) -> ChatChunk | Failur
 class ChunkReader:
     """Lines of one stream in; a ``ChatChunk`` or ``Failure`` out when an event completes.
 
-    ``done`` turns true at ``data: [DONE]``.
+    ``done`` turns true at ``data: [DONE]``; ``unfinished()`` says, once the bytes end,
+    whether the stream was cut short.
     """
 
-    __slots__ = ("_decoder", "_model", "_url", "done")
+    __slots__ = ("_decoder", "_finished", "_model", "_url", "done")
 
     def __init__(self, url: str, model: str | None) -> None:
         self._decoder = SSEDecoder()
         self._url = url
         self._model = model
+        self._finished = False
         self.done = False
 
     def feed(self, line: str) -> ChatChunk | Failure | None:
@@ -178,4 +186,15 @@ class ChunkReader:
         if data == "[DONE]":
             self.done = True
             return None
-        return parse_chunk(data, url=self._url, model=self._model)
+        chunk = parse_chunk(data, url=self._url, model=self._model)
+        if isinstance(chunk, ChatChunk) and chunk.finish_reason:
+            self._finished = True
+        return chunk
+
+    def unfinished(self) -> Failure | None:
+        """After the last byte: a ``Failure`` when the stream ended with neither
+        ``data: [DONE]`` nor a ``finish_reason``, which is a connection cut mid-answer (a
+        proxy or gateway closing it cleanly), not the model's whole answer."""
+        if self.done or self._finished:
+            return None
+        return failure_from_unfinished_stream(self._url)

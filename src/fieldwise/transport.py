@@ -314,12 +314,15 @@ class Transport:
                             _never,
                         )
                     else:
-                        for event in _events(response, ChunkReader(url, model)):
+                        reader = ChunkReader(url, model)
+                        for event in _events(response, reader):
                             if isinstance(event, Failure):
                                 failure = event
                                 break
                             yielded = True
                             yield event
+                        else:
+                            failure = reader.unfinished()
             except (httpx.HTTPError, AnswerTooLarge) as exc:
                 failure = failure_from_exception(
                     exc, httpx_fault(exc), url=url, timeout=self.timeout
@@ -354,6 +357,8 @@ class Transport:
                         if event is not None:
                             yielded = True
                             yield event
+                    else:
+                        failure = None if answer else reader.unfinished()
                 if answer:
                     first = answer[0]
                     failure = self._outcome(

@@ -48,6 +48,7 @@ class Rendered:
     headers: list[tuple[str, str]] = field(default_factory=list)
     events: list[bytes] | None = None
     drop: bool = False
+    short: int | None = None  # send only this many bytes of ``body``, then close
     delay: float = 0.0
 
 
@@ -114,6 +115,8 @@ def _render(reply: Reply, ctx: Context, stream: bool) -> Rendered:
     kind = reply.kind
     if kind == "drop":
         return Rendered(drop=True)
+    if kind == "cut":
+        return _cut(_render(valid(), ctx, stream), reply.after_chars)
     if kind == "http_error":
         return _error_answer(reply)
     tool, schema = request_shape(ctx.body)
@@ -254,6 +257,33 @@ def _stream(
     if usage is not None:
         chunks.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     return _sse(chunks, done=True)
+
+
+def _cut(whole: Rendered, after_chars: int) -> Rendered:
+    """``whole`` ended early: a stream's content deltas up to ``after_chars`` (no finish, no
+    ``[DONE]``), or a plain body's first ``after_chars`` bytes."""
+    if whole.events is None:
+        whole.short = min(after_chars, len(whole.body) - 1)
+        return whole
+    chunks: list[dict[str, Any]] = []
+    left = after_chars
+    for event in whole.events:
+        if not event.startswith(b"data: {"):
+            continue
+        chunk = _json.loads(event[6:])
+        choice = (chunk.get("choices") or [{}])[0]
+        if choice.get("finish_reason") or left <= 0:
+            break
+        delta = choice.get("delta") or {}
+        holder, key = delta, "content"
+        if delta.get("tool_calls"):
+            holder, key = delta["tool_calls"][0]["function"], "arguments"
+        text = holder.get(key)
+        if isinstance(text, str) and text:
+            holder[key] = text[:left]
+            left -= len(holder[key])
+        chunks.append(chunk)
+    return _sse(chunks, done=False)
 
 
 def _chunk(

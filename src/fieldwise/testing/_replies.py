@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 __all__ = [
     "Reply",
+    "cut",
     "drop",
     "empty",
     "error_in_body",
@@ -202,6 +203,16 @@ def slow(seconds: float, then: Reply | None = None) -> Reply:
 def drop() -> Reply:
     """Close the connection without sending any response."""
     return Reply("drop")
+
+
+def cut(after_chars: int = 20) -> Reply:
+    """The connection ends mid-answer without an error, as a proxy or gateway may close it.
+
+    Streaming: ``after_chars`` of a valid answer, then the stream ends cleanly with neither a
+    ``finish_reason`` nor ``data: [DONE]``. A plain answer: the first ``after_chars`` bytes
+    of a body whose ``Content-Length`` promises more, then the connection closes.
+    """
+    return Reply("cut", after_chars=after_chars)
 
 
 def tool_call(

@@ -372,7 +372,8 @@ class _Connection(asyncio.Protocol):
             head.append("Connection: close")
         if out.events is None:
             head.append(f"Content-Length: {len(out.body)}")
-            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + out.body)
+            body = out.body if out.short is None else out.body[: out.short]
+            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
             return
         head += ["Cache-Control: no-cache", "Transfer-Encoding: chunked"]
         parts = [("\r\n".join(head) + "\r\n\r\n").encode("latin-1")]
@@ -389,6 +390,9 @@ class _Connection(asyncio.Protocol):
             return
         if out.events is None:
             self._send_head(out, keep, [])
+            if out.short is not None:
+                transport.close()
+                return
         else:
             events = out.events[1:] if head_sent else out.events
             if not head_sent:
