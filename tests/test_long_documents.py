@@ -62,3 +62,75 @@ def test_chunks_times_samples(fake_llm: FakeLLM) -> None:
     assert len(fake_llm.requests) == 6  # 2 chunks x 3 samples
     assert result.value.attendees == ["Ada", "Bob", "Cy"]
     assert result.usage.requests == 6
+
+
+class Totals(BaseModel):
+    number: str | None = None
+    total: float = 0.0  # not nullable: null on the wire means "the default"
+    paid: bool = False
+
+
+def test_a_default_from_one_chunk_does_not_beat_a_value_from_another(fake_llm: FakeLLM) -> None:
+    def answer(request: Any) -> Any:
+        if "INV-7" in request.body["messages"][-1]["content"]:
+            return reply.json({"number": "INV-7", "total": None, "paid": None})
+        return reply.json({"number": None, "total": 32.99, "paid": True})
+
+    fake_llm.handler = answer
+    doc = Document.from_pages(["Invoice INV-7. " + "filler. " * 40, "Total 32.99, paid. " * 20])
+    ex = Extractor(base_url=fake_llm.base_url, max_chars=400, cache=False)
+    result = ex.run(doc, Totals)
+    assert len(fake_llm.requests) == 2
+    assert result.value == Totals(number="INV-7", total=32.99, paid=True)
+    assert result.conflicts == []
+
+
+class Place(BaseModel):
+    name: str | None
+    city: str | None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("side", ["sync", "async"])
+async def test_grounding_of_a_long_document_counts_from_its_start(
+    fake_llm: FakeLLM, side: str
+) -> None:
+    def answer(request: Any) -> Any:
+        if "Ada Lovelace" in request.body["messages"][-1]["content"]:
+            return reply.json({"name": "Ada Lovelace", "city": None})
+        return reply.json({"name": None, "city": "Atlantis"})  # in neither chunk
+
+    fake_llm.handler = answer
+    first = "Ada Lovelace wrote notes. " + "filler. " * 40
+    doc = Document.from_pages([first, "She lived in London. " * 20])
+    ex = Extractor(base_url=fake_llm.base_url, max_chars=400, cache=False, grounding=True)
+    result = ex.run(doc, Place) if side == "sync" else await ex.arun(doc, Place)
+    assert result.value == Place(name="Ada Lovelace", city="Atlantis")
+    assert result.evidence == {"name": (0, 12)}
+    assert result.ungrounded == {"city": "Atlantis"}
+    london = [r for r in fake_llm.requests if "London" in r.body["messages"][1]["content"]]
+    assert len(london) > 1 and "Atlantis" in str(london[-1].body["messages"][2:])  # re-asked
+
+
+@pytest.mark.anyio
+async def test_a_long_document_of_one_chunk_sends_that_chunk_on_both_paths(
+    fake_llm: FakeLLM,
+) -> None:
+    doc = Document("Ada Lovelace, London." + " \n" * 300)
+    ex = Extractor(base_url=fake_llm.base_url, max_chars=100, cache=False)
+    ex.run(doc, Place)
+    await ex.arun(doc, Place)
+    sent = [r.body["messages"][-1]["content"] for r in fake_llm.requests]
+    assert sent[0] == sent[1] and "Ada Lovelace, London." in sent[0] and len(sent[0]) < 200
+
+
+@pytest.mark.anyio
+async def test_a_blank_long_document_is_one_call_not_a_crash(fake_llm: FakeLLM) -> None:
+    doc = Document(" \n" * 300)
+    ex = Extractor(base_url=fake_llm.base_url, max_chars=100, cache=False)
+    fake_llm.script(
+        reply.json({"name": None, "city": None}), reply.json({"name": None, "city": None})
+    )
+    assert ex.run(doc, Place).value == Place(name=None, city=None)
+    assert (await ex.arun(doc, Place)).value == Place(name=None, city=None)
+    assert len(fake_llm.requests) == 2

@@ -30,8 +30,10 @@ from typing import Any, Generic, TypeVar
 import pydantic
 import pydantic_core
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from .document import Document
+from .grounding import check_grounding
 from .result import Result, Usage
 
 __all__ = ["Chunk", "Conflict", "MergeResult", "merge_values", "split_document"]
@@ -231,6 +233,16 @@ def _key(value: Any) -> str:
         return repr(value)
 
 
+def _default_key(field: FieldInfo) -> str | None:
+    """``_key`` of the field's default (its factory called), or None when it has none."""
+    if field.is_required():
+        return None
+    try:
+        return _key(field.get_default(call_default_factory=True))
+    except Exception:  # a factory that needs other fields, or an unserialisable default
+        return None
+
+
 def _missing(value: Any) -> bool:
     """None, and the empty string a model writes for "not in this chunk"."""
     return value is None or (isinstance(value, str) and not value)
@@ -304,10 +316,13 @@ class _Merger:
 
     def _models(self, present: Sequence[BaseModel], path: str, model: type[M]) -> M:
         data: dict[str, Any] = {}
-        for name in model.model_fields:
+        for name, info in model.model_fields.items():
             # A field a chunk left at its default says nothing; it counts only when no
-            # chunk set the field.
-            chosen = [v for v in present if name in v.model_fields_set] or present
+            # chunk set it to something else. On the wire null means "the default" and
+            # still marks the field set, so a value equal to the default is not enough.
+            default = _default_key(info)
+            given = [v for v in present if name in v.model_fields_set]
+            chosen = [v for v in given if _key(getattr(v, name)) != default] or given or present
             child = f"{path}.{name}" if path else name
             data[name] = self.merge([getattr(v, name) for v in chosen], child)
         extras: dict[str, list[Any]] = {}
@@ -327,7 +342,9 @@ def merge_values(values: Sequence[BaseModel], model: type[M]) -> MergeResult[M]:
     - nested models and dicts: merged field by field (key by key), recursively;
     - scalars (and tuples): the first present value; ``None`` and ``""`` count as
       absent, and so does a field a chunk left at its default (not in
-      ``model_fields_set``). Different present values are reported as a ``Conflict``.
+      ``model_fields_set``, or equal to the default while another chunk gives something
+      else: on the wire null means the default). Different present values are reported
+      as a ``Conflict``.
 
     The merged data is validated again with ``model`` (its validators run on the
     merged whole), so this raises ``pydantic.ValidationError`` if the merge breaks a
@@ -344,11 +361,15 @@ def merge_values(values: Sequence[BaseModel], model: type[M]) -> MergeResult[M]:
     return MergeResult(merger._models(values, "", model), merger.conflicts)
 
 
-def combine_results(results: Sequence[Result[Any]], target: Any) -> Result[Any]:
+def combine_results(
+    results: Sequence[Result[Any]], target: Any, grounding_text: str | None = None
+) -> Result[Any]:
     """One ``Result`` from the per-chunk results of a long document.
 
     Model targets are merged with :func:`merge_values`; list targets are concatenated and
-    de-duplicated; anything else keeps the first non-null value.
+    de-duplicated; anything else keeps the first non-null value. With ``grounding_text``
+    (the whole document's), the merged value's strings are located in it again, so
+    ``evidence`` spans count from the document's start and paths follow the merged value.
     """
     values = [r.value for r in results]
     conflicts: list[Conflict] = []
@@ -366,6 +387,9 @@ def combine_results(results: Sequence[Result[Any]], target: Any) -> Result[Any]:
                 value.append(item)
     else:
         value = next((v for v in values if v is not None), None)
+    evidence, ungrounded = (
+        check_grounding(value, grounding_text) if grounding_text is not None else ({}, {})
+    )
     usage = Usage()
     for r in results:
         usage = usage + r.usage
@@ -380,5 +404,7 @@ def combine_results(results: Sequence[Result[Any]], target: Any) -> Result[Any]:
         provider=first.provider,
         repairs=[note for r in results for note in r.repairs],
         raw="\n".join(r.raw for r in results),
+        evidence=evidence,
+        ungrounded=ungrounded,
         conflicts=list(conflicts),
     )

@@ -323,7 +323,10 @@ class Extractor:
         def combine(results: list[Result[Any]]) -> Result[Any]:
             groups = [results[i : i + k] for i in range(0, len(results), k)]
             merged = [vote(group, target) if k > 1 else group[0] for group in groups]
-            return combine_results(merged, target) if chunks is not None else merged[0]
+            if chunks is None:
+                return merged[0]
+            whole = data.text if self.grounding and isinstance(data, Document) else None
+            return combine_results(merged, target, whole)
 
         return units, combine
 
@@ -373,7 +376,9 @@ class Extractor:
     ) -> Result[T]:
         units, combine = self._plan(data, target, seed)
         if len(units) == 1:  # the common case: no gather, no extra task
-            return await self._arun_one(data, target, instructions, examples, seed, None, limiter)
+            piece, s, t = units[0]  # a long document may be one chunk (the rest blank)
+            result = await self._arun_one(piece, target, instructions, examples, s, t, limiter)
+            return combine([result])
         results = await asyncio.gather(
             *(
                 self._arun_one(piece, target, instructions, examples, s, t, limiter)
@@ -417,7 +422,8 @@ class Extractor:
             return None
         if len(data.text) <= self.max_chars:
             return None
-        return split_document(data, self.max_chars)
+        # Blank text yields no chunks: sent whole, as a short blank document would be.
+        return split_document(data, self.max_chars) or None
 
     def extract(self, data: Input, target: type[T], **options: Any) -> T:
         """The validated value alone."""
