@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fieldwise import BudgetExceededError, Extractor, ProviderError
+from fieldwise import BudgetExceededError, Extractor, ProviderError, RateLimitError
 from fieldwise.testing import FakeLLM, reply
 from tests.models import Person
 
@@ -155,6 +156,40 @@ def test_rate_limited_items_back_off_and_succeed(fake_llm: FakeLLM, tmp_path: Pa
     assert len(fake_llm.requests) == 4
 
 
+def test_a_retry_after_longer_than_the_transport_waits_fails_the_item(fake_llm: FakeLLM) -> None:
+    """``run`` refuses to wait 100 s (over MAX_RETRY_AFTER): so does the batch, instead of
+    pausing every worker for it."""
+    fake_llm.script(reply.http_error(429, retry_after=100))
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=1)
+    (item,) = list(ex.run_many(["a"], Person))
+    assert isinstance(item.error, RateLimitError) and "did not wait" in str(item.error)
+    assert len(fake_llm.requests) == 1
+
+
+@pytest.mark.parametrize("then", ["server_error", "rate_limited"])
+def test_paid_attempts_before_an_api_error_are_in_the_batch_totals(
+    fake_llm: FakeLLM, then: str
+) -> None:
+    """An invalid answer (paid) is re-asked and the re-ask fails: the summary and the budget
+    still count the paid answer, whether the item fails or starts over after a 429."""
+    failure = (
+        reply.http_error(500, headers={"x-should-retry": "false"})
+        if then == "server_error"
+        else reply.http_error(429, retry_after=0)
+    )
+    fake_llm.script(reply.json({"wrong": 1}), failure)
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    batch = ex.run_many(["a"], Person, max_cost=1.0)
+    (item,) = list(batch)
+    assert item.ok is (then == "rate_limited")
+    assert ex.usage.requests == (1 if then == "server_error" else 2)
+    assert batch.summary.usage.total_tokens == ex.usage.total_tokens > 0
+    assert batch.summary.cost == pytest.approx(ex.usage.cost)
+    if then == "server_error":
+        assert isinstance(item.error, ProviderError) and item.error.usage is not None
+        assert item.error.usage.requests == 1
+
+
 @pytest.mark.anyio
 async def test_arun_many(ex: Extractor) -> None:
     batch = ex.arun_many([f"row{i}" for i in range(12)], Person, concurrency=4)
@@ -174,6 +209,40 @@ def test_leaving_early_cancels_and_returns(fake_llm: FakeLLM) -> None:
     sent = len(fake_llm.requests)
     assert sent <= 3  # the rest were never started
     batch.close()  # idempotent
+
+
+@pytest.mark.anyio
+async def test_leaving_async_for_early_cancels_while_the_batch_is_still_held(
+    fake_llm: FakeLLM,
+) -> None:
+    fake_llm.latency = 0.2
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    batch = ex.arun_many([f"row{i}" for i in range(100)], Person, concurrency=4)
+    async for item in batch:
+        assert item.ok
+        break
+    await asyncio.sleep(0.6)  # what kept running would have sent ~12 more by now
+    sent = len(fake_llm.requests)
+    # in flight at the break, and those started as they finished, before the close ran
+    assert sent <= 2 * 4
+    await asyncio.sleep(0.4)
+    assert len(fake_llm.requests) == sent
+    assert [item async for item in batch] == []  # closed: nothing more
+    await ex.aclose()
+
+
+@pytest.mark.anyio
+async def test_async_with_closes_the_batch(fake_llm: FakeLLM) -> None:
+    fake_llm.latency = 0.2
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    async with ex.arun_many([f"row{i}" for i in range(100)], Person, concurrency=4) as batch:
+        iterator = aiter(batch)  # held here, so only leaving the block closes it
+        assert (await anext(iterator)).ok
+    await asyncio.sleep(0.3)  # requests written just before the close reach the fake
+    sent = len(fake_llm.requests)
+    await asyncio.sleep(0.4)
+    assert len(fake_llm.requests) == sent <= 2 * 4 and batch.summary.done == 1
+    await ex.aclose()
 
 
 def test_an_exception_in_the_loop_body_does_not_hang(ex: Extractor) -> None:

@@ -39,6 +39,16 @@ def test_usage_of_earlier_attempts_counts_when_a_later_request_fails(fake_llm: F
     assert ex.usage.requests == 1 and ex.usage.total_tokens > 0
 
 
+def test_a_partly_unknown_cost_is_unknown_not_the_known_part(fake_llm: FakeLLM) -> None:
+    ex = make(fake_llm)
+    fake_llm.script(
+        reply.json({"name": "Ada", "age": "x"}),
+        reply.json({"name": "Ada", "age": 3, "city": None}, usage=False),
+    )
+    result = ex.run("Ada", Person)
+    assert result.usage.requests == 2 and result.cost is None and ex.usage.cost is None
+
+
 def test_an_openai_key_is_never_sent_to_openrouter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret-000111")
     ex = Extractor(model="openai/gpt-4o-mini", cache=False)

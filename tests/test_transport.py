@@ -209,6 +209,11 @@ def test_retry_after_ms_and_http_date() -> None:
     assert parse_retry_after({"retry-after": past}) == 0
     assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after({}) is None
+    for endless in ("inf", "nan", "1e400", "-inf"):  # not a wait: backoff decides
+        assert parse_retry_after({"retry-after": endless}) is None
+        assert parse_retry_after({"retry-after-ms": endless}) is None
+    unzoned = email.utils.formatdate(time.time() + 30).rsplit(" ", 1)[0] + " -0000"
+    assert 25 < (parse_retry_after({"retry-after": unzoned}) or 0) <= 30  # GMT, not local
 
 
 def test_backoff_is_full_jitter_and_capped() -> None:

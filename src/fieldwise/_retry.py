@@ -10,8 +10,10 @@ error text sent by the endpoint.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -34,6 +36,7 @@ from .exceptions import (
 )
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "Failure",
     "NetworkFault",
     "RetryPolicy",
@@ -119,6 +122,10 @@ class Failure:
         return self.kind(text)
 
 
+MAX_RETRY_AFTER = 60.0
+"""The longest ``Retry-After`` waited for; a longer one fails the call (and a batch item)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How many retries, and how long to wait before each."""
@@ -126,7 +133,7 @@ class RetryPolicy:
     retries: int = 2
     backoff_base: float = 0.5
     backoff_max: float = 8.0
-    max_retry_after: float = 60.0
+    max_retry_after: float = MAX_RETRY_AFTER
 
     def delay(self, failure: Failure, attempt: int, rng: random.Random) -> float | None:
         """Seconds to wait before retry number ``attempt + 1``; None: raise now.
@@ -156,22 +163,31 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date."""
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
+        seconds = _finite(value)
+        if seconds is not None:
+            return max(0.0, seconds / 1000.0)
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are GMT, never local time
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())
+
+
+def _finite(text: str) -> float | None:
+    """A number of seconds; "inf", "nan" and overflowing values are not one."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _retryable_status(status: int) -> bool:

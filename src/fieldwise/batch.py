@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._retry import MAX_RETRY_AFTER
 from .exceptions import BudgetExceededError, ConfigurationError, FieldwiseError, RateLimitError
 from .loop import LOOKUP_FAILED
 from .ratelimit import RateLimiter
@@ -88,6 +90,12 @@ class BatchSummary:
         }
 
 
+async def _nothing() -> AsyncGenerator[Any, None]:
+    """The iterator of a closed batch."""
+    return
+    yield
+
+
 def _dedupe_key(data: Any) -> Any:
     if isinstance(data, str):
         return data
@@ -130,7 +138,12 @@ class AsyncBatch(Generic[T]):
         from .extractor import call_options
 
         self._call = call_options(options)  # (instructions, examples, seed); typos raise
-        self._iterator: AsyncIterator[BatchItem[T]] | None = None
+        # Held weakly: the ``async for`` that runs it holds it, so leaving that loop early
+        # (break, an exception) frees it, and asyncio's finaliser closes it, which cancels
+        # the calls in flight. A strong reference here would keep them running (and paid
+        # for) while the caller still holds the batch.
+        self._iterator: weakref.ref[AsyncGenerator[BatchItem[T], None]] | None = None
+        self._closed = False
         self._active = 0
         # (index, input, future or None when skipped, shared with an earlier identical input)
         self._pending: deque[tuple[int, Any, asyncio.Future[Result[T]] | None, bool]] = deque()
@@ -146,9 +159,26 @@ class AsyncBatch(Generic[T]):
         self.exhausted = False
 
     def __aiter__(self) -> AsyncIterator[BatchItem[T]]:
-        if self._iterator is None:
-            self._iterator = self._run()
-        return self._iterator
+        iterator = self._iterator() if self._iterator is not None else None
+        if iterator is None:
+            iterator = self._run() if not self._closed else _nothing()
+            self._iterator = weakref.ref(iterator)
+        return iterator
+
+    async def aclose(self) -> None:
+        """Stop now: cancel the calls in flight and flush the cache. Leaving ``async with``
+        does this, and so does leaving ``async for`` early once nothing else holds the
+        loop's iterator; a closed batch yields nothing more."""
+        self._closed = True
+        iterator = self._iterator() if self._iterator is not None else None
+        if iterator is not None:
+            await iterator.aclose()
+
+    async def __aenter__(self) -> AsyncBatch[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def _extract(
         self, data: Input, semaphore: asyncio.Semaphore, call: Call | None
@@ -185,9 +215,15 @@ class AsyncBatch(Generic[T]):
                         data, self._target, instructions, examples, seed, self._limiter
                     )
             except RateLimitError as exc:
-                if round_ == _RATE_LIMIT_ROUNDS:
+                self._spend(exc.usage)
+                wait = exc.retry_after
+                # A wait the transport refused (longer than MAX_RETRY_AFTER) is not taken
+                # here either: the item fails, as ``run`` would.
+                if round_ == _RATE_LIMIT_ROUNDS or (wait is not None and wait > MAX_RETRY_AFTER):
                     raise
-                pause = exc.retry_after if exc.retry_after is not None else 2.0 * (round_ + 1)
+                if exc.usage is not None:  # paid for, though the item starts over
+                    self.summary.usage = self.summary.usage + exc.usage
+                pause = wait if wait is not None else 2.0 * (round_ + 1)
                 log.info("rate limited; all workers pause %.1fs", pause)
                 self._limiter.pause(pause)
                 continue
@@ -294,7 +330,7 @@ class AsyncBatch(Generic[T]):
                 f"(spent {self._spent:.6f} so far)"
             )
 
-    async def _run(self) -> AsyncIterator[BatchItem[T]]:
+    async def _run(self) -> AsyncGenerator[BatchItem[T], None]:
         started = self._started = self._started or time.monotonic()
         semaphore = asyncio.Semaphore(self._concurrency)
         if self._max_cost is not None:
@@ -346,9 +382,11 @@ class AsyncBatch(Generic[T]):
                     self._on_progress(self.summary)
                 yield item
         finally:
+            self._closed = True
             for _, _, future, _ in pending:
                 if future is not None:
                     future.cancel()
+            pending.clear()
             cache = self._extractor._cache
             if cache is not None:  # the loop may stop before its queued commit runs
                 cache.flush()

@@ -60,7 +60,13 @@ def redact(text: str) -> str:
 
 
 class FieldwiseError(Exception):
-    """Base class of every fieldwise error."""
+    """Base class of every fieldwise error.
+
+    ``usage``: what the answered requests behind this error cost, when any were answered
+    (an invalid answer re-asked, then a network error, still paid for the first).
+    """
+
+    usage: Usage | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))

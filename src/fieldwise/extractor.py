@@ -19,9 +19,7 @@ from .cache import CacheMode, ResultCache, request_key
 from .chunking import Chunk, combine_results, split_document
 from .consistency import sample_plan, vote
 from .document import Document
-from .exceptions import (
-    ConfigurationError,
-)
+from .exceptions import ConfigurationError, FieldwiseError
 from .loop import (
     LOOKUP_FAILED,
     Call,
@@ -347,7 +345,12 @@ class Extractor:
             while True:
                 if self._limiter is not None:
                     self._limiter.wait_sync()
-                body = flow.send(transport.chat(self._wire(body)))
+                try:
+                    response = transport.chat(self._wire(body))
+                except FieldwiseError as exc:
+                    flow.throw(exc)  # notes what was paid on the error, and raises it
+                    raise
+                body = flow.send(response)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:
@@ -411,7 +414,12 @@ class Extractor:
             while True:
                 if limiter is not None:
                     await limiter.wait()
-                body = flow.send(await transport.achat(self._wire(body)))
+                try:
+                    response = await transport.achat(self._wire(body))
+                except FieldwiseError as exc:
+                    flow.throw(exc)  # notes what was paid on the error, and raises it
+                    raise
+                body = flow.send(response)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         finally:

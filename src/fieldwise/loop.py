@@ -13,7 +13,7 @@ from typing import Any
 
 from .answers import answer_text, decode_answer, summarise_errors, tool_call_id
 from .cache import CachedAnswer, CacheMode, ResultCache
-from .exceptions import Attempt, ExtractionError
+from .exceptions import Attempt, ExtractionError, FieldwiseError
 from .grounding import check_grounding, grounding_reask
 from .pricing import PriceBook
 from .prompt import Mode, reask_messages, reask_text
@@ -100,7 +100,12 @@ def extraction_flow(
     failed: list[Attempt] = []
     try:
         for attempt in range(1, settings.max_retries + 2):
-            response = yield body
+            try:
+                response = yield body
+            except FieldwiseError as exc:  # the caller's request failed (API, network)
+                if usage.requests and exc.usage is None:
+                    exc.usage = usage  # earlier answers of this call were paid for
+                raise
             step = Usage.from_response(response.usage)
             step.cost = settings.prices.cost(settings.model, response.usage)
             usage = usage + step

@@ -21,7 +21,11 @@ class Usage:
     cost: float | None = None
 
     def __add__(self, other: Usage) -> Usage:
-        if self.cost is None and other.cost is None:
+        # An unknown cost is never counted as zero: if either side made requests whose
+        # cost is unknown, so is the sum's. (An empty Usage adds nothing either way.)
+        if self._cost_unknown() or other._cost_unknown():
+            cost = None
+        elif self.cost is None and other.cost is None:
             cost = None
         else:
             cost = (self.cost or 0.0) + (other.cost or 0.0)
@@ -34,6 +38,9 @@ class Usage:
             requests=self.requests + other.requests,
             cost=cost,
         )
+
+    def _cost_unknown(self) -> bool:
+        return self.cost is None and self.requests > 0
 
     @classmethod
     def from_response(cls, usage: dict[str, Any] | None) -> Usage:

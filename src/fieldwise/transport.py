@@ -26,6 +26,7 @@ import httpx
 from ._answer_size import AnswerBuffer, AnswerTooLarge
 from ._pool import Shards, httpx_fault, shared_ssl_context
 from ._retry import (
+    MAX_RETRY_AFTER,
     Failure,
     RetryPolicy,
     failure_from_exception,
@@ -69,7 +70,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
-        max_retry_after: float = 60.0,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigurationError(
