@@ -23,11 +23,10 @@ class Usage:
     def __add__(self, other: Usage) -> Usage:
         # An unknown cost is never counted as zero: if either side made requests whose
         # cost is unknown, so is the sum's. (An empty Usage adds nothing either way.)
-        if self._cost_unknown() or other._cost_unknown():
-            cost = None
-        elif self.cost is None and other.cost is None:
-            cost = None
-        else:
+        cost: float | None = None
+        if not (self._cost_unknown() or other._cost_unknown()) and (
+            self.cost is not None or other.cost is not None
+        ):
             cost = (self.cost or 0.0) + (other.cost or 0.0)
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
