@@ -32,6 +32,10 @@ class Lead(BaseModel):
     tags: list[str] = []
 
 
+class Company(BaseModel):
+    company: str | None = None
+
+
 def answer(text: str) -> Any:
     if "BOOM" in text:
         return ProviderError("upstream failed", status_code=502)
@@ -313,3 +317,98 @@ def test_extra_fields_under_new_columns_are_refused(stub: Any, tmp_path: Path) -
     trailing = write(tmp_path / "u.csv", "notes,company\na,,\n")  # an empty extra: fine
     fill(trailing, target=Lead, sources=["notes"], extractor=stub(answer))
     assert rows(tmp_path / "u.filled.csv")[1][:3] == ["a", "A", "1"]
+
+
+def test_apostrophes_in_double_quoted_text_do_not_change_the_quote(
+    stub: Any, tmp_path: Path
+) -> None:
+    # csv.Sniffer reads 'urgent', 'vip' as quoting and guesses quotechar="'"
+    text = "id,notes\n1,\"Tags: 'urgent', 'vip', 'new', 'hot'\"\n2,\"Smith, John works at Acme\"\n"
+    source = write(tmp_path / "t.csv", text)
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["Tags: 'urgent', 'vip', 'new', 'hot'", "Smith, John works at Acme"]
+    new = rows(tmp_path / "t.filled.csv")
+    assert new[1][:3] == ["1", "Tags: 'urgent', 'vip', 'new', 'hot'", "TAGS:"]
+    assert new[2][:3] == ["2", "Smith, John works at Acme", "SMITH"]
+
+
+def test_in_place_fill_with_apostrophes_keeps_the_file_intact(stub: Any, tmp_path: Path) -> None:
+    text = (
+        "notes,company,address.city,tags\n"
+        "\"a, 'b', 'c'\",,,\n"
+        '"Acme Ltd, London",,,\n'
+        '"Globex",,,\n'
+    )
+    source = write(tmp_path / "t.csv", text)
+    extractor = stub(lambda t: {"company": f"{t.split(',')[0]}, Inc", "tags": ["x", "y"]})
+    fill(source, target=Lead, sources=["notes"], extractor=extractor, in_place=True)
+    assert extractor.seen == ["a, 'b', 'c'", "Acme Ltd, London", "Globex"]
+    lines = source.read_text().splitlines()
+    assert lines[1].startswith('"a, \'b\', \'c\'","a, Inc",,"[""x"",""y""]"')
+    assert [r[:4] for r in rows(source)[1:]] == [
+        ["a, 'b', 'c'", "a, Inc", "", '["x","y"]'],
+        ["Acme Ltd, London", "Acme Ltd, Inc", "", '["x","y"]'],
+        ["Globex", "Globex, Inc", "", '["x","y"]'],
+    ]
+
+
+def test_a_multi_line_field_is_not_cut_by_apostrophe_quoting(stub: Any, tmp_path: Path) -> None:
+    # Read with ' as the quote, the record splits into two rows as wide as the header
+    text = 'id,notes\r\n1,"line1\r\nline2, Smith"\r\n2,it\'s fine\r\n'
+    source = write(tmp_path / "t.csv", text)
+    extractor = stub(lambda t: {"company": "X"})
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["line1\r\nline2, Smith", "it's fine"]
+    assert (tmp_path / "t.filled.csv").read_bytes() == (
+        b'id,notes,company\r\n1,"line1\r\nline2, Smith",X\r\n2,it\'s fine,X\r\n'
+    )
+
+
+def test_a_file_quoted_with_apostrophes_is_read_as_such(stub: Any, tmp_path: Path) -> None:
+    source = write(tmp_path / "t.csv", "id,notes,company\n1,'Smith, John',\n2,'Acme, Inc',\n")
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["Smith, John", "Acme, Inc"]
+    assert (
+        (tmp_path / "t.filled.csv")
+        .read_text()
+        .splitlines()[1]
+        .startswith("1,'Smith, John',SMITH,11,")
+    )
+
+
+def test_spaces_after_separators_are_kept(stub: Any, tmp_path: Path) -> None:
+    # A space after every separator makes csv.Sniffer say skipinitialspace; a row it has
+    # to re-serialise (the stray quote) then lost the spaces of its other cells.
+    text = 'notes, company, other\nhe said 5" pipe,, keep\n'
+    source = write(tmp_path / "t.csv", text)
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ['he said 5" pipe']
+    lines = (tmp_path / "t.filled.csv").read_text().splitlines()
+    assert lines[0].startswith("notes, company, other,size")
+    assert lines[1].startswith('he said 5" pipe,HE, keep,15,')
+
+
+def test_spaced_quoted_fields_are_read_and_kept(stub: Any, tmp_path: Path) -> None:
+    text = 'id, notes, company\n1, "Smith, John", \n2, "Acme, Inc",\n'
+    source = write(tmp_path / "t.csv", text)
+    extractor = stub(answer)
+    fill(source, target=Lead, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["Smith, John", "Acme, Inc"]
+    lines = (tmp_path / "t.filled.csv").read_text().splitlines()
+    assert lines[1].startswith('1, "Smith, John",SMITH,')
+    assert lines[2].startswith('2, "Acme, Inc",ACME,')
+
+
+@pytest.mark.parametrize("codec", ["utf-16-be", "utf-16-le"])
+def test_utf16_keeps_its_byte_order(stub: Any, tmp_path: Path, codec: str) -> None:
+    text = "\ufeffnotes,company\r\nalpha,KEEP\r\nbeta,\r\n"
+    source = tmp_path / "t.csv"
+    source.write_bytes(text.encode(codec))
+    extractor = stub(answer)
+    fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["beta"]  # the BOM is not part of the first column's name
+    expected = "\ufeffnotes,company\r\nalpha,KEEP\r\nbeta,BETA\r\n"
+    assert (tmp_path / "t.filled.csv").read_bytes() == expected.encode(codec)

@@ -147,3 +147,18 @@ def test_nested_tables_and_malformed_markup() -> None:
     html = "<table><tr><td>a<table><tr><td>x</td><td>y</td></tr></table></td><td>b"
     doc = load_html(html.encode(), "soup.html")
     assert doc.text == "a / x | y | b"
+
+
+def test_tables_follow_the_visibility_rules() -> None:
+    html = (
+        "<table>"
+        "<caption>Orders<script>SECRET_SCRIPT()</script><style>.x{SECRET_STYLE}</style>"
+        "</caption>"
+        "<thead hidden><tr><th>HIDDEN_HEAD</th></tr></thead>"
+        "<tbody><tr><td>Tea</td><td>1</td></tr><tr hidden><td>HIDDEN_ROW</td></tr></tbody>"
+        "<tbody hidden><tr><td>HIDDEN_BODY</td></tr></tbody>"
+        "</table>"
+        "<table><caption hidden>HIDDEN_CAPTION</caption><tr><td>Cups</td></tr></table>"
+    )
+    doc = load_html(html.encode(), "orders.html")
+    assert doc.text == "Orders\nTea | 1\n\nCups"

@@ -41,7 +41,15 @@ from fieldwise.tables import (
     warner,
 )
 
-from ._format import SAMPLE_CHARS, Format, Records, RowWriter, candidate_encodings, detect_format
+from ._format import (
+    SAMPLE_CHARS,
+    Format,
+    Records,
+    RowWriter,
+    candidate_encodings,
+    detect_format,
+    open_text,
+)
 from ._format import split_ending as _split
 
 _FORMULA_START = ("=", "@", "\t", "\r")
@@ -119,7 +127,7 @@ class _Planner(RowPlanner):
 
 
 def _open(path: Path, fmt: Format) -> io.TextIOWrapper:
-    return open(path, encoding=fmt.encoding, newline="")
+    return open_text(path, fmt.encoding)
 
 
 def _check_pass(
@@ -129,7 +137,7 @@ def _check_pass(
     last_error: UnicodeDecodeError | None = None
     for encoding in candidate_encodings(path):
         try:
-            with open(path, encoding=encoding, newline="") as stream:
+            with open_text(path, encoding) as stream:
                 sample = stream.read(SAMPLE_CHARS)
             if not sample.strip():
                 raise TableError(f"{path}: the file is empty; a CSV needs a header row.")
@@ -288,7 +296,7 @@ def fill(
             try:
                 records = iter(Records(stream, fmt))
                 _header, raw = next(records)
-                sink.write(out.header(raw))
+                sink.write(fmt.bom + out.header(raw))
                 # The results carry their record numbers: a row is changed exactly when the
                 # next result is for it (no second planning of every row here).
                 upcoming = next(results, None)

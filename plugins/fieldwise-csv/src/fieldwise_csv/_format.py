@@ -9,8 +9,11 @@ written back byte for byte.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import functools
 import io
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,15 @@ from typing import Any
 #: ends the list: a file is never refused for its encoding, and its bytes round-trip.
 FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
 DELIMITERS = ",;\t|"
+#: (quote character, skipinitialspace) pairs, in order of preference: the first one that
+#: puts the most of the sample's lines in rows as wide as the header wins (``_quoting``),
+#: so ``"`` without skipping is kept unless another reading really fits the file better.
+QUOTINGS = (('"', False), ('"', True), ("'", False), ("'", True))
 SAMPLE_CHARS = 64 * 1024
+#: Codecs with an explicit byte order, for writing: the plain "utf-16" codec reads either
+#: order but writes the machine's, which changed every byte of a big-endian file. They
+#: write no BOM, so ``Format.bom`` puts it back; ``open_text`` reads with "utf-16".
+EXPLICIT_BOM = frozenset({"utf-16-le", "utf-16-be"})
 
 
 def bom_encoding(path: Path) -> str | None:
@@ -29,9 +40,17 @@ def bom_encoding(path: Path) -> str | None:
         head = stream.read(4)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+    if head.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le"
+    if head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be"
     return None
+
+
+def open_text(path: Path, encoding: str) -> io.TextIOWrapper:
+    """``path`` opened for reading in ``encoding``, past its BOM (the "utf-16" decoder
+    reads the BOM's byte order and drops it)."""
+    return open(path, encoding="utf-16" if encoding in EXPLICIT_BOM else encoding, newline="")
 
 
 def candidate_encodings(path: Path) -> Sequence[str]:
@@ -49,6 +68,11 @@ class Format:
     skipinitialspace: bool
     quote_all: bool
     lineterminator: str
+
+    @property
+    def bom(self) -> str:
+        """What to write before the header: the BOM, where the codec does not write it."""
+        return "\ufeff" if self.encoding in EXPLICIT_BOM else ""
 
     def reader_options(self) -> dict[str, Any]:
         return {
@@ -80,9 +104,46 @@ def split_ending(raw: str) -> tuple[str, str]:
     return (raw[: len(raw) - len(ending)] if ending else raw), ending
 
 
-def _parse_header(sample: str, delimiter: str, quotechar: str) -> list[str]:
-    reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, quotechar=quotechar)
-    return next(reader, [])
+def _reader(sample: str, delimiter: str, quotechar: str, skip: bool) -> Any:
+    """``csv.reader`` over ``sample`` (its ``line_num`` counts the lines read so far)."""
+    fmt = Format("", delimiter, quotechar, skip, False, "\n")
+    return csv.reader(io.StringIO(sample, newline=""), **fmt.reader_options())
+
+
+def _parse_header(sample: str, delimiter: str, quotechar: str, skip: bool) -> list[str]:
+    header: list[str] = next(_reader(sample, delimiter, quotechar, skip), [])
+    return header
+
+
+def _agreement(sample: str, delimiter: str, quotechar: str, skip: bool) -> int:
+    """How many of the sample's lines lie in records as wide as its header.
+
+    Lines, not records: a wrong quote character that cuts a multi-line record into narrow
+    pieces, or swallows many lines into one record, loses lines either way.
+    """
+    records = _reader(sample, delimiter, quotechar, skip)
+    agreeing = 0
+    try:
+        width = len(next(records, []))
+        read = records.line_num
+        for fields in records:
+            if len(fields) == width:
+                agreeing += records.line_num - read
+            read = records.line_num
+    except csv.Error:  # e.g. a field over the size limit: judge on what was read
+        pass
+    return agreeing
+
+
+def _quoting(sample: str, delimiter: str) -> tuple[str, bool]:
+    """The quote character and skipinitialspace that fit the sample best (``QUOTINGS``).
+
+    Not the sniffer's: it takes ``'b', 'c'`` inside a ``"``-quoted field for quoting and
+    skipped spaces, which then splits valid rows at the commas inside their quotes; and a
+    skipinitialspace the file does not need drops the leading spaces of cells.
+    """
+    scores = {choice: _agreement(sample, delimiter, *choice) for choice in QUOTINGS}
+    return max(QUOTINGS, key=scores.__getitem__)  # max keeps the first of equals
 
 
 def detect_format(
@@ -90,31 +151,28 @@ def detect_format(
 ) -> tuple[Format, list[str]]:
     """The dialect of ``sample`` (the file's first characters) and its header.
 
-    ``csv.Sniffer`` guesses from the sample; its guess is checked against the header: a
-    separator under which every ``wanted`` (``--from``) column exists wins over one under
-    which it does not, because the sniffer is easily fooled by punctuation in the data.
+    ``csv.Sniffer`` guesses the separator from the sample; its guess is checked against the
+    header: a separator under which every ``wanted`` (``--from``) column exists wins over
+    one under which it does not, because the sniffer is easily fooled by punctuation in
+    the data. For the same reason the quote character and skipinitialspace are not the
+    sniffer's but those under which the records agree with the header (``_quoting``).
     """
     cut = max(sample.rfind("\n"), sample.rfind("\r"))
     trimmed = sample[: cut + 1] if cut > 0 else sample
     default = "\t" if suffix.lower() == ".tsv" else ","
-    quotechar, skip = '"', False
     candidates: list[str] = []
-    try:
-        sniffed = csv.Sniffer().sniff(trimmed, delimiters=DELIMITERS)
-        candidates.append(sniffed.delimiter)
-        quotechar = sniffed.quotechar or '"'
-        skip = bool(sniffed.skipinitialspace)
-    except csv.Error:
-        pass
+    with contextlib.suppress(csv.Error):
+        candidates.append(csv.Sniffer().sniff(trimmed, delimiters=DELIMITERS).delimiter)
     candidates += [default, *DELIMITERS]
-    delimiter = candidates[0]
-    for candidate in candidates:
-        header = _parse_header(trimmed, candidate, quotechar)
-        names = {name.strip() for name in header}
-        if wanted and all(name.strip() in names for name in wanted):
-            delimiter = candidate
+    delimiter, quoting = candidates[0], None
+    for candidate in dict.fromkeys(candidates) if wanted else ():
+        fits = _quoting(trimmed, candidate)
+        names = {name.strip() for name in _parse_header(trimmed, candidate, *fits)}
+        if all(name.strip() in names for name in wanted):
+            delimiter, quoting = candidate, fits
             break
-    header = _parse_header(trimmed, delimiter, quotechar)
+    quotechar, skip = quoting or _quoting(trimmed, delimiter)
+    header = _parse_header(trimmed, delimiter, quotechar, skip)
     first_line = next(iter(io.StringIO(trimmed, newline="")), "")
     body, ending = split_ending(first_line)
     quoted = f"{quotechar}{delimiter}{quotechar}"
@@ -153,28 +211,38 @@ class Records:
             yield fields, raw
 
 
-def split_raw(body: str, fmt: Format) -> list[str]:
-    """A record's fields as they are written in the file (quotes and all).
+@functools.cache
+def _raw_field(delimiter: str, quotechar: str, skipinitialspace: bool) -> re.Pattern[str]:
+    """One field as ``csv.reader`` (``strict=False``, doubled quotes) delimits it.
 
-    Splits on the separator, then glues back pieces while a quote is open. A stray quote
-    inside an unquoted field defeats this; the caller notices (the count differs from the
-    parsed fields) and re-serialises the row instead.
+    A field that starts with the quote (after spaces, with skipinitialspace) runs to the
+    closing quote, then on to the separator; any other field runs to the separator, quotes
+    and all.
     """
-    pieces = body.split(fmt.delimiter)
+    d, q = re.escape(delimiter), re.escape(quotechar)
+    spaces = " *" if skipinitialspace else ""
+    return re.compile(f"{spaces}{q}[^{q}]*(?:{q}{q}[^{q}]*)*(?:{q}[^{d}]*)?|[^{d}]*")
+
+
+def split_raw(body: str, fmt: Format) -> list[str]:
+    """A record's fields as they are written in the file (quotes, spaces and all).
+
+    Each field ends where ``csv.reader`` ends it, so a stray quote inside an unquoted field
+    or a space before a quoted one does not shift the cells. The caller still compares the
+    count with the parsed fields and re-serialises the row if they differ.
+    """
     if fmt.quotechar not in body:  # nothing quoted: the pieces are the fields
-        return pieces
+        return body.split(fmt.delimiter)
+    field = _raw_field(fmt.delimiter, fmt.quotechar, fmt.skipinitialspace)
     fields: list[str] = []
-    open_piece: str | None = None
-    for piece in pieces:
-        current = piece if open_piece is None else open_piece + fmt.delimiter + piece
-        if current.count(fmt.quotechar) % 2:
-            open_piece = current
-        else:
-            fields.append(current)
-            open_piece = None
-    if open_piece is not None:
-        fields.append(open_piece)
-    return fields
+    start = 0
+    while True:
+        found = field.match(body, start)
+        end = found.end() if found else len(body)  # it always matches (maybe empty)
+        fields.append(body[start:end])
+        if end >= len(body):
+            return fields
+        start = end + 1
 
 
 class RowWriter:
@@ -205,7 +273,12 @@ class RowWriter:
             return self._fmt.quotechar * 2 if self._fmt.quote_all else ""
         if not self._fmt.quote_all and value[0] != " " and self._specials.isdisjoint(value):
             return value
-        return self.text([value], "")
+        text = self.text([value], "")
+        if self._fmt.skipinitialspace and text[0] == " ":
+            # csv.writer leaves it bare, but a reader skipping initial spaces would lose them
+            quote = self._fmt.quotechar
+            return quote + value.replace(quote, quote * 2) + quote
+        return text
 
     def splice(self, raw: str, fields: Sequence[str], width: int, updates: dict[int, str]) -> str:
         """``raw`` with the cells at ``updates``' positions replaced (the row padded to

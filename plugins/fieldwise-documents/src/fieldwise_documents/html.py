@@ -100,25 +100,38 @@ class _Writer:
         return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
+def _shown(node: LexborNode) -> bool:
+    """Whether ``node`` can reach the reader: not a script, style or other non-text element,
+    nor ``hidden``. One rule for the whole walk, tables included."""
+    return (node.tag or "") not in _SKIP and "hidden" not in node.attrs
+
+
+def _shown_children(node: LexborNode, *tags: str) -> list[LexborNode]:
+    return [child for child in _children(node) if child.tag in tags and _shown(child)]
+
+
+def _inline(node: LexborNode, depth: int) -> str:
+    """``node``'s visible text on one line (its own lines joined with `` / ``)."""
+    return " / ".join(line for line in _render(node, depth).splitlines() if line.strip())
+
+
 def _table_lines(table: LexborNode, depth: int) -> list[str]:
-    """``a | b | c`` per row; empty cells kept so columns stay aligned."""
-    rows: list[LexborNode] = []
-    lines: list[str] = []
-    for child in _children(table):
-        if child.tag == "caption":
-            caption = _SPACE.sub(" ", child.text()).strip()
-            if caption:
-                lines.append(caption)
-        elif child.tag == "tr":
-            rows.append(child)
-        elif child.tag in ("thead", "tbody", "tfoot"):
-            rows.extend(row for row in _children(child) if row.tag == "tr")
+    """``a | b | c`` per row; empty cells kept so columns stay aligned.
+
+    Captions, row groups and rows go through the same visibility rules as the rest of the
+    page, and captions and cells through ``_render``: a hidden row or a script inside a
+    caption is no more text a reader sees here than anywhere else.
+    """
+    lines = [
+        caption
+        for caption in (_inline(node, depth + 1) for node in _shown_children(table, "caption"))
+        if caption
+    ]
+    rows = _shown_children(table, "tr")
+    for group in _shown_children(table, "thead", "tbody", "tfoot"):
+        rows.extend(_shown_children(group, "tr"))
     for row in rows:
-        cells = [
-            " / ".join(line for line in _render(cell, depth + 1).splitlines() if line.strip())
-            for cell in _children(row)
-            if cell.tag in ("td", "th")
-        ]
+        cells = [_inline(cell, depth + 1) for cell in _children(row) if cell.tag in ("td", "th")]
         if any(cells):
             lines.append(" | ".join(cells))
     return lines
@@ -149,7 +162,7 @@ def _render(root: LexborNode, depth: int = 0) -> str:
             continue
         if tag.startswith("-") and tag != "-document":  # comments, doctype
             continue
-        if tag in _SKIP or "hidden" in node.attrs:
+        if not _shown(node):
             continue
         if tag == "br":
             out.breaks = min(out.breaks + 1, 2)
