@@ -22,7 +22,7 @@ def test_a_cell_is_written_as_csv_writer_writes_it(
     fmt = Format("utf-8", delimiter, '"', False, quote_all, "\n")
     out = io.StringIO()
     csv.writer(out, **fmt.writer_options()).writerow([value])
-    assert RowWriter(fmt).cell(value) == out.getvalue()[:-1]
+    assert RowWriter(fmt).cell(value) == out.getvalue()[:-2]
 
 
 def _read(text: str, fmt: Format) -> list[list[str]]:
@@ -49,11 +49,17 @@ def test_raw_fields_are_the_fields_csv_reader_reads(
 
 
 @given(
-    value=st.text(alphabet=' ab,;"\n\t|é=', min_size=1, max_size=8),
+    value=st.text(alphabet=' ab,;"\r\n\t|é=', min_size=1, max_size=8),
     delimiter=st.sampled_from([",", ";", "\t", "|"]),
     skip=st.booleans(),
 )
 def test_a_cell_reads_back_as_its_value(value: str, delimiter: str, skip: bool) -> None:
-    """Leading spaces too, in a file whose reader skips the spaces after a separator."""
+    """Leading spaces too, in a file whose reader skips the spaces after a separator, and a
+    lone carriage return (which csv.writer before 3.12 left unquoted with a "\\n" ending)."""
     fmt = Format("utf-8", delimiter, '"', skip, False, "\n")
     assert _read("x" + delimiter + RowWriter(fmt).cell(value), fmt) == [["x", value]]
+
+
+def test_a_lone_carriage_return_is_quoted() -> None:
+    fmt = Format("utf-8", ",", '"', False, False, "\n")
+    assert RowWriter(fmt).cell("a\rb") == '"a\rb"'

@@ -87,7 +87,9 @@ class Format:
 
     def writer_options(self) -> dict[str, Any]:
         quoting = csv.QUOTE_ALL if self.quote_all else csv.QUOTE_MINIMAL
-        return {**self.reader_options(), "quoting": quoting, "lineterminator": "\n"}
+        # "\r\n": csv.writer (before 3.12) quotes only the line terminator's characters,
+        # so with "\n" a value holding a lone "\r" was written bare and split on reading.
+        return {**self.reader_options(), "quoting": quoting, "lineterminator": "\r\n"}
 
 
 def _line_ending(raw: str) -> str:
@@ -262,7 +264,7 @@ class RowWriter:
         self._buffer.seek(0)
         self._buffer.truncate()
         self._writer.writerow(fields)
-        return self._buffer.getvalue()[:-1] + ending
+        return self._buffer.getvalue()[:-2] + ending
 
     def fields_text(self, fields: Sequence[str]) -> str:
         """Fields joined as they would appear inside a line (no ending)."""
