@@ -140,6 +140,12 @@ def test_truncated_output(ex: Extractor, fake_llm: FakeLLM) -> None:
         ex.run("Ada 36", Person)
 
 
+def test_a_streamed_refusal_is_a_refusal(ex: Extractor, fake_llm: FakeLLM) -> None:
+    fake_llm.script(reply.refusal("I won't."))
+    with pytest.raises(RefusalError, match="I won't"):
+        list(ex.stream("Ada", Person))
+
+
 def test_refusal(ex: Extractor, fake_llm: FakeLLM) -> None:
     fake_llm.script(reply.refusal("I can't help with that."))
     with pytest.raises(RefusalError, match="can't help"):

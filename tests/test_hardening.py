@@ -92,6 +92,15 @@ def test_malformed_usage_and_list_content_do_not_escape_untyped(fake_llm: FakeLL
     assert result.usage.prompt_tokens == 0 and result.cost is None
 
 
+def test_a_lone_surrogate_in_the_answer_is_re_asked(fake_llm: FakeLLM) -> None:
+    """Half an emoji (``\\ud83d``) parses as JSON but is not text: invalid output, re-asked
+    with a message saying so, not a raw pydantic error."""
+    fake_llm.script(reply.text('{"name": "Zo\\ud83d", "age": 3, "city": null}'))
+    result = make(fake_llm).run("Zoe, 3", Person)
+    assert result.value.name == "example" and result.attempts == 2
+    assert "surrogate" in fake_llm.requests[1].body["messages"][-1]["content"]
+
+
 @pytest.mark.parametrize("bad", [b"bytes", None, 42, [{"type": "video"}]])
 def test_inputs_that_cannot_be_sent_are_typed_errors(fake_llm: FakeLLM, bad: Any) -> None:
     with pytest.raises(UnsupportedInputError):

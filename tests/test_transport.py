@@ -584,6 +584,40 @@ def test_a_plain_answer_cut_short_is_retried(
     assert len(fake_llm.requests) == 2
 
 
+def test_stream_deltas_whose_content_is_a_list_of_parts_are_text(side: Side) -> None:
+    """Some servers send ``delta.content`` as text parts, as they do ``message.content``."""
+    import socket
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+
+    payload = (
+        event({"content": [{"type": "text", "text": '{"name": '}]})
+        + event({"content": [{"type": "text", "text": '"Ada"}'}]}, "stop")
+        + b"data: [DONE]\n\n"
+    )
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+        )
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+        with Transport(url, KEY, network_retries=0) as transport:
+            chunks = side.stream(transport, BODY)
+    finally:
+        server.close()
+    assert assemble(chunks)[0] == '{"name": "Ada"}'
+
+
 def test_connections_are_kept_alive(fake_llm: FakeLLM, transport: Transport) -> None:
     for _ in range(3):
         assert assemble(list(transport.stream(BODY)))[0]  # read to the end after [DONE]

@@ -28,6 +28,7 @@ __all__ = [
     "LineSplitter",
     "SSEDecoder",
     "first_call_arguments",
+    "message_text",
     "parse_chunk",
 ]
 
@@ -116,6 +117,17 @@ class ChatChunk:
     id: str | None = None
 
 
+def message_text(value: Any) -> str | None:
+    """Message text as a string: some servers send content as a list of text parts."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in value
+        )
+    return str(value)
+
+
 def first_call_arguments(calls: Any) -> str | None:
     if isinstance(calls, list):
         for call in calls:
@@ -155,9 +167,9 @@ def parse_chunk(data: str, *, url: str, model: str | None) -> ChatChunk | Failur
                 error, url=url, model=model, provider=provider, payload=payload
             )
         delta = choice.get("delta") or {}
-        chunk.content = delta.get("content")
-        chunk.reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-        chunk.refusal = delta.get("refusal")
+        chunk.content = message_text(delta.get("content"))
+        chunk.reasoning = message_text(delta.get("reasoning") or delta.get("reasoning_content"))
+        chunk.refusal = message_text(delta.get("refusal"))
         chunk.tool_arguments = first_call_arguments(delta.get("tool_calls"))
     return chunk
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from .exceptions import EmptyOutputError, RefusalError, TruncatedOutputError
@@ -68,6 +69,12 @@ def decode_answer(compiled: CompiledSchema[Any], text: str) -> tuple[Any, list[s
         return compiled.decode_python(obj), repairs, []
     except ValidationError as exc:
         return None, repairs, list(exc.errors(include_url=False, include_context=False))
+    except pydantic_core.PydanticSerializationError:  # a lone surrogate: not text at all
+        message = (
+            "the JSON holds a lone UTF-16 surrogate escape (such as \\ud83d, half of an "
+            "emoji), which is not a character; write each character whole"
+        )
+        return None, repairs, [{"type": "json_invalid", "loc": (), "msg": message}]
 
 
 def tool_call_id(response: ChatResponse) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._retry import Failure, failure_from_body_error, failure_from_shape, failure_in_payload
-from ._sse import first_call_arguments
+from ._sse import first_call_arguments, message_text
 
 __all__ = ["ChatResponse", "encode_body", "parse_json", "parse_response"]
 
@@ -87,10 +87,10 @@ def parse_response(payload: Any, *, url: str, model: str | None) -> ChatResponse
         arguments = message["function_call"].get("arguments")
     usage = payload.get("usage")
     return ChatResponse(
-        content=_text(message.get("content")),
-        reasoning=_text(message.get("reasoning") or message.get("reasoning_content")),
-        refusal=_text(message.get("refusal")),
-        tool_arguments=_text(arguments),
+        content=message_text(message.get("content")),
+        reasoning=message_text(message.get("reasoning") or message.get("reasoning_content")),
+        refusal=message_text(message.get("refusal")),
+        tool_arguments=message_text(arguments),
         finish_reason=finish,
         usage=usage if isinstance(usage, dict) else None,
         model=payload.get("model"),
@@ -98,17 +98,6 @@ def parse_response(payload: Any, *, url: str, model: str | None) -> ChatResponse
         id=payload.get("id"),
         raw=payload,
     )
-
-
-def _text(value: Any) -> str | None:
-    """Message text as a string: some servers send content as a list of text parts."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(
-            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in value
-        )
-    return str(value)
 
 
 def parse_json(content: bytes, url: str) -> Any:

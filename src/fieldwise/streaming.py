@@ -79,6 +79,7 @@ class StreamAssembler:
         self._tools = tools
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        self._refusal: list[str] = []
         self._last: Any = None
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -95,6 +96,8 @@ class StreamAssembler:
         piece = chunk.tool_arguments if self._tools else chunk.content
         if chunk.reasoning:
             self._reasoning.append(chunk.reasoning)
+        if chunk.refusal:
+            self._refusal.append(chunk.refusal)
         if chunk.finish_reason:
             self.finish_reason = chunk.finish_reason
         if chunk.usage:
@@ -125,7 +128,7 @@ class StreamAssembler:
         return ChatResponse(
             content=None if self._tools else text,
             reasoning="".join(self._reasoning) or None,
-            refusal=None,
+            refusal="".join(self._refusal) or None,
             tool_arguments=text if self._tools else None,
             finish_reason=self.finish_reason,
             usage=self.usage,
