@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from fieldwise import Document, Extractor
+from fieldwise import ConfigurationError, Document, Extractor
 from fieldwise.testing import FakeLLM, reply
 
 
@@ -134,3 +134,16 @@ async def test_a_blank_long_document_is_one_call_not_a_crash(fake_llm: FakeLLM) 
     assert ex.run(doc, Place).value == Place(name=None, city=None)
     assert (await ex.arun(doc, Place)).value == Place(name=None, city=None)
     assert len(fake_llm.requests) == 2
+
+
+def test_stream_refuses_what_run_would_split_or_sample(fake_llm: FakeLLM) -> None:
+    long = Extractor(base_url=fake_llm.base_url, max_chars=400, cache=False)
+    with pytest.raises(ConfigurationError, match="max_chars=400"):
+        long.stream(make_document(), Minutes)
+    with pytest.raises(ConfigurationError, match="max_chars=400"):
+        long.astream(make_document(), Minutes)
+    sampled = Extractor(base_url=fake_llm.base_url, samples=3, cache=False)
+    with pytest.raises(ConfigurationError, match="samples=3"):
+        sampled.stream("Ada", Minutes)
+    assert fake_llm.requests == []
+    assert list(long.stream("short text", Minutes))  # one call: streamed as before

@@ -457,11 +457,28 @@ class Extractor:
         Partials are instances of a copy of the target whose fields are all optional;
         the last item is a real, validated ``target`` instance.
         """
+        self._check_streamable(data)
         return stream_values(self, self._prepare(data, target, *call_options(options)))
 
     def astream(self, data: Input, target: type[T], **options: Any) -> AsyncIterator[Any]:
         """``stream`` for async code."""
+        self._check_streamable(data)
         return astream_values(self, self._prepare(data, target, *call_options(options)))
+
+    def _check_streamable(self, data: Input) -> None:
+        """A stream is one call: refuse what ``run`` would make several of, rather than
+        send a long document whole or drop the samples silently."""
+        if self.samples > 1:
+            raise ConfigurationError(
+                f"stream() makes one call, and samples={self.samples} needs a vote over "
+                "several: use run() (or an Extractor without samples=) to stream."
+            )
+        if self._chunks(data) is not None:
+            raise ConfigurationError(
+                f"this document is longer than max_chars={self.max_chars}, so it is "
+                "extracted in chunks, which stream() cannot do in one call: use run(), or "
+                "raise max_chars= if the model's context holds it."
+            )
 
     def request_body(
         self, data: Input, target: Any, *, instructions: str | None = None
