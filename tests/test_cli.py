@@ -51,6 +51,24 @@ def test_extract_prints_validated_json(
     assert fake_llm.requests[0].body["messages"][-1]["content"] == "Ada is 36."
 
 
+def test_max_tokens_is_sent_and_checked(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The truncation error says to raise max_tokens: the command line can."""
+    text = tmp_path / "note.txt"
+    text.write_text("Ada is 36.")
+    args = ["extract", str(text), "--schema", f"{schema_file}:Person"]
+    args += ["--base-url", fake_llm.base_url, "--no-cache"]
+    fake_llm.script(reply.truncated(), reply.json({"name": "Ada", "age": 36}))
+    assert main(args) == 1
+    assert "max_tokens" in capsys.readouterr().err
+    assert main([*args, "--max-tokens", "900"]) == 0
+    assert fake_llm.requests[-1].body["max_tokens"] == 900
+    with pytest.raises(SystemExit) as usage:
+        main([*args, "--max-tokens", "0"])
+    assert usage.value.code == 2 and "1 or more" in capsys.readouterr().err
+
+
 def test_schema_command_shows_schema_and_lowerings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

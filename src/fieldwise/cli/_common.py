@@ -78,6 +78,21 @@ def add_extractor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
     group.add_argument("--refresh", action="store_true", help="ignore cached answers")
     group.add_argument("--timeout", type=float, default=60.0)
+    group.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        help="the most tokens one answer may use (default: the endpoint's)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
 
 
 def make_extractor(args: argparse.Namespace) -> Any:
@@ -94,6 +109,7 @@ def make_extractor(args: argparse.Namespace) -> Any:
         mode=args.mode,
         cache=cache,
         timeout=args.timeout,
+        max_tokens=args.max_tokens,
     )
 
 

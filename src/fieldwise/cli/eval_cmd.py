@@ -54,6 +54,7 @@ def _base_settings(args: argparse.Namespace) -> dict[str, Any]:
         "instructions": args.instructions,
         "mode": args.mode,
         "timeout": args.timeout,
+        "max_tokens": args.max_tokens,
         "cache": False if args.no_cache else ("refresh" if args.refresh else True),
     }
 
