@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from fieldwise import ConfigurationError, Extractor, compile_schema
 from fieldwise.service import create_app
+from fieldwise.service.errors import MAX_RETRY_AFTER
 from fieldwise.testing import FakeLLM, reply
 from tests.test_service_support import (
     API_KEY,
+    BASE,
     SCHEMAS,
     SERVICE_TOKEN,
     Contact,
@@ -78,6 +82,25 @@ async def test_readyz_is_503_when_the_endpoint_is_unreachable(tmp_path: Any) -> 
     await ex.aclose()
     error = assert_error(response, 503, "not_ready")
     assert API_KEY not in error["message"]
+
+
+async def test_readyz_is_503_whatever_the_probe_raises(fake_llm: FakeLLM, tmp_path: Any) -> None:
+    # Credentials in the base URL beside the API key: the HTTP client refuses to send
+    # that request at all (not a FieldwiseError).
+    ex = Extractor(
+        model="m",
+        base_url=fake_llm.base_url.replace("http://", "http://user:URLPASSWORD@"),
+        api_key=API_KEY,
+        cache_dir=str(tmp_path),
+        network_retries=0,
+    )
+    async with client_for(create_app(SCHEMAS, ex)) as c:
+        first = await c.get("/readyz")
+        second = await c.get("/readyz")
+    await ex.aclose()
+    for response in (first, second):
+        error = assert_error(response, 503, "not_ready")
+        assert API_KEY not in error["message"] and "URLPASSWORD" not in error["message"]
 
 
 async def test_list_schemas_gives_each_compiled_schema(client: httpx.AsyncClient) -> None:
@@ -199,6 +222,89 @@ async def test_mounted_under_a_prefix(extractor: Extractor, fake_llm: FakeLLM) -
     assert len([r for r in fake_llm.requests if r.path.endswith("/chat/completions")]) == 1
 
 
+class UnreadBody:
+    """A streamed request body that records whether the service pulled any of it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pulled = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.pulled = True
+        yield self.data
+
+
+def mounted_at_api(app: FastAPI) -> httpx.AsyncClient:
+    """A client of ``app`` mounted at ``/api`` inside another application."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    outer = Starlette(routes=[Mount("/api", app=app)])
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=outer), base_url=BASE)
+
+
+def behind_root_path_api(app: FastAPI) -> httpx.AsyncClient:
+    """A client of ``app`` served with ``root_path="/api"`` (``uvicorn --root-path /api``)."""
+    transport = httpx.ASGITransport(app=app, root_path="/api")
+    return httpx.AsyncClient(transport=transport, base_url=BASE)
+
+
+@pytest.mark.parametrize("client_of", [mounted_at_api, behind_root_path_api])
+async def test_the_token_is_required_however_the_app_is_mounted(
+    extractor: Extractor,
+    fake_llm: FakeLLM,
+    notes_loader: None,
+    client_of: Callable[[FastAPI], httpx.AsyncClient],
+) -> None:
+    app = create_app(SCHEMAS, extractor, token=SERVICE_TOKEN)
+    body, ctype = multipart("a.note", b"Ada")
+    streamed = UnreadBody(b'{"text": "Ada"}')
+    async with client_of(app) as c:
+        refused = [
+            await c.post("/api/v1/extract/Contact", json={"text": "Ada"}),  # the shortcut
+            await c.post("/api/v1/extract/Contact", content=b'{"text": "Ada"}'),  # the route
+            await c.post(
+                "/api/v1/extract/Contact/file", content=body, headers={"content-type": ctype}
+            ),
+            await c.get("/api/v1/schemas"),
+            await c.get("/api/v1/schemas/Contact"),
+            await c.post("/api/v1/extract/Nope", json={"text": "Ada"}),
+            await c.post(
+                "/api/v1/extract/Contact",
+                content=streamed,
+                headers={"content-type": "application/json"},
+            ),
+        ]
+        public = await c.get("/api/healthz")
+        c.headers["authorization"] = f"Bearer {SERVICE_TOKEN}"
+        ok = await c.post("/api/v1/extract/Contact", json={"text": "Ada"})
+        listed = await c.get("/api/v1/schemas")
+    for response in refused:
+        assert_error(response, 401, "unauthorized")
+    assert not streamed.pulled  # refused before any of the body was read
+    assert public.status_code == 200
+    assert ok.status_code == 200 and listed.status_code == 200
+    chats = [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+    assert len(chats) == 1  # the authenticated request only
+
+
+async def test_a_non_ascii_token_sent_as_utf8_is_accepted(extractor: Extractor) -> None:
+    token = "tökén-SERVICESECRET-ü"
+    app = create_app(SCHEMAS, extractor, token=token)
+    async with client_for(app) as c:
+        utf8 = await c.get("/v1/schemas", headers={b"authorization": f"Bearer {token}".encode()})
+        extracted = await c.post(
+            "/v1/extract/Contact",
+            json={"text": "Ada"},
+            headers={b"authorization": f"Bearer {token}".encode()},
+        )
+        other_bytes = await c.get(
+            "/v1/schemas", headers={b"authorization": f"Bearer {token}".encode("latin-1")}
+        )
+    assert utf8.status_code == 200 and extracted.status_code == 200
+    assert_error(other_bytes, 401, "unauthorized")
+
+
 async def test_unknown_schema_is_404_for_both_routes(client: httpx.AsyncClient) -> None:
     assert_error(await client.post("/v1/extract/Nope", json={"text": "x"}), 404, "unknown_schema")
     body, ctype = multipart("a.note", b"x")
@@ -269,6 +375,19 @@ async def test_upstream_failures_map_to_statuses(
         assert response.headers["retry-after"] == "3"
     if type_ == "extraction_failed":
         assert error["field"] == "name"
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["inf", "1e400", "-inf", "nan", "1e30", "Wed, 21 Oct 2099 07:28:00 GMT"]
+)
+async def test_an_upstream_retry_after_of_any_size_gives_a_sane_one(
+    client: httpx.AsyncClient, fake_llm: FakeLLM, retry_after: str
+) -> None:
+    fake_llm.script(reply.http_error(429, retry_after=retry_after))
+    response = await client.post("/v1/extract/Contact", json={"text": "someone"})
+    assert_error(response, 429, "upstream_rate_limited")
+    seconds = response.headers["retry-after"]
+    assert seconds.isdigit() and 1 <= int(seconds) <= MAX_RETRY_AFTER
 
 
 async def test_upstream_timeout_is_504(fake_llm: FakeLLM, tmp_path: Any) -> None:
@@ -374,6 +493,30 @@ async def test_upload_needs_a_multipart_body_with_a_file(client: httpx.AsyncClie
         url, content=b"x", headers={"content-type": "multipart/form-data"}
     )
     assert_error(no_boundary, 400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        lambda body: body[: body.rindex(b"\r\n--")],  # no closing boundary
+        lambda body: body[:60],  # in the part's headers
+        lambda body: body[:-4] + b"\r\n",  # a boundary, then nothing
+        lambda body: b"",  # nothing at all
+    ],
+    ids=["no-closing-boundary", "in-the-headers", "after-a-boundary", "empty"],
+)
+async def test_a_truncated_multipart_body_is_400(
+    client: httpx.AsyncClient,
+    fake_llm: FakeLLM,
+    notes_loader: None,
+    cut: Callable[[bytes], bytes],
+) -> None:
+    body, ctype = multipart("a.note", b"Ada Lovelace")
+    response = await client.post(
+        "/v1/extract/Contact/file", content=cut(body), headers={"content-type": ctype}
+    )
+    assert_error(response, 400, "bad_request")
+    assert not [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
 
 
 # -- authentication --------------------------------------------------------------------------

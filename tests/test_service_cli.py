@@ -99,6 +99,31 @@ def test_serve_refuses_a_public_host_without_a_token(
     assert "FIELDWISE_SERVICE_TOKEN" in err and "--insecure" in err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--max-concurrency", "0", ">= 1"),
+        ("--max-concurrency", "many", "whole number"),
+        ("--queue-timeout", "-1", ">= 0"),
+        ("--queue-timeout", "inf", "finite"),
+        ("--queue-timeout", "nan", "finite"),
+        ("--request-timeout", "0", "> 0"),
+        ("--max-body-bytes", "0", ">= 1"),
+        ("--max-upload-bytes", "-5", ">= 1"),
+        ("--port", "70000", "0 to 65535"),
+    ],
+)
+def test_serve_limits_out_of_range_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, allowed: str
+) -> None:
+    # Parsing only: a value that slipped through would otherwise start a server.
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["serve", "--schemas", "forms.py", option, value])
+    assert exited.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert option in err and allowed in err and "Traceback" not in err
+
+
 def test_serve_is_a_registered_command() -> None:
     args = build_parser().parse_args(
         ["serve", "--schemas", "a.py", "--schemas", "b:C", "--max-concurrency", "4"]

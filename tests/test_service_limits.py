@@ -7,13 +7,17 @@ import threading
 from collections.abc import AsyncIterator
 
 import anyio
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from fieldwise import Extractor
 from fieldwise.service import create_app
 from fieldwise.service.limits import UpstreamLimiter
 from fieldwise.testing import FakeLLM, RecordedRequest, Reply, reply
 from tests.test_service_support import (
+    BASE,
     SCHEMAS,
     access_lines,
     assert_error,
@@ -143,6 +147,33 @@ async def test_uploads_have_their_own_larger_cap(
     assert ok.status_code == 200, ok.text
     assert_error(too_long, 413, "payload_too_large")
     assert [line["status"] for line in access_lines(caplog)] == [200, 413]
+
+
+@pytest.mark.parametrize("how", ["mount", "root_path"])
+async def test_each_route_keeps_its_cap_under_a_prefix(
+    extractor: Extractor, notes_loader: None, how: str
+) -> None:
+    app = create_app(SCHEMAS, extractor, max_body_bytes=1024, max_upload_bytes=64 * 1024)
+    if how == "mount":
+        outer = Starlette(routes=[Mount("/api", app=app)])
+        transport = httpx.ASGITransport(app=outer)
+    else:
+        transport = httpx.ASGITransport(app=app, root_path="/api")
+    note = b"Ada Lovelace, ada@example.org. " * 600  # ~18 KiB: over the JSON cap only
+    body, content_type = multipart("contacts.note", note)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+        upload = await c.post(
+            "/api/v1/extract/Contact/file", content=body, headers={"content-type": content_type}
+        )
+        too_big = await c.post("/api/v1/extract/Contact", json={"text": "x" * 2000})
+        huge_upload = await c.post(
+            "/api/v1/extract/Contact/file",
+            content=multipart("big.note", b"z" * (65 * 1024))[0],
+            headers={"content-type": content_type},
+        )
+    assert upload.status_code == 200, upload.text
+    assert_error(too_big, 413, "payload_too_large")
+    assert_error(huge_upload, 413, "payload_too_large")
 
 
 # -- concurrency and time --------------------------------------------------------------------

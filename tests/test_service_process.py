@@ -64,11 +64,16 @@ def _pdf(text: str) -> bytes | None:
     return bytes(pdf.output())
 
 
-@pytest.fixture
-def server(tmp_path: Path, fake_llm: FakeLLM) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def _serve_command(tmp_path: Path, fake_llm: FakeLLM, port: int) -> list[str]:
     forms = tmp_path / "forms.py"
     forms.write_text(FORMS)
-    port = _free_port()
+    return [
+        sys.executable, "-m", "fieldwise", "serve", "--schemas", str(forms),
+        "--port", str(port), "--base-url", fake_llm.base_url, "--model", "fake/model",
+    ]  # fmt: skip
+
+
+def _serve_env(tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "FIELDWISE_CACHE_DIR": str(tmp_path / "cache"),
@@ -76,10 +81,14 @@ def server(tmp_path: Path, fake_llm: FakeLLM) -> Iterator[tuple[subprocess.Popen
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("FIELDWISE_SERVICE_TOKEN", None)
-    command = [
-        sys.executable, "-m", "fieldwise", "serve", "--schemas", str(forms),
-        "--port", str(port), "--base-url", fake_llm.base_url, "--model", "fake/model",
-    ]  # fmt: skip
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path, fake_llm: FakeLLM) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = _free_port()
+    command = _serve_command(tmp_path, fake_llm, port)
+    env = _serve_env(tmp_path)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -136,3 +145,19 @@ def test_serve_answers_and_drains_in_flight_requests_on_sigterm(
     )
     assert all(line["status"] == 200 for line in lines)
     assert UPSTREAM_KEY not in log and "in flight" not in log and "Grace Hopper" not in log
+
+
+def test_serve_exits_1_when_it_cannot_bind(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            _serve_command(tmp_path, fake_llm, port),
+            env=_serve_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr  # not 3, the CLI's "partial failure"
+    assert f"could not start on 127.0.0.1:{port}" in done.stderr

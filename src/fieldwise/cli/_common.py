@@ -80,18 +80,26 @@ def add_extractor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", type=float, default=60.0)
     group.add_argument(
         "--max-tokens",
-        type=_positive_int,
+        type=at_least_one,
         help="the most tokens one answer may use (default: the endpoint's)",
     )
 
 
-def _positive_int(text: str) -> int:
+# Option types: a value out of range is a usage error (argparse: the message, exit 2)
+# rather than a traceback from deep in the library once the command is half started.
+
+
+def whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        value = 0
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def at_least_one(text: str) -> int:
+    value = whole_number(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text}")
     return value
 
 

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import ipaddress
 import logging
+import math
 import os
 import signal
 import sys
@@ -20,8 +21,15 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from ..exceptions import ConfigurationError
-from . import EXIT_OK, EXIT_USAGE
-from ._common import add_extractor_options, import_source, load_target, make_extractor
+from . import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from ._common import (
+    add_extractor_options,
+    at_least_one,
+    import_source,
+    load_target,
+    make_extractor,
+    whole_number,
+)
 
 TOKEN_ENV = "FIELDWISE_SERVICE_TOKEN"
 
@@ -42,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "with MODULE:CLASS (repeatable)",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=_port, default=8000)
     parser.add_argument(
         "--insecure",
         action="store_true",
@@ -50,18 +58,58 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "your credits)",
     )
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-concurrency", type=int, default=32, help="extractions at once")
     limits.add_argument(
-        "--queue-timeout", type=float, default=10.0, help="seconds to wait for a slot (then 429)"
+        "--max-concurrency", type=at_least_one, default=32, help="extractions at once"
     )
     limits.add_argument(
-        "--request-timeout", type=float, default=120.0, help="seconds per extraction (then 504)"
+        "--queue-timeout",
+        type=_seconds_or_zero,
+        default=10.0,
+        help="seconds to wait for a slot (then 429)",
     )
-    limits.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
-    limits.add_argument("--max-upload-bytes", type=int, default=20 * 1024 * 1024)
+    limits.add_argument(
+        "--request-timeout",
+        type=_seconds,
+        default=120.0,
+        help="seconds per extraction (then 504)",
+    )
+    limits.add_argument("--max-body-bytes", type=at_least_one, default=1024 * 1024)
+    limits.add_argument("--max-upload-bytes", type=at_least_one, default=20 * 1024 * 1024)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     add_extractor_options(parser)
     parser.set_defaults(func=run)
+
+
+def _port(text: str) -> int:
+    """0 to 65535 (0: any free port); asyncio would take 70000 modulo 65536 without a word."""
+    value = whole_number(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):  # inf and nan would never time out, or break the sums
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text}")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text}")
+    return value
 
 
 def load_schemas(spec: str) -> list[type[Any]]:
@@ -164,9 +212,21 @@ def run(args: argparse.Namespace) -> int:
         finally:
             await extractor.aclose()
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve())
-    return EXIT_OK if server.started else 1
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve())
+    except SystemExit as exc:
+        # uvicorn exits with 3 when it cannot start (the address in use, a host it cannot
+        # resolve: it has logged why); 3 is this CLI's "partial failure", so say so and
+        # fail with 1.
+        if not exc.code:
+            raise
+        print(
+            f"error: the server could not start on {args.host}:{args.port} (see the log above).",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return EXIT_OK if server.started else EXIT_FAILURE
 
 
 def _settle_garbage_collector() -> None:

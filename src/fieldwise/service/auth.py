@@ -19,21 +19,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .access import record_of
 from .errors import ServiceError, error_json
+from .paths import is_api_path
 
 TOKEN_ENV = "FIELDWISE_SERVICE_TOKEN"
 
 
 class TokenGuard:
-    """Checks ``Authorization: Bearer <token>`` in constant time."""
+    """Checks ``Authorization: Bearer <token>`` in constant time.
+
+    On the header's raw bytes against the token's UTF-8 bytes: HTTP carries bytes, and a
+    client sends a non-ASCII token as UTF-8. Decoding the header first (as latin-1, as
+    ASGI frameworks do) and encoding it again as UTF-8 would turn every such byte into two,
+    so the right token could never match.
+    """
 
     def __init__(self, token: str) -> None:
         self._expected = token.encode()
 
-    def accepts(self, header: str | None) -> bool:
-        scheme, _, value = (header or "").partition(" ")
-        if scheme.lower() != "bearer":
+    def accepts(self, header: bytes | None) -> bool:
+        scheme, _, value = (header or b"").partition(b" ")
+        if scheme.lower() != b"bearer":
             return False
-        return hmac.compare_digest(value.strip().encode(), self._expected)
+        return hmac.compare_digest(value.strip(), self._expected)
 
     @staticmethod
     def refusal() -> ServiceError:
@@ -46,18 +53,19 @@ class TokenGuard:
 
 
 class AuthMiddleware:
-    """Refuses ``/v1/`` requests without the token before any of their body is read."""
+    """Refuses ``/v1/`` requests without the token before any of their body is read.
+
+    The path is the one below the app's mount point (``paths.route_path``), so the check
+    holds under ``Mount("/api", app)`` or a ``root_path`` as well.
+    """
 
     def __init__(self, app: ASGIApp, *, guard: TokenGuard) -> None:
         self.app = app
         self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            header = next(
-                (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"),
-                None,
-            )
+        if scope["type"] == "http" and is_api_path(scope):
+            header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
             if not self.guard.accepts(header):
                 error = self.guard.refusal()
                 record = record_of(scope)
@@ -80,7 +88,12 @@ def bearer_dependency(guard: TokenGuard) -> Callable[..., Coroutine[Any, Any, No
     async def require_token(
         credentials: HTTPAuthorizationCredentials | None = from_header,
     ) -> None:
-        header = f"Bearer {credentials.credentials}" if credentials is not None else None
+        # Starlette decoded the header as latin-1: encoding it back gives the bytes sent.
+        header = (
+            f"Bearer {credentials.credentials}".encode("latin-1")
+            if credentials is not None
+            else None
+        )
         if not guard.accepts(header):
             raise guard.refusal()
 

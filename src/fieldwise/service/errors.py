@@ -118,8 +118,20 @@ def http_error(status: int, message: str, headers: dict[str, str] | None = None)
     return ServiceError(status, HTTP_TYPES.get(status, "http_error"), message, headers=headers)
 
 
+#: the longest ``Retry-After`` passed on from the model endpoint, in seconds
+MAX_RETRY_AFTER = 3600
+
+
 def _retry_after(seconds: float | None) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds or 1)))}
+    """Whole seconds from 1 to ``MAX_RETRY_AFTER``, whatever the upstream said.
+
+    Why clamp: the value comes from the model endpoint's own header, which can say ``inf``,
+    ``1e400`` (which parse as infinity), ``nan`` or a date decades ahead; rounding infinity
+    raises, and passing on a wait of years tells the client nothing useful.
+    """
+    if seconds is None or math.isnan(seconds):
+        return {"Retry-After": "1"}
+    return {"Retry-After": str(math.ceil(min(max(seconds, 1.0), MAX_RETRY_AFTER)))}
 
 
 def map_exception(exc: BaseException) -> ServiceError:

@@ -7,6 +7,7 @@ reused for ``ttl`` seconds.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -15,6 +16,8 @@ import anyio.to_thread
 
 from ..exceptions import FieldwiseError
 from ..extractor import Extractor
+
+log = logging.getLogger("fieldwise.service")
 
 
 class ReadinessProbe:
@@ -45,11 +48,18 @@ class ReadinessProbe:
         return self._problem
 
     async def _probe(self) -> str | None:
+        """Why not ready, or ``None``. Any failure is "not ready" (503), never a 500: a probe
+        that cannot even be made (a malformed base URL, a transport bug) is an endpoint the
+        service cannot use either. Only a ``FieldwiseError``'s message is shown, as it is
+        redacted; anything else is logged and named by its type."""
         with anyio.move_on_after(self.timeout) as scope:
             try:
                 await self.extractor.acheck()
             except FieldwiseError as exc:
                 return f"{type(exc).__name__}: {exc.message}"
+            except Exception as exc:
+                log.error("the readiness probe failed", exc_info=exc)
+                return f"The readiness probe failed ({type(exc).__name__}); see the service log."
         if scope.cancelled_caught:
             return f"The model endpoint did not answer within {self.timeout:g} s."
         return None

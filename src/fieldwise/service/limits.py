@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .access import record_of
 from .errors import ServiceError
+from .paths import route_path
 
 
 class BodyTooLarge(Exception):
@@ -36,6 +37,9 @@ class BodyTooLarge(Exception):
 
 class BodyLimitMiddleware:
     """Refuse request bodies larger than ``limit_for(path)`` bytes, without reading them.
+
+    ``path`` is the one below the app's mount point (``paths.route_path``), the path its
+    routes are declared with, so each route keeps its own cap under a prefix too.
 
     The app's own answer is replaced by the 413 when the cap was hit while it read the
     body, whatever the app made of the exception (FastAPI turns errors while reading a
@@ -50,7 +54,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        limit = self.limit_for(route_path(scope))
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _send_413(scope, send, limit)

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .models import ExtractRequest
+from .paths import route_path
 
 #: ``extract(scope, name, request)``: the response for a valid request; raises what the
 #: FastAPI route would raise (the caller maps it, as FastAPI's handlers do)
@@ -41,7 +42,7 @@ class ExtractShortcut:
         self.extract = extract
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name = self.paths.get(_route_path(scope)) if scope["type"] == "http" else None
+        name = self.paths.get(route_path(scope)) if scope["type"] == "http" else None
         if name is None or scope["method"] != "POST" or not _declares_json(scope):
             await self.app(scope, receive, send)
             return
@@ -55,15 +56,6 @@ class ExtractShortcut:
             return
         response = await self.extract(scope, name, request)
         await response(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path below the app's mount point, as Starlette's router matches it."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
-        return path[len(root) :]
-    return path
 
 
 def _declares_json(scope: Scope) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
 from .errors import ServiceError
@@ -124,7 +124,12 @@ class _Collector:
 
 async def read_upload(request: Request) -> Upload:
     """Parse the request's multipart body; 415 when it is not multipart, 400 when broken,
-    422 when the form's fields are missing, repeated or not text."""
+    422 when the form's fields are missing, repeated or not text.
+
+    A body cut off before its closing ``--boundary--`` is broken too (400), whatever parts
+    came through: python-multipart's ``finalize()`` does not check that the parser reached
+    its end, so it is checked here (else a truncated upload read as "no file", 422, or as
+    a complete file)."""
     media_type, options = parse_options_header(request.headers.get("content-type"))
     if media_type != b"multipart/form-data":
         raise ServiceError(415, "unsupported_media_type", "Send the file as multipart/form-data.")
@@ -151,6 +156,10 @@ async def read_upload(request: Request) -> Upload:
         parser.finalize()
     except FormParserError as exc:
         raise ServiceError(400, "bad_request", f"Malformed multipart body: {exc}") from None
+    if parser.state != MultipartState.END:
+        raise ServiceError(
+            400, "bad_request", "Malformed multipart body: it ends before its closing boundary."
+        )
     return _assemble(collector.parts)
 
 
