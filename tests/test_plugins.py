@@ -256,3 +256,123 @@ def test_register_backends_and_the_cache_key_names_what_answers(
         assert len(fake_llm.requests) == 2
     finally:
         unregister()
+
+
+def test_a_plugin_with_an_unknown_hook_is_named_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Written for a newer fieldwise (or misspelt): pluggy's check_pending() would refuse
+    every plugin, and with them every command and Extractor(model=...)."""
+    (tmp_path / "future_plugin.py").write_text(
+        "from fieldwise import hookimpl\n\n@hookimpl\ndef register_exporters(register):\n    pass\n"
+    )
+    dist = tmp_path / "future_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: future-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[fieldwise]\nfuture = future_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    infos = {info.name: info for info in list_plugins()}
+    assert "unknown hook(s) register_exporters" in (infos["future"].error or "")
+    assert any(loader.name == "pdf" for loader in document_loaders())
+    from fieldwise import Extractor
+    from fieldwise.cli import main
+
+    Extractor(model="gpt-4o-mini", api_key="k", base_url="http://127.0.0.1:9/v1")
+    assert main(["plugins"]) == 0
+    assert "FAILED: unknown hook(s) register_exporters" in capsys.readouterr().out
+
+
+class BrokenCommands:
+    @hookimpl
+    def register_commands(self, subparsers: Any) -> None:
+        raise RuntimeError("command bug")
+
+
+class TakenCommandName:
+    @hookimpl
+    def register_commands(self, subparsers: Any) -> None:
+        subparsers.add_parser("fill")
+
+
+def test_a_failing_register_commands_leaves_the_command_line_working(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fieldwise.cli import main
+
+    unregister = [
+        register_plugin(BrokenCommands(), name="brokencmd"),
+        register_plugin(TakenCommandName(), name="takencmd"),
+    ]
+    try:
+        assert main(["plugins"]) == 0
+        out = capsys.readouterr().out
+        assert "brokencmd" in out and "command bug" in out
+        assert "takencmd" in out and "conflicting subparser: fill" in out
+    finally:
+        for undo in unregister:
+            undo()
+
+
+def test_fieldwise_plugins_reports_a_hook_that_raises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fieldwise.cli import main
+
+    unregister = register_plugin(RaisingPlugin(), name="raiser")
+    try:
+        assert main(["plugins"]) == 0  # nothing collected the hook before
+        assert "FAILED: register_document_loaders: RuntimeError: plugin bug" in (
+            capsys.readouterr().out
+        )
+    finally:
+        unregister()
+
+
+class UnsureBackend:
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        from fieldwise import Backend, BackendEndpoint
+
+        def available() -> bool:
+            raise RuntimeError("cannot tell")
+
+        register(
+            Backend(
+                "unsure",
+                resolve=lambda arg: BackendEndpoint("http://127.0.0.1:9/v1", model="m"),
+                available=available,
+            )
+        )
+
+
+def test_a_backend_that_cannot_say_if_it_is_available_is_not_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fieldwise import Extractor
+
+    for name in ("OPENROUTER_API_KEY", "FIELDWISE_MODEL", "FIELDWISE_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FIELDWISE_LOAD_PLUGINS", "csv")  # no local backend to pick first
+    unregister = register_plugin(UnsureBackend(), name="unsure")
+    try:
+        assert Extractor().model != "unsure"
+    finally:
+        unregister()
+
+
+class UpperCaseSuffix:
+    @hookimpl
+    def register_document_loaders(self, register: Any) -> None:
+        register(DocumentLoader("upper", lambda data, name: Document("up"), suffixes=(".NOTE",)))
+
+
+def test_suffixes_match_whatever_their_case(tmp_path: Path) -> None:
+    path = tmp_path / "a.note"
+    path.write_text("x")
+    unregister = register_plugin(UpperCaseSuffix(), name="upper")
+    try:
+        assert Document.open(path).metadata["loader"] == "upper"
+    finally:
+        unregister()
+    with pytest.raises(UnsupportedInputError, match="fieldwise-csv"):
+        pick_table_adapter(".ods")

@@ -8,6 +8,7 @@ from the base URL and can be overridden.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ _ATTRIBUTION_HEADERS = {
     "X-OpenRouter-Title": "fieldwise",
     "X-Title": "fieldwise",
 }
+
+log = logging.getLogger("fieldwise.endpoints")
 
 
 def profile_for(base_url: str, override: str | None = None) -> ProfileName:
@@ -114,8 +117,13 @@ def _offline_backend() -> str | None:
     from .plugins import backends
 
     for backend in backends().values():
-        if backend.available is not None and backend.available():
-            return backend.name
+        try:
+            if backend.available is not None and backend.available():
+                return backend.name
+        except Exception as exc:  # a broken backend is not the offline default
+            log.warning(
+                "the %r backend could not say whether it is available: %s", backend.name, exc
+            )
     return None
 
 

@@ -50,11 +50,38 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
         except Exception as exc:  # a broken plugin must not take the others down
-            _failures[ep.name] = f"{type(exc).__name__}: {exc}"
-            log.warning("fieldwise plugin %r failed to load: %s", ep.name, exc)
+            _fail(ep.name, f"{type(exc).__name__}: {exc}")
+            continue
+        unknown = _unknown_hooks(pm, plugin)
+        if unknown:  # check_pending() would refuse every plugin for this one
+            pm.unregister(plugin)
+            _fail(
+                ep.name,
+                f"unknown hook(s) {', '.join(unknown)}: misspelt, or written for another "
+                "version of fieldwise",
+            )
             continue
         if ep.dist is not None:
             pm._plugin_distinfo.append((plugin, ep.dist))
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hooks ``plugin`` implements that fieldwise has no spec for (not marked optional)."""
+    unknown = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.has_spec():
+            continue
+        impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+        if any(not i.optionalhook for i in impls):
+            unknown.append(caller.name)
+    return sorted(unknown)
+
+
+def _fail(plugin_name: str, error: str) -> None:
+    """Remember a plugin's failure for ``fieldwise plugins``; warn once per failure."""
+    if _failures.get(plugin_name) != error:
+        log.warning("fieldwise plugin %r failed: %s", plugin_name, error)
+    _failures[plugin_name] = error
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -72,25 +99,48 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _pm
 
 
-def _collect(hook_name: str, kind: type[T]) -> list[T]:
+def _call_each(hook_name: str, **arguments: Any) -> None:
+    """Call every plugin's ``hook_name`` on its own, so that one that raises is recorded
+    and skipped instead of failing the call for all (pluggy's own call would stop there)."""
     pm = get_plugin_manager()
-    items: list[T] = []
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        found: list[T] = []
-
-        def register(item: T, _found: list[T] = found) -> None:
-            if not isinstance(item, kind):
-                raise TypeError(f"register() expects a {kind.__name__}, got {type(item).__name__}")
-            _found.append(item)
-
+        if impl.hookwrapper or impl.wrapper:  # wrappers make no sense for these hooks
+            continue
         try:
-            impl.function(register)
+            impl.function(*(arguments[name] for name in impl.argnames))
         except Exception as exc:
-            _failures[impl.plugin_name] = f"{hook_name}: {type(exc).__name__}: {exc}"
-            log.warning("fieldwise plugin %r failed in %s: %s", impl.plugin_name, hook_name, exc)
+            _fail(impl.plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}")
+
+
+def _collect(hook_name: str, kind: type[T]) -> list[T]:
+    """What the plugins ``register(...)`` through ``hook_name``; a plugin that raises, or
+    registers the wrong kind of thing, adds nothing."""
+    items: list[T] = []
+    found: list[T] = []
+
+    def register(item: T) -> None:
+        if not isinstance(item, kind):
+            raise TypeError(f"register() expects a {kind.__name__}, got {type(item).__name__}")
+        found.append(item)
+
+    pm = get_plugin_manager()
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        found.clear()
+        try:
+            impl.function(*(register for _ in impl.argnames))
+        except Exception as exc:
+            _fail(impl.plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}")
             continue
         items.extend(found)
     return items
+
+
+def add_plugin_commands(subparsers: Any) -> None:
+    """The plugins' sub-commands (``register_commands``); one that raises, or takes a name
+    already in use, is reported by ``fieldwise plugins`` and the others still work."""
+    _call_each("register_commands", subparsers=subparsers)
 
 
 def document_loaders() -> list[DocumentLoader]:
@@ -111,27 +161,32 @@ def backends() -> dict[str, Backend]:
 Pickable = TypeVar("Pickable", DocumentLoader, TableAdapter)
 
 
-def _pick(items: list[Pickable], suffix: str, media_type: str | None, what: str) -> Pickable:
+def _pick(
+    items: list[Pickable], suffix: str, media_type: str | None, what: str, example: str
+) -> Pickable:
     suffix = suffix.lower()
     for item in items:
-        if suffix in item.suffixes or (media_type and media_type in item.media_types):
+        suffixes = {s.lower() for s in item.suffixes}
+        if suffix in suffixes or (media_type and media_type in item.media_types):
             return item
     installed = ", ".join(f"{i.name} ({' '.join(i.suffixes)})" for i in items)
     raise UnsupportedInputError(
         f"No {what} reads {suffix or media_type or 'this input'!r}. "
         f"Installed: {installed or 'none'}. Install a plugin for it "
-        "(for example `pip install fieldwise-documents`), or convert the file."
+        f"(for example `pip install {example}`), or convert the file."
     )
 
 
 def pick_document_loader(suffix: str, media_type: str | None = None) -> DocumentLoader:
     """The loader for a file suffix (``".pdf"``) or media type, or ``UnsupportedInputError``."""
-    return _pick(document_loaders(), suffix, media_type, "document loader")
+    return _pick(document_loaders(), suffix, media_type, "document loader", "fieldwise-documents")
 
 
 def pick_table_adapter(suffix: str, media_type: str | None = None) -> TableAdapter:
     """The table adapter for a file suffix (``".csv"``), or ``UnsupportedInputError``."""
-    return _pick(table_adapters(), suffix, media_type, "table adapter")
+    return _pick(
+        table_adapters(), suffix, media_type, "table adapter", "fieldwise-csv fieldwise-xlsx"
+    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +200,7 @@ class PluginInfo:
 def list_plugins() -> list[PluginInfo]:
     """Loaded plugins with version and hooks, plus those that failed (with the error)."""
     pm = get_plugin_manager()
+    document_loaders(), table_adapters(), backends()  # a hook that raises is found here
     versions = {id(plugin): dist.version for plugin, dist in pm.list_plugin_distinfo()}
     infos = []
     for name, plugin in pm.list_name_plugin():

@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.add_parser(subparsers)
-    from ..plugins import get_plugin_manager
+    from ..plugins import add_plugin_commands
 
-    get_plugin_manager().hook.register_commands(subparsers=subparsers)
+    add_plugin_commands(subparsers)
     return parser
 
 
