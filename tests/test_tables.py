@@ -76,6 +76,16 @@ def test_columns_flatten_nested_models() -> None:
     assert model_columns(Company)[2].path == ("address", "geo", "lat")
 
 
+class Flat(BaseModel):
+    address: Address
+    city: str = Field(alias="address.city")
+
+
+def test_two_fields_filling_one_column_are_refused() -> None:
+    with pytest.raises(TableError, match=r"'address.city' \(address.city and city\)"):
+        model_columns(Flat)
+
+
 @pytest.mark.parametrize("target", [int, list[Company], "Company"])
 def test_columns_need_a_model(target: Any) -> None:
     with pytest.raises(TableError, match="pydantic model"):
@@ -175,6 +185,24 @@ def test_default_output(tmp_path: Path) -> None:
         default_output(source, tmp_path / "nowhere" / "o.xlsx", False)
     with pytest.raises(TableError, match="not both"):
         default_output(source, tmp_path / "o.xlsx", True)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(TableError, match="is a folder"):  # before any row is paid for
+        default_output(source, tmp_path / "out", False)
+
+
+def test_dry_run_says_which_rows_lie_past_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fieldwise.cli import main
+
+    data = tmp_path / "t.csv"
+    data.write_text("notes,name\n" + "".join(f"row {i},\n" for i in range(10)))
+    schema = tmp_path / "m.py"
+    schema.write_text("from pydantic import BaseModel\nclass P(BaseModel):\n    name: str\n")
+    args = ["fill", str(data), "--schema", f"{schema}:P", "--from", "notes", "--dry-run"]
+    assert main([*args, "--limit", "3", "--base-url", "http://127.0.0.1:9/v1"]) == 0
+    err = capsys.readouterr().err
+    assert "3 row(s) to fill of 10 (0 already filled, 0 with empty input, 7 past --limit)" in err
 
 
 def test_row_planner_counts_every_row_once() -> None:
@@ -185,7 +213,7 @@ def test_row_planner_counts_every_row_once() -> None:
         for name, notes in [("KEEP", "a"), (None, " "), (None, "b"), ("", "c"), (None, "d")]
     ]
     assert plans == [None, None, "b", "c", None] and planner.planned == 2
-    assert (report.unchanged, report.no_input) == (2, 1)  # filled, then past the limit
+    assert (report.unchanged, report.past_limit, report.no_input) == (1, 1, 1)
     assert (report.input_chars, report.first_input) == (2, "b")
     again = RowPlanner(only_empty=False, limit=None)  # a later pass: nothing counted
     assert again.decide({"name": "KEEP"}, columns, {"notes": "a"}, ["notes"], None) == "a"

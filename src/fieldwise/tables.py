@@ -91,6 +91,14 @@ def model_columns(target: Any) -> list[Column]:
                 columns.append(Column(header, (*path, name)))
 
     walk(target, "", (), (target,))
+    seen_headers: dict[str, Column] = {}
+    for column in columns:
+        other = seen_headers.setdefault(column.header, column)
+        if other is not column:  # two values, one column: one would be lost
+            raise TableError(
+                f"two fields fill the column {column.header!r} ({'.'.join(other.path)} and "
+                f"{'.'.join(column.path)}); give one of them another alias=."
+            )
     return columns
 
 
@@ -264,6 +272,8 @@ def default_output(path: Path, output: Path | None, in_place: bool) -> Path:
         raise TableError(f"-o {output} is the input file: pass --in-place to overwrite it.")
     if not output.parent.is_dir():  # found now, not after every row has been paid for
         raise TableError(f"-o {output}: the folder {output.parent} does not exist.")
+    if output.is_dir():
+        raise TableError(f"-o {output} is a folder: name the output file.")
     return output
 
 
@@ -291,7 +301,7 @@ class RowPlanner:
         """The model's input for a row that needs a call, else ``None``.
 
         No call when no target needs work (``unchanged``), when every source cell is blank
-        (``no_input``) or past ``limit`` (``unchanged``). With ``report`` (the counting
+        (``no_input``) or past ``limit`` (``past_limit``). With ``report`` (the counting
         pass) those counts go into it, and a planned row's text into ``input_chars`` and
         ``first_input``.
         """
@@ -306,7 +316,7 @@ class RowPlanner:
             return None
         if self.limit is not None and self.planned >= self.limit:
             if report is not None:
-                report.unchanged += 1
+                report.past_limit += 1
             return None
         self.planned += 1
         if report is not None:
@@ -342,6 +352,7 @@ class FillReport:
     rows: int = 0
     planned: int = 0
     unchanged: int = 0
+    past_limit: int = 0
     no_input: int = 0
     done: int = 0
     failed: int = 0

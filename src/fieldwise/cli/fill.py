@@ -136,22 +136,22 @@ def _dry_run(adapter: Any, path: Path, options: dict[str, Any], extractor: Any) 
     planned = report["planned"]
     if not planned:
         print(
-            f"nothing to fill: {report['rows']} row(s), {report['unchanged']} already filled, "
-            f"{report['no_input']} with empty input.",
+            f"nothing to fill: {report['rows']} row(s), {_not_sent(report)}.",
             file=sys.stderr,
         )
         return EXIT_OK
     body = extractor.request_body(report["first_input"], options["target"])
     print(json.dumps(body, indent=2, ensure_ascii=False))
     system = sum(len(str(m.get("content") or "")) for m in body["messages"][:-1])
+    # the schema goes with every row too, and is billed as prompt tokens
+    system += len(json.dumps(body.get("response_format") or body.get("tools") or ""))
     prompt_tokens = (system * planned + report["input_chars"]) // 4
     columns = len(model_columns(options["target"]))
     completion_tokens = planned * (columns * _OUTPUT_CHARS_PER_COLUMN + 2) // 4
     cost = extractor.estimate_cost(prompt_tokens, completion_tokens)
     shown = "unknown (no price known for this model)" if cost is None else f"≈ {_money(cost)}"
     print(
-        f"dry run: {planned} row(s) to fill of {report['rows']} "
-        f"({report['unchanged']} already filled, {report['no_input']} with empty input); "
+        f"dry run: {planned} row(s) to fill of {report['rows']} ({_not_sent(report)}); "
         f"≈ {prompt_tokens:,} prompt + {completion_tokens:,} completion tokens "
         f"(chars/4, before cache hits); cost {shown}. Would write {report['output']}.",
         file=sys.stderr,
@@ -159,6 +159,17 @@ def _dry_run(adapter: Any, path: Path, options: dict[str, Any], extractor: Any) 
     for column in report["created_columns"]:
         print(f"would add column {column!r}", file=sys.stderr)
     return EXIT_OK
+
+
+def _not_sent(report: dict[str, Any]) -> str:
+    """Why the other rows are not sent: filled already, no input, or past ``--limit``."""
+    parts = [
+        f"{report['unchanged']} already filled",
+        f"{report['no_input']} with empty input",
+    ]
+    if report.get("past_limit"):
+        parts.append(f"{report['past_limit']} past --limit")
+    return ", ".join(parts)
 
 
 class _Progress:
@@ -236,6 +247,7 @@ def _fill(
         f"{failed} failed",
         f"{skipped} skipped at --max-cost" if skipped else "",
         f"{report['unchanged']} left as they were",
+        f"{report['past_limit']} past --limit" if report.get("past_limit") else "",
         f"{report['no_input']} with empty input" if report["no_input"] else "",
         f"{report['cells_written']} cell(s) written",
         f"{report['tokens']:,} tokens, {_money(report['cost'])}",
