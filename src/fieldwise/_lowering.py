@@ -11,7 +11,10 @@ enforced on decode, because decoding always validates with the user's own pydant
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
+import numbers
 from typing import Any
 
 from pydantic.json_schema import JsonSchemaValue
@@ -180,7 +183,7 @@ class Strictifier:
         self._string(s, out, path, notes)
         for key in _NUMBER_KEYWORDS:
             if key in s:
-                out[key] = s.pop(key)
+                out[key] = _json_number(s.pop(key), key, path)
         if not out:
             raise SchemaError(ANY_MESSAGE, path=path)
         return out
@@ -292,6 +295,20 @@ class Strictifier:
                 continue
             self.lower(path, "keyword→dropped", f"{key!r} is not in the strict subset")
             s.pop(key)
+
+
+def _json_number(value: Any, key: str, path: str) -> int | float:
+    """A bound as a JSON number: pydantic copies ``Field(ge=Decimal("1"))`` verbatim, and
+    neither the strict subset nor ``json.dumps`` takes a Decimal (or a Fraction)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | decimal.Decimal):
+        raise SchemaError(f"{key} {value!r} is not a number", path=path)
+    if isinstance(value, int | float):
+        return value
+    as_float = float(value)
+    if not math.isfinite(as_float):
+        raise SchemaError(f"{key} {value!r} is not a finite number", path=path)
+    whole = int(as_float)
+    return whole if value == whole else as_float
 
 
 def _describe(description: Any, notes: list[str]) -> str | None:

@@ -3,17 +3,18 @@
 ``WireJsonSchema`` is pydantic's own JSON-schema generator with a few shapes changed at the
 core-schema level, where the type is still known: dict-like types become lists of
 ``{key, value}`` objects, a non-nullable field with a default becomes nullable (null = "use
-the default"), and what has no JSON shape becomes a marker instead of an exception so the
-error can name the field path. It records which defaults (and TypedDict keys) it made
-nullable, so that ``_wire.py`` rewrites exactly those nodes for decoding. Pass two, into the
-strict subset, is ``_lowering.Strictifier``.
+the default"; not a discriminated union's tag, which must pick the branch), and what has no
+JSON shape becomes a marker instead of an exception so the error can name the field path.
+It always describes the validation shape, with the keys validation reads. It records which
+defaults (and TypedDict keys) it made nullable, so that ``_wire.py`` rewrites exactly those
+nodes for decoding. Pass two, into the strict subset, is ``_lowering.Strictifier``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, Literal
 
 from pydantic.json_schema import GenerateJsonSchema, JsonRef, JsonSchemaValue, NoDefault
 from pydantic_core import core_schema as cs
@@ -44,8 +45,24 @@ def short_json(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def wire_alias(field: Any) -> str | None:
-    """The key a field has on the wire, as pydantic's by-alias validation JSON schema names it."""
+def reads_aliases(config: Any) -> bool:
+    """Whether validation reads fields by their aliases (``validate_by_alias``, default on).
+
+    ``config`` is a core config dict or pydantic's config wrapper; ``validate_by_alias=False``
+    (with ``validate_by_name=True``) makes the field name the only key decode accepts.
+    """
+    if isinstance(config, Mapping):
+        return bool(config.get("validate_by_alias", True))
+    return bool(getattr(config, "validate_by_alias", True))
+
+
+def wire_alias(field: Any, config: Any = None) -> str | None:
+    """The key a field has on the wire, as pydantic's by-alias validation JSON schema names it.
+
+    None means the field's name; so it is when the config turns validation by alias off.
+    """
+    if config is not None and not reads_aliases(config):
+        return None
     alias = field.get("validation_alias")
     if isinstance(alias, str):
         return alias
@@ -59,12 +76,32 @@ def wire_alias(field: Any) -> str | None:
 class WireJsonSchema(GenerateJsonSchema):
     """pydantic's generator, with the wire shapes fieldwise sends instead of the Python ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag_fields: Collection[int] = ()) -> None:
         super().__init__(by_alias=True)
+        # Ids of the defaults / TypedDict fields of discriminator tags (``_wire.tag_fields``):
+        # pydantic needs a tag to pick the branch, so it stays required and non-null.
+        self.tag_fields = frozenset(tag_fields)
         # id -> node; holding the node keeps the id valid for the rewrite in _wire.py.
         self.null_default_nodes: dict[int, Any] = {}
         self.omit_fields: dict[int, Any] = {}
         self.optional_keys: dict[int, Any] = {}
+
+    # -- always the validation shape, named the way validation reads it ----------------------
+
+    @property
+    def mode(self) -> Literal["validation"]:
+        """Always validation: the wire is what decode accepts, whatever the model's
+        ``json_schema_mode_override`` asks of pydantic's own schema."""
+        return "validation"
+
+    @property
+    def by_alias(self) -> bool:
+        """Properties are named by alias unless the model at hand validates by name only."""
+        return reads_aliases(self._config)
+
+    @by_alias.setter
+    def by_alias(self, value: bool) -> None:
+        pass  # set by pydantic's __init__; the config decides instead
 
     # -- what has no JSON shape -------------------------------------------------------------
 
@@ -97,7 +134,7 @@ class WireJsonSchema(GenerateJsonSchema):
     def _unpathed(self, field: Any) -> JsonSchemaValue | None:
         """A marker for a field only an ``AliasPath`` can fill (the wire has no such key)."""
         alias = field.get("validation_alias")
-        if isinstance(alias, list) and wire_alias(field) is None:
+        if isinstance(alias, list) and reads_aliases(self._config) and wire_alias(field) is None:
             config = self._config  # private in pydantic; the names changed in 2.11
             by_name = getattr(config, "validate_by_name", getattr(config, "populate_by_name", 0))
             if not by_name:
@@ -204,6 +241,8 @@ class WireJsonSchema(GenerateJsonSchema):
 
     def default_schema(self, schema: cs.WithDefaultSchema) -> JsonSchemaValue:
         js = self.generate_inner(schema["schema"])
+        if id(schema) in self.tag_fields:
+            return js  # a discriminator tag: null could not pick a branch
         text = self._default_text(schema)
         if self._accepts_null(js):
             if text is not None and text != "null":
@@ -247,7 +286,7 @@ class WireJsonSchema(GenerateJsonSchema):
         if unpathed is not None:
             return unpathed
         js = self.generate_inner(schema["schema"])
-        if schema.get("required", self._td_total):
+        if schema.get("required", self._td_total) or id(schema) in self.tag_fields:
             return js
         # Every key is required on the wire: encoding sends null for a missing key.
         self.optional_keys[id(schema)] = schema

@@ -95,10 +95,14 @@ def build_messages(
 
 
 def _example_answer(compiled: CompiledSchema[Any], output: Any, index: int) -> str:
-    """An example's answer in wire form; a dict is validated into the target first."""
+    """An example's answer in wire form.
+
+    A dict (or other plain value) is what the user would pass to the model's constructor,
+    so it is validated in the Python shape (a ``dict`` field as a mapping), then encoded.
+    """
     try:
         if not isinstance(output, compiled.target if isinstance(compiled.target, type) else ()):
-            output = compiled.decode_python(output if not compiled.wrapped else {"value": output})
+            output = compiled.from_python(output)
         return compiled.encode(output)
     except (ValidationError, ValueError, TypeError) as exc:
         raise ConfigurationError(

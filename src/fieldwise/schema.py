@@ -12,9 +12,12 @@ What the wire looks like, and why:
 - Every property is required; optional means nullable. A field with a default that cannot
   be null becomes nullable on the wire, and null there means "use the default" (pydantic
   applies the default or default factory on decode; the field still counts as set in
-  ``model_fields_set``, since the model did send it). A field that is already nullable keeps
-  null as a real ``None``: its non-null default is only mentioned in the description, so the
-  model can still answer null, and can answer the default by writing it.
+  ``model_fields_set``, since the model did send it, except in a model whose own
+  ``mode="before"``/``"wrap"`` validator must see the key left out instead). A field that
+  is already nullable keeps null as a real ``None``: its non-null default is only mentioned
+  in the description, so the model can still answer null, and can answer the default by
+  writing it. A discriminated union's tag stays non-null even with a default: pydantic
+  needs it to pick the branch.
 - ``dict[K, V]`` (K a string, number, enum or literal type) is a list of ``{key, value}``
   objects, turned back into a mapping on decode; a repeated key is a validation error.
 - A TypedDict key that may be missing is required and nullable on the wire: null leaves it
@@ -23,10 +26,20 @@ What the wire looks like, and why:
   patterns, tuple positions) are described in the field's description, and still enforced
   on decode: decoding always validates with the user's own types.
 - Discriminated unions are sent as ``anyOf``; ``extra="allow"`` models as closed objects.
+- The schema is the validation shape, named as validation reads it (field names under
+  ``validate_by_alias=False``), whatever ``json_schema_mode_override`` says. A ``Json[...]``
+  field is a string holding pydantic's own JSON: nothing inside it is lowered.
 
 Each of these is listed in ``report`` with the field path where it happened. What has no
 JSON shape (``Any``, callables, arbitrary classes, free-form objects) raises
 :class:`~fieldwise.exceptions.SchemaError` at compile time, naming the field path.
+
+The user's code sees pydantic's shapes, never the wire's: a validator that reads the raw
+input (``mode="before"``/``"wrap"``/``"plain"``) gets a mapping for a ``dict`` field and no
+key for a default sent as null, and examples are written as for the model's constructor.
+``encode`` writes the wire shape: the user's field, model and annotated serializers describe
+another output, so they run only for a custom type that cannot serialize itself, or behind
+a validator that reads the raw input (as its inverse).
 """
 
 from __future__ import annotations
@@ -48,12 +61,13 @@ from pydantic import (
     PydanticUserError,
     RootModel,
     TypeAdapter,
+    ValidationError,
 )
 from pydantic_core import SchemaSerializer, SchemaValidator
 from pydantic_core import core_schema as cs
 
 from ._lowering import Strictifier
-from ._wire import serialization_schema, validation_schema
+from ._wire import serialization_schema, tag_fields, validation_schema
 from ._wire_json_schema import WireJsonSchema
 from .exceptions import SchemaError
 from .strict_subset import _Checker
@@ -62,7 +76,7 @@ __all__ = ["COMPILER_VERSION", "CompiledSchema", "Lowering", "compile_schema"]
 
 #: Part of every fingerprint: bump it when the compiler's output for a type may change, so
 #: caches keyed on fingerprints stop matching results decoded under the old rules.
-COMPILER_VERSION = "1"
+COMPILER_VERSION = "2"
 
 T = TypeVar("T")
 
@@ -100,6 +114,7 @@ class CompiledSchema(Generic[T]):
     """
 
     __slots__ = (
+        "_adapter",
         "_decode",
         "_encode",
         "fingerprint",
@@ -148,6 +163,7 @@ class CompiledSchema(Generic[T]):
         self.fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
         self._decode = decode
         self._encode = encode
+        self._adapter: TypeAdapter[Any] | None = None
 
     def decode(self, json_text: str | bytes) -> T:
         """Validate the model's JSON answer into ``T``; raises ``pydantic.ValidationError``."""
@@ -161,6 +177,26 @@ class CompiledSchema(Generic[T]):
         """
         return self._decode(pydantic_core.to_json(obj))
 
+    def from_python(self, obj: Any) -> T:
+        """Validate a value written in the Python shape (a hand-written example) into ``T``.
+
+        Unlike ``decode_python``, which takes the wire shape, a ``dict`` field here is a
+        mapping and a defaulted field may be left out. Python-mode validation comes first;
+        a value it refuses is tried in JSON mode too, so ISO date strings still suit strict
+        models. Raises ``pydantic.ValidationError`` (the Python-mode errors).
+        """
+        if self._adapter is None:
+            self._adapter = TypeAdapter(self.target)
+        try:
+            value: T = self._adapter.validate_python(obj)
+            return value
+        except ValidationError as first:
+            try:
+                value = self._adapter.validate_json(pydantic_core.to_json(obj))
+                return value
+            except (ValidationError, pydantic_core.PydanticSerializationError):
+                raise first from None
+
     def encode(self, instance: T) -> str:
         """The wire JSON for ``instance``: the shape ``schema`` describes (few-shot examples)."""
         return self._encode(instance)
@@ -172,17 +208,30 @@ class CompiledSchema(Generic[T]):
 # -- the cache -------------------------------------------------------------------------------
 
 _CACHE_MAX = 1024
-_cache: dict[Any, CompiledSchema[Any]] = {}
-_unhashable: list[tuple[Any, CompiledSchema[Any]]] = []
+_cache: dict[tuple[Any, Any], CompiledSchema[Any]] = {}
+_unhashable: list[tuple[tuple[Any, Any], CompiledSchema[Any]]] = []
 _lock = threading.Lock()
 
 
-def _lookup(tp: Any) -> CompiledSchema[Any] | None:
+def _cache_key(tp: Any) -> tuple[Any, Any]:
+    """``tp`` with the order of its arguments, which typing's ``==`` ignores.
+
+    ``Union[A, B] == Union[B, A]`` (and ``Literal`` compares as a set), but the order is the
+    order of ``anyOf``/``enum`` on the wire and decides pydantic's smart-union tie-breaks.
+    """
+    return (tp, _argument_order(tp))
+
+
+def _argument_order(tp: Any) -> tuple[Any, ...]:
+    return tuple((arg, _argument_order(arg)) for arg in get_args(tp))
+
+
+def _lookup(key: tuple[Any, Any]) -> CompiledSchema[Any] | None:
     try:
-        return _cache.get(tp)
+        return _cache.get(key)
     except TypeError:  # typing objects holding unhashable metadata
-        for key, compiled in _unhashable:
-            if key is tp or _safe_eq(key, tp):
+        for stored, compiled in _unhashable:
+            if stored is key or _safe_eq(stored, key):
                 return compiled
         return None
 
@@ -194,15 +243,15 @@ def _safe_eq(a: Any, b: Any) -> bool:
         return False
 
 
-def _store(tp: Any, compiled: CompiledSchema[Any]) -> None:
+def _store(key: tuple[Any, Any], compiled: CompiledSchema[Any]) -> None:
     try:
         if len(_cache) >= _CACHE_MAX:
             del _cache[next(iter(_cache))]
-        _cache[tp] = compiled
+        _cache[key] = compiled
     except TypeError:
         if len(_unhashable) >= _CACHE_MAX:
             del _unhashable[0]
-        _unhashable.append((tp, compiled))
+        _unhashable.append((key, compiled))
 
 
 @overload
@@ -214,14 +263,15 @@ def compile_schema(tp: Any) -> CompiledSchema[Any]:
 
     Raises :class:`~fieldwise.exceptions.SchemaError` when ``tp`` has no strict JSON shape.
     """
-    hit = _lookup(tp)
+    key = _cache_key(tp)
+    hit = _lookup(key)
     if hit is not None:
         return hit
     with _lock:
-        hit = _lookup(tp)
+        hit = _lookup(key)
         if hit is None:
             hit = _compile(tp)
-            _store(tp, hit)
+            _store(key, hit)
     return hit
 
 
@@ -236,7 +286,7 @@ def _compile(tp: Any) -> CompiledSchema[Any]:
     else:
         core = _wrapper_schema(tp, name)
 
-    generator = _Generator()
+    generator = _Generator(tag_fields(core))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw = generator.generate(core, mode="validation")
@@ -346,7 +396,9 @@ def _codecs(
         )
 
         def encode(instance: Any) -> str:
-            return serializer.to_json(instance, by_alias=True, warnings="error").decode()
+            return serializer.to_json(
+                instance, by_alias=True, round_trip=True, warnings="error"
+            ).decode()
 
         return decode, encode
 
@@ -359,7 +411,7 @@ def _codecs(
 
     def encode_wrapped(value: Any) -> str:
         return wrapped_serializer.to_json(
-            {"value": value}, by_alias=True, warnings="error"
+            {"value": value}, by_alias=True, round_trip=True, warnings="error"
         ).decode()
 
     return decode_wrapped, encode_wrapped
