@@ -371,6 +371,7 @@ async def test_upstream_failures_map_to_statuses(
     response = await client.post("/v1/extract/Contact", json={"text": "someone"})
     error = assert_error(response, status, type_)
     assert API_KEY not in response.text
+    assert fake_llm.base_url.split("//")[1] not in response.text  # nor where it lives
     if status == 429:
         assert response.headers["retry-after"] == "3"
     if type_ == "extraction_failed":
@@ -404,6 +405,7 @@ async def test_upstream_timeout_is_504(fake_llm: FakeLLM, tmp_path: Any) -> None
         response = await c.post("/v1/extract/Contact", json={"text": "x"})
     await ex.aclose()
     assert_error(response, 504, "upstream_timeout")
+    assert fake_llm.base_url.split("//")[1] not in response.text
 
 
 async def test_unexpected_errors_are_500_without_details(

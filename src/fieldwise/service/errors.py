@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -135,38 +136,51 @@ def _retry_after(seconds: float | None) -> dict[str, str]:
 
 
 def map_exception(exc: BaseException) -> ServiceError:
-    """The one mapping from any exception raised while serving to an HTTP error."""
+    """The one mapping from any exception raised while serving to an HTTP error.
+
+    Messages are the library's, with every URL replaced: where the service's model
+    endpoint lives is the operator's business, not the client's (it is logged instead).
+    """
     if isinstance(exc, ServiceError):
         return exc
+    if not isinstance(exc, FieldwiseError):
+        log.error("unexpected error while serving", exc_info=exc)
+        return ServiceError(500, "internal_error", "Internal error; see the service log.")
+    text = _without_addresses(exc.message)
     if isinstance(exc, UnsupportedInputError):
-        return ServiceError(415, "unsupported_file_type", exc.message)
+        return ServiceError(415, "unsupported_file_type", text)
     if isinstance(exc, ContextLengthError):
-        return ServiceError(400, "input_too_long", exc.message)
+        return ServiceError(400, "input_too_long", text)
     if isinstance(exc, ModerationError):
-        return ServiceError(400, "input_flagged", exc.message)
+        return ServiceError(400, "input_flagged", text)
     if isinstance(exc, RateLimitError):
-        return ServiceError(
-            429, "upstream_rate_limited", exc.message, headers=_retry_after(exc.retry_after)
-        )
+        headers = _retry_after(exc.retry_after)
+        return ServiceError(429, "upstream_rate_limited", text, headers=headers)
     if isinstance(exc, APIError):
         status = f"HTTP {exc.status_code}" if exc.status_code else "an error"
+        return ServiceError(502, "upstream_error", f"The model endpoint answered {status}: {text}")
+    if isinstance(exc, APIConnectionError):  # timeouts included: the details are the log's
+        log.warning("the model endpoint failed: %s", exc.message)
+        if isinstance(exc, APITimeoutError):
+            return ServiceError(504, "upstream_timeout", "The model endpoint did not answer.")
         return ServiceError(
-            502, "upstream_error", f"The model endpoint answered {status}: {exc.message}"
+            502, "upstream_unreachable", "The model endpoint could not be reached; try later."
         )
-    if isinstance(exc, APITimeoutError):
-        return ServiceError(504, "upstream_timeout", exc.message)
-    if isinstance(exc, APIConnectionError):
-        return ServiceError(502, "upstream_unreachable", exc.message)
     if isinstance(exc, OutputError):
-        return ServiceError(502, "unusable_output", f"{type(exc).__name__}: {exc.message}")
+        return ServiceError(502, "unusable_output", f"{type(exc).__name__}: {text}")
     if isinstance(exc, ExtractionError):
-        return ServiceError(502, "extraction_failed", exc.message, field=_first_field(exc))
+        return ServiceError(502, "extraction_failed", text, field=_first_field(exc))
     if isinstance(exc, ConfigurationError):
-        return ServiceError(500, "configuration_error", exc.message)
-    if isinstance(exc, FieldwiseError):
-        return ServiceError(500, "internal_error", exc.message)
-    log.error("unexpected error while serving", exc_info=exc)
-    return ServiceError(500, "internal_error", "Internal error; see the service log.")
+        return ServiceError(500, "configuration_error", text)
+    return ServiceError(500, "internal_error", text)
+
+
+_ADDRESS = re.compile(r"\bhttps?://[^\s'\"<>()]+")
+
+
+def _without_addresses(text: str) -> str:
+    """``text`` with every URL replaced: an upstream error names the endpoint's address."""
+    return _ADDRESS.sub("the model endpoint", text)
 
 
 def _first_field(exc: ExtractionError) -> str | None:
