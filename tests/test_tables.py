@@ -149,6 +149,9 @@ def test_input_text() -> None:
     assert input_text(row, ["blank"]) is None
     assert input_text(row, ["blank", "missing"]) is None
     assert input_text(row, ["blank", "subject"]) == "blank:   \nsubject: Hi"
+    # a date-formatted spreadsheet cell reads as a datetime at midnight: sent as the date
+    assert input_text({"d": datetime(2024, 1, 2)}, ["d"]) == "2024-01-02"
+    assert input_text({"d": datetime(2024, 1, 2, 9, 30)}, ["d"]) == "2024-01-02T09:30:00"
 
 
 def test_only_empty_rules() -> None:

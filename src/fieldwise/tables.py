@@ -168,9 +168,15 @@ def value_cells(value: Any, columns: Sequence[Column], *, typed: bool) -> dict[s
 
 
 def source_text(value: Any) -> str:
-    """A source cell as text for the prompt (dates in ISO form, blanks as ``""``)."""
+    """A source cell as text for the prompt (dates in ISO form, blanks as ``""``).
+
+    A naive datetime at midnight is a date: spreadsheets store a date-formatted cell as a
+    date-time, and ``2024-01-02`` reads as what the user typed where ``2024-01-02T00:00:00``
+    adds a time nobody wrote."""
     if value is None:
         return ""
+    if isinstance(value, dt.datetime) and value.tzinfo is None and value.time() == dt.time():
+        return value.date().isoformat()
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     return str(value)
