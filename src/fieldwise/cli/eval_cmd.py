@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
+from collections.abc import Collection
 from typing import Any
 
 from ..exceptions import ConfigurationError
+from . import EXIT_USAGE
 from ._common import add_extractor_options, load_target, print_json
 
 
@@ -20,7 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--compare",
         nargs="+",
         metavar="SETTINGS",
-        help='configurations to compare, each "key=value[,key=value]" of Extractor options',
+        help='configurations to compare, each "key=value[,key=value...]" of Extractor '
+        "options (max_retries, temperature, instructions, model...). A comma starts the next "
+        "pair only where an option name and = follow it, so a value may contain commas "
+        '("instructions=Be exact, no guessing"). A value is JSON where it parses as JSON '
+        "(0, 0.5, true, null), else text",
     )
     parser.add_argument("--concurrency", type=int, default=4)
     add_extractor_options(parser)
@@ -34,13 +42,37 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def parse_settings(spec: str) -> dict[str, Any]:
+def option_names() -> tuple[str, ...]:
+    """The keyword arguments ``Extractor`` takes: the keys ``--compare`` accepts."""
+    import inspect
+
+    from ..extractor import Extractor
+
+    return tuple(inspect.signature(Extractor).parameters)
+
+
+def parse_settings(spec: str, names: Collection[str] | None = None) -> dict[str, Any]:
+    """``"key=value,key=value"`` as ``Extractor`` options (``names``: the valid keys).
+
+    Why not split on every comma: instructions are prose. A comma starts the next pair only
+    where a valid key and ``=`` follow it, so ``instructions=Be exact, no guessing`` is one
+    pair. An unknown key is refused here, naming the valid ones, rather than as a
+    ``TypeError`` from ``Extractor`` once earlier configurations have run."""
+    names = tuple(option_names() if names is None else names)
+    keys = "|".join(re.escape(name) for name in names)
+    pairs = re.split(rf",\s*(?=(?:{keys})\s*=)", spec) if names else [spec]
     settings: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
+    for part in filter(None, (p.strip(", ") for p in pairs)):
         key, sep, value = part.partition("=")
+        key = key.strip()
         if not sep:
             raise ConfigurationError(f"--compare {spec!r}: write key=value pairs")
-        settings[key.strip()] = _parse_value(value.strip())
+        if key not in names:
+            raise ConfigurationError(
+                f"--compare {spec!r}: unknown option {key!r}; use one of "
+                + ", ".join(sorted(names))
+            )
+        settings[key] = _parse_value(value.strip())
     return settings
 
 
@@ -89,9 +121,15 @@ def run(args: argparse.Namespace) -> int:
     target = load_target(args.schema)
     gold = list(load_gold(args.gold))
     specs = args.compare or [""]
+    try:  # every configuration checked before the first one runs
+        names = option_names()
+        configs = [parse_settings(spec, names) for spec in specs]
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     labels, reports = [], []
-    for spec in specs:
-        settings = {**_base_settings(args), **parse_settings(spec)}
+    for spec, config in zip(specs, configs, strict=True):
+        settings = {**_base_settings(args), **config}
         with Extractor(**settings) as extractor:
             report = evaluate(gold, target, extractor, concurrency=args.concurrency)
         labels.append(spec or "default")
