@@ -19,7 +19,7 @@ from .cache import CacheMode, ResultCache, request_key
 from .chunking import Chunk, combine_results, split_document
 from .consistency import sample_plan, vote
 from .document import Document
-from .exceptions import ConfigurationError, FieldwiseError
+from .exceptions import APIConnectionError, APITimeoutError, ConfigurationError, FieldwiseError
 from .loop import (
     LOOKUP_FAILED,
     Call,
@@ -116,6 +116,7 @@ class Extractor:
         self._cache_dir = cache_dir
         self._cache: ResultCache | None = None
         self._transport: Transport | None = None
+        self._retired: list[Transport] = []  # replaced by a backend's new server; closed last
         self._prices = PriceBook(prices, fetch_models=self._fetch_models, store=self._disk)
         self._lock = threading.Lock()
         self._usage = Usage()
@@ -147,23 +148,45 @@ class Extractor:
     def __repr__(self) -> str:
         return f"Extractor(model={self.model!r}, base_url={self.base_url!r})"
 
-    def _transport_for_use(self) -> Transport:
-        if self._transport is None:
-            with self._lock:
-                if self._transport is None:
-                    self._settings = endpoints.resolve_backend(self._settings)
-                    endpoints.require_key(self._settings)
-                    from .transport import Transport  # loads the HTTP library: not before
+    def _transport_for_use(self, gone: Transport | None = None) -> Transport:
+        """The transport, made on first use (a backend's server starts then).
 
-                    self._transport = Transport(
-                        self._settings.base_url,
-                        self._settings.api_key,
-                        timeout=self.timeout,
-                        network_retries=self.network_retries,
-                        headers=endpoints.profile_headers(self._settings.profile),
-                        backoff_base=self._backoff_base,
-                    )
-        return self._transport
+        ``gone``: a transport whose backend server stopped answering (the plugin stopped
+        it, e.g. to apply new settings). The backend is resolved again, and a new
+        transport made when its server now listens elsewhere; when it resolves to the
+        same place, ``gone`` is returned (there is nothing newer to try).
+        """
+        transport = self._transport
+        if transport is None or transport is gone:
+            with self._lock:
+                if self._transport is None or self._transport is gone:
+                    settings = endpoints.resolve_backend(self._settings)
+                    endpoints.require_key(settings)
+                    if self._transport is None or settings != self._settings:
+                        from .transport import Transport  # loads the HTTP library: not before
+
+                        if self._transport is not None:  # other calls may still hold it
+                            self._retired.append(self._transport)
+                        self._transport = Transport(
+                            settings.base_url,
+                            settings.api_key,
+                            timeout=self.timeout,
+                            network_retries=self.network_retries,
+                            headers=endpoints.profile_headers(settings.profile),
+                            backoff_base=self._backoff_base,
+                        )
+                        self._settings = settings
+                transport = self._transport
+        return transport
+
+    def _server_gone(self, error: FieldwiseError) -> bool:
+        """Whether ``error`` says a backend's server is no longer there (refused or dropped
+        connections; a timeout only says it is slow), so resolving it again may help."""
+        return (
+            self._settings.backend is not None
+            and isinstance(error, APIConnectionError)
+            and not isinstance(error, APITimeoutError)
+        )
 
     def _result_cache(self) -> ResultCache | None:
         return None if self.cache_mode is False else self._disk()
@@ -342,12 +365,19 @@ class Extractor:
         try:
             body = next(flow)
             transport = self._transport_for_use()
+            reconnected = False
             while True:
                 if self._limiter is not None:
                     self._limiter.wait_sync()
                 try:
                     response = transport.chat(self._wire(body))
                 except FieldwiseError as exc:
+                    if not reconnected and self._server_gone(exc):
+                        reconnected = True
+                        fresh = self._transport_for_use(gone=transport)
+                        if fresh is not transport:  # the backend's new server: ask it
+                            transport = fresh
+                            continue
                     flow.throw(exc)  # notes what was paid on the error, and raises it
                     raise
                 body = flow.send(response)
@@ -411,12 +441,19 @@ class Extractor:
             transport = self._transport
             if transport is None:  # a backend may start a server: not on the event loop
                 transport = await asyncio.to_thread(self._transport_for_use)
+            reconnected = False
             while True:
                 if limiter is not None:
                     await limiter.wait()
                 try:
                     response = await transport.achat(self._wire(body))
                 except FieldwiseError as exc:
+                    if not reconnected and self._server_gone(exc):
+                        reconnected = True
+                        fresh = await asyncio.to_thread(self._transport_for_use, transport)
+                        if fresh is not transport:  # the backend's new server: ask it
+                            transport = fresh
+                            continue
                     flow.throw(exc)  # notes what was paid on the error, and raises it
                     raise
                 body = flow.send(response)
@@ -556,12 +593,16 @@ class Extractor:
 
     def close(self) -> None:
         """Close pooled connections and the cache."""
+        for transport in self._retired:
+            transport.close()
         if self._transport is not None:
             self._transport.close()
         if self._cache is not None:
             self._cache.close()
 
     async def aclose(self) -> None:
+        for transport in self._retired:
+            await transport.aclose()
         if self._transport is not None:
             await self._transport.aclose()
         if self._cache is not None:

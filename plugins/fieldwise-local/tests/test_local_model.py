@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from fieldwise_local._model import MODEL_SIZE, WHEEL_MEMBER
 
 from fieldwise.cli import main
 from fieldwise.exceptions import ConfigurationError
+from fieldwise.registry import Backend
 
 
 def test_installed_model_has_the_pinned_checksum(model_file: Path) -> None:
@@ -135,6 +137,23 @@ def test_model_override_from_the_environment(
         fieldwise_local.resolve("")
 
 
+def test_model_override_that_is_not_gguf_is_not_installed(
+    local_backend: Backend,
+    empty_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """So the core does not pick `local` as the offline default only to fail on a request."""
+    text = empty_data_dir / "notes.gguf"
+    empty_data_dir.mkdir()
+    text.write_text("NOTGGUF, just notes")
+    monkeypatch.setenv("FIELDWISE_LOCAL_MODEL", str(text))
+    assert not fieldwise_local.is_installed()
+    assert local_backend.available is not None and not local_backend.available()
+    assert main(["local", "status"]) == 1
+    assert "not a GGUF model" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -144,6 +163,8 @@ def test_model_override_from_the_environment(
         ("FIELDWISE_LOCAL_CACHE_PROMPT", "maybe"),
         ("FIELDWISE_LOCAL_MAX_TOKENS", "0"),
         ("FIELDWISE_LOCAL_START_TIMEOUT", "-1"),
+        ("FIELDWISE_LOCAL_START_TIMEOUT", "nan"),
+        ("FIELDWISE_LOCAL_START_TIMEOUT", "inf"),
         ("FIELDWISE_LOCAL_LOG", "loud"),
     ],
 )
@@ -153,6 +174,20 @@ def test_bad_settings_name_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
         fieldwise_local.LocalSettings.from_env()
+
+
+@pytest.mark.parametrize("seconds", [-5.0, 0.0, float("nan"), float("inf")])
+def test_settings_in_code_need_a_finite_start_timeout(seconds: float) -> None:
+    with pytest.raises(ConfigurationError, match="start_timeout"):
+        fieldwise_local.LocalSettings(start_timeout=seconds)
+
+
+def test_env_vars_lists_every_documented_variable() -> None:
+    """ENV_VARS is what callers (and these tests' clean-up) reset: it must miss none."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(FIELDWISE_\w+)`", readme, flags=re.MULTILINE))
+    assert "FIELDWISE_LOCAL_MAX_TOKENS" in documented
+    assert documented == set(fieldwise_local.ENV_VARS)
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import fieldwise_local
 import httpx
 import pytest
+from pydantic import BaseModel
 
+from fieldwise import Extractor
 from fieldwise.exceptions import ConfigurationError
 from fieldwise.registry import Backend, BackendEndpoint
+
+
+class Person(BaseModel):
+    name: str | None = None
 
 
 def _health(endpoint: BackendEndpoint) -> httpx.Response:
@@ -121,6 +130,94 @@ def test_stop_frees_the_port(local_backend: Backend) -> None:
     with pytest.raises(httpx.ConnectError):
         _health(endpoint)
     server.stop()  # idempotent
+
+
+def test_an_extractor_follows_the_server_across_stop(model_file: Path, tmp_path: Path) -> None:
+    """stop() (e.g. to apply new settings) does not strand an Extractor that already used
+    the server: its next request starts a fresh one and goes there, sync and async."""
+    with Extractor(model="local", cache=False, max_retries=0, cache_dir=str(tmp_path)) as ex:
+        assert ex.run("My name is Ada.", Person).value.name == "Ada"
+        first = ex.base_url
+        fieldwise_local.stop()
+        assert ex.run("My name is Bob.", Person).value.name == "Bob"
+        assert ex.base_url != first
+        assert [s.base_url for s in fieldwise_local.running()] == [ex.base_url]
+
+        second = ex.base_url
+        fieldwise_local.stop()
+        result = asyncio.run(ex.arun("My name is Cy.", Person))
+        assert result.value.name == "Cy"
+        assert ex.base_url not in (first, second)
+        assert [s.base_url for s in fieldwise_local.running()] == [ex.base_url]
+    fieldwise_local.stop()
+
+
+@contextlib.contextmanager
+def _never_ready() -> Iterator[None]:
+    """The server's readiness probe gets no answer, as on a machine too slow for the timeout."""
+
+    def refused(self: httpx.Client, url: str, **kwargs: object) -> httpx.Response:
+        raise httpx.ConnectError("simulated: no answer yet")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx.Client, "get", refused)
+        yield
+
+
+def _threads() -> int:
+    return threading.active_count() + len(os.listdir("/proc/self/task"))
+
+
+def _port_in(error: BaseException) -> int:
+    found = re.search(r"127\.0\.0\.1:(\d+)", str(error))
+    assert found, str(error)
+    return int(found.group(1))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_a_start_that_timed_out_is_waited_for_again_not_repeated(model_file: Path) -> None:
+    """A server not ready in time is kept: each later request waits for that one instead of
+    loading the model into another (rows of a table would pile servers up)."""
+    fieldwise_local.stop()
+    fieldwise_local.configure(fieldwise_local.LocalSettings(start_timeout=0.3))
+    ports = []
+    with _never_ready():
+        for _ in range(3):
+            with pytest.raises(fieldwise_local.ServerStartError, match="not ready") as caught:
+                fieldwise_local.resolve("")
+            ports.append(_port_in(caught.value))
+            if len(ports) == 1:
+                threads = _threads()
+        assert ports == [ports[0]] * 3 and _threads() == threads
+        assert fieldwise_local.running() == []
+
+    server = fieldwise_local.start()
+    try:
+        assert server.port == ports[0] and server.running
+        assert _health(server.endpoint).json() == {"status": "ok"}
+    finally:
+        fieldwise_local.stop()
+    assert _port_is_free(ports[0])
+
+
+def test_stop_frees_a_server_whose_start_timed_out(model_file: Path) -> None:
+    """stop() frees it (in the background, once its loop is up) and the next start is fresh."""
+    fieldwise_local.stop()
+    with _never_ready():
+        with pytest.raises(fieldwise_local.ServerStartError) as caught:
+            fieldwise_local.start(settings=fieldwise_local.LocalSettings(start_timeout=0.3))
+        port = _port_in(caught.value)
+        assert not _port_is_free(port)
+        fieldwise_local.stop()
+    deadline = time.monotonic() + 30
+    while not _port_is_free(port):
+        assert time.monotonic() < deadline, "the timed-out server was never freed"
+        time.sleep(0.05)
+    server = fieldwise_local.start()
+    try:
+        assert server.port != port
+    finally:
+        fieldwise_local.stop()
 
 
 def test_settings_reach_the_server(model_file: Path) -> None:

@@ -34,6 +34,8 @@ MODEL_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: wheel's own RECORD entry).
 MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MODEL_SIZE = 98_362_432
+#: The first bytes of every GGUF file, the only format llama.cpp reads.
+GGUF_MAGIC = b"GGUF"
 PULL_TIMEOUT_S = 900.0
 
 _STAMP_SUFFIX = ".verified"
@@ -141,12 +143,26 @@ def verify(path: Path | None = None, *, full: bool = False) -> bool:
     return True
 
 
+def magic(path: Path) -> bytes:
+    """The first four bytes of ``path`` (``GGUF_MAGIC`` for a model llama.cpp reads)."""
+    with path.open("rb") as handle:
+        return handle.read(4)
+
+
+def _is_gguf(path: Path) -> bool:
+    try:
+        return path.is_file() and magic(path) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
 def is_installed() -> bool:
     """Whether ``model="local"`` can run without set-up: its model file is present and,
-    for the default model, intact. The core asks this to pick an offline default."""
+    for the default model, intact (for another file: at least a GGUF file). The core asks
+    this to pick an offline default."""
     override = override_path()
     if override is not None:
-        return override.is_file()
+        return _is_gguf(override)
     return verify(default_model_path())
 
 
@@ -155,16 +171,21 @@ def status(*, full: bool = False) -> ModelStatus:
     override = override_path()
     if override is not None:
         present = override.is_file()
+        usable = present and _is_gguf(override)
+        if usable:
+            detail = f"chosen by {ENV_MODEL}"
+        elif present:
+            detail = f"{ENV_MODEL} names a file that is not a GGUF model"
+        else:
+            detail = f"{ENV_MODEL} names a file that does not exist"
         return ModelStatus(
             path=override,
             source=ENV_MODEL,
-            installed=present,
+            installed=usable,
             verified=None,
             size=override.stat().st_size if present else None,
             data_dir=data_dir(),
-            detail="chosen by FIELDWISE_LOCAL_MODEL"
-            if present
-            else f"{ENV_MODEL} names a file that does not exist",
+            detail=detail,
         )
     path = default_model_path()
     if not path.exists():

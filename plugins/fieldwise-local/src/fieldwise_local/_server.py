@@ -12,7 +12,9 @@ freed. So this module holds the only reference and drops it to stop. One trap: t
 server's main loop sets ``running = true`` when it *starts*, after the constructor has
 returned, so a stop issued before the loop is up is lost and the destructor then waits
 forever. Start-up therefore waits for a request that goes through the loop's task queue
-(``GET /slots``) before handing the server out.
+(``GET /slots``) before handing the server out. A server that is not ready in time is
+kept (``_starting``): the next request waits for it again rather than loading the model
+into yet another server, and ``stop()`` frees it once its loop is up.
 """
 
 from __future__ import annotations
@@ -36,14 +38,17 @@ import httpx
 from fieldwise.registry import BackendEndpoint
 
 from ._errors import ModelNotInstalledError, ServerStartError
-from ._model import default_model_path, override_path, verify
+from ._model import GGUF_MAGIC, default_model_path, magic, override_path, verify
 from ._settings import ENV_MODEL, LocalSettings
 
 HOST = "127.0.0.1"
-_GGUF_MAGIC = b"GGUF"
+#: How long ``stop()`` keeps waiting, in the background, for a server that was not ready
+#: in time before it can be freed; one that never gets ready is left to the process exit.
+_FREE_WAIT_S = 600.0
 
 _lock = threading.Lock()
 _servers: dict[Path, LocalServer] = {}
+_starting: dict[Path, _Launch] = {}
 _settings_override: LocalSettings | None = None
 _atexit_registered = False
 
@@ -88,8 +93,47 @@ class LocalServer:
     def _abandon(self) -> None:
         """Forget the handle without running its destructor (after fork, see below)."""
         handle, self._handle = self._handle, None
-        if handle is not None:
-            ctypes.pythonapi.Py_IncRef(ctypes.py_object(handle))
+        _leak(handle)
+
+
+@dataclass
+class _Launch:
+    """A server built but not yet seen ready: what ``start`` waits for."""
+
+    path: Path
+    base: str
+    port: int
+    api_key: str = field(repr=False)
+    settings: LocalSettings
+    began: float
+    handle: Any = field(default=None, repr=False)
+
+
+def _leak(handle: Any) -> None:
+    """Keep ``handle`` alive for good: its destructor must not run (see the module doc)."""
+    if handle is not None:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(handle))
+
+
+def _free_when_ready(launch: _Launch) -> None:
+    """Free a server that was not ready in time, once its main loop is up (only then does
+    the destructor return); one that never gets ready is leaked instead."""
+    handle, launch.handle = launch.handle, None
+    try:
+        _wait_ready(launch.base, launch.api_key, _FREE_WAIT_S)
+    except ServerStartError:
+        _leak(handle)
+    # Otherwise dropping ``handle`` here stops the server and frees its port and memory.
+
+
+def _discard(launch: _Launch) -> None:
+    try:
+        threading.Thread(
+            target=_free_when_ready, args=(launch,), name="fieldwise-local-stop", daemon=True
+        ).start()
+    except RuntimeError:  # the interpreter is shutting down: the exit frees it
+        _leak(launch.handle)
+        launch.handle = None
 
 
 def configure(settings: LocalSettings | None) -> None:
@@ -139,13 +183,12 @@ def _model_file(model: str | Path | None) -> Path:
 
 def _check_gguf(path: Path) -> None:
     try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
+        first = magic(path)
     except OSError as exc:
         raise ServerStartError(f"Cannot read the model file {path}: {exc}.") from None
-    if magic != _GGUF_MAGIC:
+    if first != GGUF_MAGIC:
         raise ServerStartError(
-            f"{path} is not a GGUF model file (it starts with {magic!r}); llama.cpp reads only "
+            f"{path} is not a GGUF model file (it starts with {first!r}); llama.cpp reads only "
             "GGUF. For the default model run `fieldwise local pull`."
         )
 
@@ -221,12 +264,14 @@ def _wait_ready(base: str, api_key: str, timeout: float) -> None:
                 if time.monotonic() > deadline:
                     raise ServerStartError(
                         f"The local llama.cpp server at {base} was not ready after {timeout:g} s "
-                        f"({last}). Raise FIELDWISE_LOCAL_START_TIMEOUT on a slow machine."
+                        f"({last}). It keeps starting, and the next request waits for it "
+                        "again; raise FIELDWISE_LOCAL_START_TIMEOUT on a slow machine."
                     )
                 time.sleep(0.05)
 
 
-def _launch(path: Path, settings: LocalSettings) -> LocalServer:
+def _launch(path: Path, settings: LocalSettings) -> _Launch:
+    """Load the model and bind a port; readiness is ``start``'s to wait for."""
     try:
         import xllamacpp
     except ImportError as exc:
@@ -253,31 +298,16 @@ def _launch(path: Path, settings: LocalSettings) -> LocalServer:
     if port is None:
         del handle
         raise ServerStartError(f"llama.cpp reported no port (listening on {address!r}).")
-    base = f"http://{HOST}:{port}"
-    try:
-        _wait_ready(base, api_key, settings.start_timeout)
-    except ServerStartError:
-        # Not freed: if the main loop never started, the destructor would wait forever.
-        server = LocalServer(path, path.stem, f"{base}/v1", port, api_key, settings, 0.0, handle)
-        server._abandon()
-        raise
-    return LocalServer(
-        model_path=path,
-        model=path.stem,
-        base_url=f"{base}/v1",
-        port=port,
-        api_key=api_key,
-        settings=settings,
-        start_seconds=time.perf_counter() - started,
-        _handle=handle,
-    )
+    return _Launch(path, f"http://{HOST}:{port}", port, api_key, settings, started, handle)
 
 
 def start(model: str | Path | None = None, settings: LocalSettings | None = None) -> LocalServer:
     """The server for ``model`` (default: the pulled model), started on first call.
 
     Thread-safe: concurrent first calls start one server. ``settings`` applies only when
-    this call starts the server.
+    this call starts the server. A server not ready within ``start_timeout`` raises
+    ``ServerStartError`` and is kept: the next call waits for that one again (with its own
+    ``start_timeout``) instead of starting another.
     """
     global _atexit_registered
     path = _model_file(model)
@@ -288,11 +318,31 @@ def start(model: str | Path | None = None, settings: LocalSettings | None = None
         server = _servers.get(path)
         if server is not None and server.running:
             return server
-        server = _launch(path, settings or current_settings())
-        _servers[path] = server
-        if not _atexit_registered:
+        if not _atexit_registered:  # before any handle exists: none may be freed at exit
             atexit.register(stop)
             _atexit_registered = True
+        chosen = settings or current_settings()
+        launch = _starting.pop(path, None) or _launch(path, chosen)
+        try:
+            _wait_ready(launch.base, launch.api_key, chosen.start_timeout)
+        except BaseException:
+            # Not freed: if the main loop never started, the destructor would wait forever.
+            _starting[path] = launch
+            raise
+        # Moved, not shared: a traceback of an earlier timeout still holds ``launch``, and
+        # must not keep the server alive after stop().
+        handle, launch.handle = launch.handle, None
+        server = LocalServer(
+            model_path=path,
+            model=path.stem,
+            base_url=f"{launch.base}/v1",
+            port=launch.port,
+            api_key=launch.api_key,
+            settings=launch.settings,
+            start_seconds=time.perf_counter() - launch.began,
+            _handle=handle,
+        )
+        _servers[path] = server
         return server
 
 
@@ -309,15 +359,17 @@ def running() -> list[LocalServer]:
 def stop(model: str | Path | None = None) -> None:
     """Stop the server of ``model``, or every server when ``model`` is ``None``.
 
-    Also runs at interpreter exit. A later request starts a fresh server.
+    Also runs at interpreter exit. A later request starts a fresh server. A server whose
+    start timed out is freed in the background once it is ready.
     """
-    if model is None:
-        targets = running()
-    else:
-        path = Path(model).expanduser().resolve()
-        targets = [s for s in running() if s.model_path == path]
+    path = None if model is None else Path(model).expanduser().resolve()
+    targets = [s for s in running() if path is None or s.model_path == path]
     for server in targets:
         server.stop()
+    with _lock:
+        launches = [_starting.pop(p) for p in list(_starting) if path is None or p == path]
+    for launch in launches:
+        _discard(launch)
 
 
 def _forget_after_fork() -> None:
@@ -328,6 +380,9 @@ def _forget_after_fork() -> None:
     for server in list(_servers.values()):
         server._abandon()
     _servers.clear()
+    for launch in _starting.values():
+        _leak(launch.handle)
+    _starting.clear()
 
 
 if hasattr(os, "register_at_fork"):

@@ -7,6 +7,7 @@ first request.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ ENV_VARS = (
     ENV_CACHE_PROMPT,
     ENV_START_TIMEOUT,
     ENV_LOG,
+    ENV_MAX_TOKENS,
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -94,9 +96,14 @@ def _float_env(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a number of seconds.") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} must be more than 0 seconds.")
+    if not _positive_seconds(value):
+        raise ConfigurationError(f"{name}={raw!r} must be a finite number more than 0 seconds.")
     return value
+
+
+def _positive_seconds(value: float) -> bool:
+    """More than 0 and finite: ``nan`` and ``inf`` would wait for a server forever."""
+    return math.isfinite(value) and value > 0
 
 
 def _bool_env(name: str, default: bool) -> bool:
@@ -170,6 +177,11 @@ class LocalSettings:
                 f"LocalSettings: threads ({self.threads}) and parallel ({self.parallel}) must "
                 f"be at least 1, max_tokens ({self.max_tokens}) at least 1, and context "
                 f"({self.context}) at least 256 tokens."
+            )
+        if not _positive_seconds(self.start_timeout):
+            raise ConfigurationError(
+                f"LocalSettings: start_timeout ({self.start_timeout}) must be a finite number "
+                "of seconds, more than 0."
             )
 
     @classmethod
