@@ -84,8 +84,11 @@ EXAMPLES: dict[str, list[tuple[str, Any]]] = {
 
 
 def endpoint(args: argparse.Namespace) -> tuple[str, str, str | None]:
-    if args.base_url:
-        return args.base_url, args.model, None
+    if args.base_url:  # the key as fieldwise would read it, for the bare SDK call too
+        from fieldwise.endpoints import resolve_endpoint
+
+        settings = resolve_endpoint(args.model, args.base_url, None)
+        return settings.base_url, settings.model, settings.api_key
     import fieldwise_local
 
     found = fieldwise_local.resolve("")

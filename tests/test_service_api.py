@@ -82,6 +82,7 @@ async def test_readyz_is_503_when_the_endpoint_is_unreachable(tmp_path: Any) -> 
     await ex.aclose()
     error = assert_error(response, 503, "not_ready")
     assert API_KEY not in error["message"]
+    assert f"127.0.0.1:{port}" not in error["message"]  # where it lives is not the client's
 
 
 async def test_readyz_is_503_whatever_the_probe_raises(fake_llm: FakeLLM, tmp_path: Any) -> None:

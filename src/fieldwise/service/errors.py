@@ -146,7 +146,7 @@ def map_exception(exc: BaseException) -> ServiceError:
     if not isinstance(exc, FieldwiseError):
         log.error("unexpected error while serving", exc_info=exc)
         return ServiceError(500, "internal_error", "Internal error; see the service log.")
-    text = _without_addresses(exc.message)
+    text = without_addresses(exc.message)
     if isinstance(exc, UnsupportedInputError):
         return ServiceError(415, "unsupported_file_type", text)
     if isinstance(exc, ContextLengthError):
@@ -178,8 +178,9 @@ def map_exception(exc: BaseException) -> ServiceError:
 _ADDRESS = re.compile(r"\bhttps?://[^\s'\"<>()]+")
 
 
-def _without_addresses(text: str) -> str:
-    """``text`` with every URL replaced: an upstream error names the endpoint's address."""
+def without_addresses(text: str) -> str:
+    """``text`` with every URL replaced: an upstream error names the endpoint's address,
+    which is the operator's business, not the client's."""
     return _ADDRESS.sub("the model endpoint", text)
 
 

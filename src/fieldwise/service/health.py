@@ -16,6 +16,7 @@ import anyio.to_thread
 
 from ..exceptions import FieldwiseError
 from ..extractor import Extractor
+from .errors import map_exception
 
 log = logging.getLogger("fieldwise.service")
 
@@ -51,12 +52,14 @@ class ReadinessProbe:
         """Why not ready, or ``None``. Any failure is "not ready" (503), never a 500: a probe
         that cannot even be made (a malformed base URL, a transport bug) is an endpoint the
         service cannot use either. Only a ``FieldwiseError``'s message is shown, as it is
-        redacted; anything else is logged and named by its type."""
+        redacted, and worded as the extract routes word it (without the endpoint's address);
+        anything else is logged and named by its type."""
         with anyio.move_on_after(self.timeout) as scope:
             try:
                 await self.extractor.acheck()
             except FieldwiseError as exc:
-                return f"{type(exc).__name__}: {exc.message}"
+                log.warning("the readiness probe failed: %s", exc.message)
+                return f"{type(exc).__name__}: {map_exception(exc).message}"
             except Exception as exc:
                 log.error("the readiness probe failed", exc_info=exc)
                 return f"The readiness probe failed ({type(exc).__name__}); see the service log."
