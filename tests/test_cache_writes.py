@@ -211,3 +211,86 @@ def test_a_batch_of_answers_is_stored_as_set_stores_each(
     stored.close()
     plain.close()
     bulk.close()
+
+
+# -- an unusable directory, and the user's folders -----------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["a file in its place", "a damaged database"])
+def test_an_unusable_cache_costs_no_answer(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fieldwise import Extractor
+    from fieldwise.testing import FakeLLM
+    from tests.models import Person
+
+    directory = tmp_path / "cache"
+    if damage == "a file in its place":
+        directory.write_text("not a folder")
+    else:
+        directory.mkdir()
+        (directory / "cache.db").write_bytes(b"this is not an sqlite database" * 100)
+    with FakeLLM() as fake, Extractor(base_url=fake.base_url, cache_dir=str(directory)) as ex:
+        assert ex.run("Ada", Person).cached is False
+        assert ex.run("Ada", Person).cached is False  # no cache, and no second warning
+        assert len(fake.requests) == 2
+    warnings = [r.message for r in caplog.records if "going on without a cache" in r.message]
+    assert len(warnings) == 1 and str(directory) in warnings[0]
+
+
+def test_an_existing_folder_keeps_its_permissions_and_a_new_one_is_private(
+    tmp_path: Path,
+) -> None:
+    existing = tmp_path / "home"
+    existing.mkdir(mode=0o755)
+    ResultCache(existing).close()
+    assert existing.stat().st_mode & 0o777 == 0o755
+    created = tmp_path / "new" / "cache"
+    ResultCache(created).close()
+    assert created.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_cache_command_creates_nothing_and_counts_only_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fieldwise.cli import main
+
+    missing = tmp_path / "typo" / "cache"
+    assert main(["cache", "stats", "--dir", str(missing)]) == 1
+    assert "no cache directory" in capsys.readouterr().err and not missing.exists()
+    cache = ResultCache(tmp_path / "c")
+    cache.set("k1", answer(1))
+    cache.set_meta("prices", {"m": (1.0, 2.0)})
+    cache.close()
+    assert main(["cache", "clear", "--dir", str(tmp_path / "c")]) == 0
+    assert "Removed 1 cached answers" in capsys.readouterr().out
+
+
+def test_an_answer_from_asyncio_run_is_on_disk_when_run_returns(tmp_path: Path) -> None:
+    """``asyncio.run`` closes its loop before the queued commit's timer fires; the commit
+    happens as the loop shuts down, not at interpreter exit (which a SIGTERM never
+    reaches)."""
+    cache = ResultCache(tmp_path)
+
+    async def one() -> None:
+        cache.set("k1", answer(1))
+
+    asyncio.run(one())
+    with diskcache.Cache(str(tmp_path)) as other:  # its own connection: only what is committed
+        assert "k1" in other
+    cache.close()
+
+
+def test_answers_after_close_still_reach_the_disk(tmp_path: Path) -> None:
+    from fieldwise import Extractor
+    from fieldwise.testing import FakeLLM
+    from tests.models import Person
+
+    with FakeLLM() as fake:
+        ex = Extractor(base_url=fake.base_url, cache_dir=str(tmp_path))
+        ex.run("Ada", Person)
+        ex.close()
+        asyncio.run(ex.arun("Bob", Person))  # used again after close: the cache reopens
+        ex.close()
+    with diskcache.Cache(str(tmp_path)) as other:
+        assert len(other) == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -78,6 +79,15 @@ class CachedAnswer:
     attempts: int
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        logger.warning("%s", text)
+
+
 class _Writer:
     """Queues answers for one directory and commits them in batches.
 
@@ -104,6 +114,9 @@ class _Writer:
         self._lock = threading.Lock()
         self._commit = threading.Lock()  # one commit at a time
         self._scheduled: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self._guarded: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncGenerator[None, None]
+        ] = weakref.WeakKeyDictionary()
         self._written = _CULL_EVERY  # so that the first commit culls
 
     def after_fork(self) -> None:
@@ -132,6 +145,20 @@ class _Writer:
             self.flush()
         elif schedule and loop is not None:
             loop.call_later(_GATHER, self._flush_from, loop)
+            if loop not in self._guarded:
+                self._guard(loop)
+
+    def _guard(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit what is queued when ``loop`` shuts down: ``asyncio.run(ex.arun(...))``
+        closes its loop before the commit scheduled ``_GATHER`` later runs, and the answer
+        would wait for interpreter exit (lost to a SIGTERM or ``os._exit`` meanwhile).
+        asyncio closes every live async generator as the loop shuts down
+        (``shutdown_asyncgens``), so one that commits on closing is the hook."""
+        guard = _commit_at_loop_end(self)
+        self._guarded[loop] = guard
+        step = guard.asend(None)  # registers it with the running loop (asyncio's hook)
+        with contextlib.suppress(StopIteration):  # it stops at its yield at once
+            step.send(None)
 
     def _flush_from(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
@@ -161,6 +188,14 @@ class _Writer:
     def close(self) -> None:
         self.flush(cull=True)
         self.cache.close()
+
+
+async def _commit_at_loop_end(writer: _Writer) -> AsyncGenerator[None, None]:
+    """Waits at its ``yield`` for the loop's end; then commits (see ``_Writer._guard``)."""
+    try:
+        yield
+    finally:
+        writer.flush()
 
 
 _writers: dict[str, _Writer] = {}
@@ -291,21 +326,44 @@ def _write_many(cache: diskcache.Cache, items: list[tuple[str, Any]]) -> None:
             cache.set(key, value)
 
 
-class ResultCache:
-    """A thin, typed shell over one ``diskcache.Cache`` directory."""
+class CacheUnavailable(Exception):
+    """The cache directory cannot be used (a file in its place, no permission, a damaged
+    database); the message says which directory and why."""
 
-    def __init__(self, directory: str | Path | None = None) -> None:
+
+class ResultCache:
+    """A thin, typed shell over one ``diskcache.Cache`` directory.
+
+    Opening raises ``CacheUnavailable`` when the directory cannot be used; once open, a
+    read that fails is a miss and a write that fails is dropped, each with a warning: the
+    cache only ever saves calls, it never costs an answer.
+    """
+
+    def __init__(self, directory: str | Path | None = None, *, create: bool = True) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
-        self._writer = _writer_for(self.directory)
+        try:
+            if create:
+                # 0o700 for what this creates (answers may quote private documents); a folder
+                # that already exists keeps its permissions: it may be someone's home.
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            elif not self.directory.is_dir():
+                raise FileNotFoundError(f"no cache directory at {self.directory}")
+            self._writer = _writer_for(self.directory)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheUnavailable(
+                f"the cache directory {self.directory} cannot be used: {exc}"
+            ) from exc
         self._cache = self._writer.cache
         self._closed = False
 
     def get(self, key: str) -> CachedAnswer | None:
         value = self._writer.pending(key)
         if value is None:
-            value = self._cache.get(key)
+            try:
+                value = self._cache.get(key)
+            except (OSError, sqlite3.Error) as exc:  # a damaged or vanished database: a miss
+                _warn_once(f"reading the cache at {self.directory} failed ({exc}); calling")
+                return None
         return _answer(value)
 
     def get_many(self, keys: Sequence[str]) -> list[CachedAnswer | None]:
@@ -325,8 +383,11 @@ class ResultCache:
                 unread.append(key)
             else:
                 values[key] = queued
-        for start in range(0, len(unread), _READ_MANY_KEYS):
-            values.update(_read_many(self._cache, unread[start : start + _READ_MANY_KEYS]))
+        try:
+            for start in range(0, len(unread), _READ_MANY_KEYS):
+                values.update(_read_many(self._cache, unread[start : start + _READ_MANY_KEYS]))
+        except (OSError, sqlite3.Error) as exc:  # as in get: misses, not a failed batch
+            _warn_once(f"reading the cache at {self.directory} failed ({exc}); calling")
         return [_answer(values.get(key)) for key in keys]
 
     def set(self, key: str, answer: CachedAnswer) -> None:
@@ -372,8 +433,12 @@ class ResultCache:
         }
 
     def clear(self) -> int:
+        """Remove every cached answer (side data such as a price list goes too, but is not
+        counted: it is not an answer); the number of answers removed."""
         self.flush()
-        return int(self._cache.clear())
+        answers = self.stats()["entries"]
+        self._cache.clear()
+        return int(answers)
 
     def close(self) -> None:
         """Commit queued answers and close this thread's database connection."""

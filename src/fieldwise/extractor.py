@@ -9,13 +9,14 @@ and neither shell pays for the other (no event loop per sync call).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import endpoints
 from .batch import AsyncBatch, BatchSummary
-from .cache import CacheMode, ResultCache, request_key
+from .cache import CacheMode, CacheUnavailable, ResultCache, request_key
 from .chunking import Chunk, combine_results, split_document
 from .consistency import sample_plan, vote
 from .document import Document
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 T = TypeVar("T")
+logger = logging.getLogger("fieldwise")
 _MODES = ("json_schema", "json_object", "tools")
 
 
@@ -115,6 +117,7 @@ class Extractor:
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._cache_dir = cache_dir
         self._cache: ResultCache | None = None
+        self._cache_unusable = False
         self._transport: Transport | None = None
         self._retired: list[Transport] = []  # replaced by a backend's new server; closed last
         self._prices = PriceBook(prices, fetch_models=self._fetch_models, store=self._disk)
@@ -189,7 +192,16 @@ class Extractor:
         )
 
     def _result_cache(self) -> ResultCache | None:
-        return None if self.cache_mode is False else self._disk()
+        """The answers' cache, or None: off, or its directory cannot be used (then every
+        call is made, with one warning; an unusable cache never costs an answer)."""
+        if self.cache_mode is False or self._cache_unusable:
+            return None
+        try:
+            return self._disk()
+        except CacheUnavailable as exc:
+            self._cache_unusable = True
+            logger.warning("%s; going on without a cache", exc)
+            return None
 
     def _disk(self) -> ResultCache:
         """The cache directory (answers, and side data such as price lists)."""
@@ -597,16 +609,18 @@ class Extractor:
             transport.close()
         if self._transport is not None:
             self._transport.close()
-        if self._cache is not None:
+        if self._cache is not None:  # a later call opens it again (its answers kept)
             self._cache.close()
+            self._cache = None
 
     async def aclose(self) -> None:
         for transport in self._retired:
             await transport.aclose()
         if self._transport is not None:
             await self._transport.aclose()
-        if self._cache is not None:
+        if self._cache is not None:  # a later call opens it again (its answers kept)
             self._cache.close()
+            self._cache = None
 
     def __enter__(self) -> Extractor:
         return self

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from . import EXIT_FAILURE
 from ._common import print_json
 
 
@@ -18,9 +20,13 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cache import ResultCache
+    from ..cache import CacheUnavailable, ResultCache
 
-    cache = ResultCache(args.dir)
+    try:  # inspecting or clearing creates nothing: a mistyped --dir is an error
+        cache = ResultCache(args.dir, create=False)
+    except CacheUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         if args.action == "stats":
             print_json(cache.stats())
