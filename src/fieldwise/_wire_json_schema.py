@@ -6,8 +6,8 @@ core-schema level, where the type is still known: dict-like types become lists o
 the default"; not a discriminated union's tag, which must pick the branch), and what has no
 JSON shape becomes a marker instead of an exception so the error can name the field path.
 It always describes the validation shape, with the keys validation reads. It records which
-defaults (and TypedDict keys) it made nullable, so that ``_wire.py`` rewrites exactly those
-nodes for decoding. Pass two, into the strict subset, is ``_lowering.Strictifier``.
+defaults (and TypedDict keys) it made nullable, so that ``_wire_validate.py`` rewrites exactly
+those nodes for decoding. Pass two, into the strict subset, is ``_lowering.Strictifier``.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class WireJsonSchema(GenerateJsonSchema):
         # Ids of the defaults / TypedDict fields of discriminator tags (``_wire.tag_fields``):
         # pydantic needs a tag to pick the branch, so it stays required and non-null.
         self.tag_fields = frozenset(tag_fields)
-        # id -> node; holding the node keeps the id valid for the rewrite in _wire.py.
+        # id -> node; holding the node keeps the id valid for the rewrites in _wire_validate.py
+        # and _wire_serialize.py.
         self.null_default_nodes: dict[int, Any] = {}
         self.omit_fields: dict[int, Any] = {}
         self.optional_keys: dict[int, Any] = {}

@@ -67,8 +67,10 @@ from pydantic_core import SchemaSerializer, SchemaValidator
 from pydantic_core import core_schema as cs
 
 from ._lowering import Strictifier
-from ._wire import serialization_schema, tag_fields, validation_schema
+from ._wire import tag_fields
 from ._wire_json_schema import WireJsonSchema
+from ._wire_serialize import serialization_schema
+from ._wire_validate import validation_schema
 from .exceptions import SchemaError
 from .strict_subset import _Checker
 
