@@ -416,6 +416,29 @@ def test_openrouter_prices_fetched_once_and_kept_on_disk(tmp_path: Path) -> None
         assert len(model_lists) == 1
 
 
+@pytest.mark.anyio
+async def test_async_calls_price_from_the_remote_list_fetched_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """The price list is fetched once, in a worker thread (a blocking call on the event
+    loop would stall every other request of a service meanwhile), and prices the answer."""
+    with FakeLLM(send_cost=False, model="fake/model", prices={"fake/model": (1e-6, 2e-6)}) as fake:
+        ex = Extractor(
+            base_url=fake.base_url,
+            model="fake/model",
+            profile="openrouter",
+            api_key=SECRET,
+            cache=False,
+            cache_dir=str(tmp_path),
+        )
+        results = [await ex.arun("Ada 36", Person), await ex.arun("Bob 7", Person)]
+        await ex.aclose()
+        for result in results:
+            expected = result.usage.prompt_tokens * 1e-6 + result.usage.completion_tokens * 2e-6
+            assert result.cost == pytest.approx(expected)
+        assert len([r for r in fake.requests if r.path.endswith("/models")]) == 1
+
+
 def test_check_reaches_the_endpoint(ex: Extractor, fake_llm: FakeLLM) -> None:
     listing = ex.check()
     assert listing["data"][0]["id"] == "fake/model"

@@ -459,6 +459,8 @@ class Extractor:
                     await limiter.wait()
                 try:
                     response = await transport.achat(self._wire(body))
+                    if self._prices.needs_remote(self._settings.model, response.usage):
+                        await asyncio.to_thread(self._prices.load_remote)  # once, off the loop
                 except FieldwiseError as exc:
                     if not reconnected and self._server_gone(exc):
                         reconnected = True

@@ -38,6 +38,21 @@ class PriceBook:
         self._fetched = False
         self._lock = threading.Lock()
 
+    def needs_remote(self, model: str, usage: Mapping[str, Any] | None) -> bool:
+        """Whether pricing ``usage`` would fetch the remote list now (a blocking call: async
+        code runs ``load_remote`` in a thread first, so the event loop never waits on it)."""
+        return (
+            bool(usage)
+            and not self._fetched
+            and self._fetch_models is not None
+            and money(usage.get("cost") if usage else None) is None
+            and model not in self._prices
+        )
+
+    def load_remote(self) -> None:
+        """Fetch the remote price list now, if not done yet (see ``needs_remote``)."""
+        self._load_remote()
+
     def _load_remote(self) -> None:
         with self._lock:
             if self._fetched or self._fetch_models is None:
