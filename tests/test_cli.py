@@ -273,3 +273,79 @@ def test_eval_reads_input_files_relative_to_the_gold_file(
     bad.write_text('{"expected": {}}\n')
     assert main(["eval", str(bad), "--schema", f"{schema_file}:Person"]) == 1
     assert "needs 'input' or 'input_file'" in capsys.readouterr().err
+
+
+class _Stdin:
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self.buffer = io.BytesIO(data)
+
+
+def test_extract_reads_stdin_as_bytes_through_the_loaders(
+    fake_llm: FakeLLM,
+    schema_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Text in any encoding, a PDF by its magic bytes, and empty input refused."""
+    args = ["extract", "-", "--schema", f"{schema_file}:Person"]
+    args += ["--base-url", fake_llm.base_url, "--no-cache"]
+    fake_llm.script(reply.json({"name": "José", "age": 3}))
+    monkeypatch.setattr(sys, "stdin", _Stdin("Café owner José, 3".encode("cp1252")))
+    assert main(args) == 0
+    assert fake_llm.requests[-1].body["messages"][-1]["content"] == "Café owner José, 3"
+    fpdf = pytest.importorskip("fpdf")
+    pdf = fpdf.FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(text="Ada Lovelace is 36 years old.")
+    monkeypatch.setattr(sys, "stdin", _Stdin(bytes(pdf.output())))
+    assert main(args) == 0
+    assert "Ada Lovelace is 36" in fake_llm.requests[-1].body["messages"][-1]["content"]
+    sent = len(fake_llm.requests)
+    monkeypatch.setattr(sys, "stdin", _Stdin(b" \n"))
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "stdin is empty" in capsys.readouterr().err and len(fake_llm.requests) == sent
+
+
+def test_a_text_file_is_decoded_by_the_text_loader(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "note.txt"
+    path.write_bytes("Café owner José, 3".encode("cp1252"))
+    fake_llm.script(reply.json({"name": "José", "age": 3}))
+    args = ["extract", str(path), "--schema", f"{schema_file}:Person"]
+    assert main([*args, "--base-url", fake_llm.base_url, "--no-cache"]) == 0
+    assert fake_llm.requests[-1].body["messages"][-1]["content"] == "Café owner José, 3"
+
+
+def test_a_function_as_schema_is_refused_not_called(
+    fake_llm: FakeLLM, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = tmp_path / "tasks.py"
+    module.write_text(
+        "CALLED = []\n\ndef delete_file(path: str) -> None:\n    CALLED.append(path)\n"
+    )
+    text = tmp_path / "in.txt"
+    text.write_text("remove notes.txt")
+    args = ["extract", str(text), "--schema", f"{module}:delete_file"]
+    assert main([*args, "--base-url", fake_llm.base_url]) == 1
+    assert "is a function, not a type" in capsys.readouterr().err
+    assert fake_llm.requests == []
+
+
+def test_a_schema_file_imports_its_sibling_modules(
+    fake_llm: FakeLLM, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "base_models_xyz.py").write_text(
+        "from pydantic import BaseModel\n\nclass Named(BaseModel):\n    name: str\n"
+    )
+    (project / "schema.py").write_text(
+        "from base_models_xyz import Named\n\nclass Person(Named):\n    age: int\n"
+    )
+    assert main(["schema", f"{project / 'schema.py'}:Person", "--json"]) == 0
+    assert "age" in capsys.readouterr().out

@@ -44,7 +44,9 @@ a validator that reads the raw input (as its inverse).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import re
 import threading
@@ -281,6 +283,13 @@ def compile_schema(tp: Any) -> CompiledSchema[Any]:
 
 
 def _compile(tp: Any) -> CompiledSchema[Any]:
+    if inspect.isroutine(tp) or isinstance(tp, functools.partial):
+        # pydantic would validate a function's arguments and *call* it with what the model
+        # wrote: a typo (mod:process for mod:Process) must not run user code on model output
+        raise SchemaError(
+            f"{getattr(tp, '__qualname__', tp)!r} is a function, not a type: pass a pydantic "
+            "model class (or a type such as list[Invoice])."
+        )
     name = _schema_name(tp)
     model = _plain_model(tp)
     if model is not None:

@@ -30,6 +30,9 @@ def import_source(source: str, option: str) -> ModuleType:
             if loaded is None or loaded.loader is None:
                 raise ConfigurationError(f"{option}: cannot import {path}.")
             module = importlib.util.module_from_spec(loaded)
+            folder = str(path.resolve().parent)
+            if folder not in sys.path:  # as `python file.py` would: its sibling modules import
+                sys.path.insert(0, folder)
             sys.modules[unique] = module
             try:
                 loaded.loader.exec_module(module)

@@ -22,15 +22,61 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=run)
 
 
-def _read_input(name: str) -> Any:
-    if name == "-":
-        return sys.stdin.read()
-    path = Path(name)
-    if path.suffix.lower() in ("", ".txt", ".text"):
-        return path.read_text(encoding="utf-8-sig", errors="replace")
-    from ..document import Document
+_MAGIC = ((b"%PDF", "stdin.pdf"), (b"PK\x03\x04", "stdin.docx"))
 
+
+def _read_input(name: str) -> Any:
+    """The input as a ``Document`` from the loader plugins (which detect a text file's
+    encoding, refuse an empty one, and read PDF/DOCX on stdin by their magic bytes), or,
+    without a text loader installed, a text file's UTF-8."""
+    from ..document import Document
+    from ..exceptions import UnsupportedInputError
+
+    if name == "-":
+        data = sys.stdin.buffer.read()
+        if not data.strip():
+            raise UnsupportedInputError("stdin is empty: nothing to extract from.")
+        kind = next((n for magic, n in _MAGIC if data.startswith(magic)), "stdin.txt")
+        if kind != "stdin.txt" or _has_text_loader():
+            return Document.from_bytes(data, name=kind)
+        return _utf8(data, "stdin")
+    path = Path(name)
+    suffix = path.suffix.lower()
+    if suffix in ("", ".text"):  # no loader's suffix: text
+        data = path.read_bytes()
+        if _has_text_loader():
+            return Document.from_bytes(data, name=f"{path.stem or 'input'}.txt")
+        return _utf8(data, str(path))
+    if suffix == ".txt" and not _has_text_loader():
+        return _utf8(path.read_bytes(), str(path))
     return Document.open(path)
+
+
+def _has_text_loader() -> bool:
+    from ..exceptions import UnsupportedInputError
+    from ..plugins import pick_document_loader
+
+    try:
+        pick_document_loader(".txt")
+    except UnsupportedInputError:
+        return False
+    return True
+
+
+def _utf8(data: bytes, name: str) -> str:
+    """Text without the documents plugin: UTF-8 only, and never empty."""
+    from ..exceptions import UnsupportedInputError
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnsupportedInputError(
+            f"{name} is not UTF-8 text: install fieldwise-documents (it detects encodings) "
+            "or convert the file."
+        ) from None
+    if not text.strip():
+        raise UnsupportedInputError(f"{name} is empty: nothing to extract from.")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
