@@ -11,15 +11,25 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import httpx
 import json_repair
 import jsonschema
 import pytest
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    StringConstraints,
+)
 
 from fieldwise.schema import compile_schema
 from fieldwise.testing import FakeLLM, RecordedRequest, Reply, answer_with, reply, sample
@@ -118,8 +128,8 @@ def test_sample_is_valid_for_pydantic_and_strict_schemas(model: type[BaseModel])
     compiled = compile_schema(model)
     wire = sample(compiled.schema)
     _validate(compiled.schema, wire)
-    if not compiled.report:  # a lowered constraint (maxLength...) is not in the wire schema
-        assert isinstance(compiled.decode(json.dumps(wire)), model)
+    # a lowered constraint (maxLength...) is read back from the description
+    assert isinstance(compiled.decode(json.dumps(wire)), model)
 
 
 def test_sample_stops_recursion_at_optional_and_empty() -> None:
@@ -129,6 +139,57 @@ def test_sample_stops_recursion_at_optional_and_empty() -> None:
     assert "parent" not in person["parent"]  # optional: left out once recursion starts
     strict = sample(compile_schema(Person).schema)
     assert strict["parent"]["parent"] is None  # strict: every key present, nullable → null
+
+
+class Coded(BaseModel):
+    sku: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}-\d{4}$")]
+
+
+class Strong(BaseModel):
+    model_config = ConfigDict(regex_engine="python-re")  # look-around patterns
+
+    password: Annotated[str, StringConstraints(pattern=r"^(?=.*[A-Z])(?=.*\d)(?!.*\s).{8,}$")]
+    code: Annotated[str, StringConstraints(pattern=r"^(?!000)\d{3}-[a-z]{2,4}$", min_length=7)]
+
+
+# What the compiler moves out of the strict subset into descriptions (lengths, tuple
+# positions, unique items, look-around patterns, formats) must still hold in the answer.
+USER_TYPES: dict[str, Any] = {
+    "min_length": Annotated[str, StringConstraints(min_length=8)],
+    "exact_length": Annotated[str, StringConstraints(min_length=8, max_length=8)],
+    "max_length": list[Annotated[str, StringConstraints(max_length=3)]],
+    "optional_min_length": Annotated[str, StringConstraints(min_length=10)] | None,
+    "tuple": tuple[int, str],
+    "tuple_of_models": tuple[Coded, int | None, Literal["x", "y"], str],
+    "nested_tuple": tuple[tuple[int, str], str],
+    "pattern": Coded,
+    "patterns": Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$|^(foo|bar)\d{2}$")],
+    "pattern_and_length": Annotated[str, StringConstraints(pattern=r"^[A-Z]+$", min_length=9)],
+    "look_around": Strong,
+    "unique_set": Annotated[set[int], Field(min_length=3)],
+    "dict_min_length": Annotated[dict[str, int], Field(min_length=2)],
+    "url": AnyUrl,
+    "ip": IPvAnyAddress,
+    "network": IPvAnyNetwork,
+}
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "tools"])
+def test_default_answer_validates_against_the_users_own_type(
+    fake_llm: FakeLLM, mode: Literal["json_schema", "tools"]
+) -> None:
+    from fieldwise import Extractor
+
+    failed: dict[str, str] = {}
+    with Extractor(
+        base_url=fake_llm.base_url, api_key="test", cache=False, mode=mode, max_retries=0
+    ) as ex:
+        for name, tp in USER_TYPES.items():
+            try:
+                ex.run("x", tp)
+            except Exception as exc:
+                failed[name] = str(exc)
+    assert failed == {}
 
 
 # -- replies over HTTP ------------------------------------------------------------------------
@@ -311,6 +372,26 @@ def test_overrides_and_usage(client: httpx.Client) -> None:
     assert models[0]["context_length"] > 0
 
 
+def test_a_model_set_after_construction_is_answered_and_listed() -> None:
+    with FakeLLM() as fake, httpx.Client(base_url=fake.base_url) as http:
+        fake.model = "acme/other"
+        answer = post(http, {**SCHEMA_BODY, "model": "acme/other"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"] == "acme/other" and answer.json()["usage"]["cost"] > 0
+        models = http.get("/models").json()["data"]
+    assert "acme/other" in {m["id"] for m in models}
+
+
+def test_an_ipv6_host_is_bracketed_in_the_base_url() -> None:
+    try:
+        fake = FakeLLM(host="::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with fake:
+        assert fake.base_url == f"http://[::1]:{fake.port}/v1"
+        assert httpx.get(fake.base_url + "/models").status_code == 200
+
+
 def test_send_cost_false_leaves_cost_out() -> None:
     with FakeLLM(send_cost=False) as fake, httpx.Client(base_url=fake.base_url) as http:
         usage = post(http, SCHEMA_BODY).json()["usage"]
@@ -420,6 +501,97 @@ def test_keep_alive_pipelined_and_split_requests(fake_llm: FakeLLM) -> None:
             received += sock.recv(65536)
     assert received.count(b"HTTP/1.1 200 OK") == 2
     assert len(fake_llm.requests) == 2 and fake_llm.connections == 1
+
+
+def _exchange(port: int, data: bytes, answers: int = 1, end: bytes = b"}") -> bytes:
+    """Send ``data`` on a new connection; read until ``answers`` answers came back, the last
+    ending with ``end``, or the connection ends."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        while received.count(b"HTTP/1.1 ") < answers or not received.endswith(end):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def _request(body: bytes, *headers: str) -> bytes:
+    head = ["POST /v1/chat/completions HTTP/1.1", "Host: x", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_head_is_answered_with_headers_only(fake_llm: FakeLLM) -> None:
+    models = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+    got = _exchange(fake_llm.port, models.replace(b"GET", b"HEAD") + models, 2)
+    head, rest = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: " in head
+    assert rest.startswith(b"HTTP/1.1 200 OK")  # no body in between: the next answer
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert len(rest.split(b"\r\n\r\n", 1)[1]) == length
+    assert [r.method for r in fake_llm.requests] == ["HEAD", "GET"]
+
+
+def test_chunked_request_bodies_are_read(fake_llm: FakeLLM) -> None:
+    body = json.dumps(SCHEMA_BODY).encode()
+    chunked = b"%x;note=1\r\n%s\r\n%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n" % (
+        10,
+        body[:10],
+        len(body) - 10,
+        body[10:],
+    )
+    twice = _request(chunked, "Transfer-Encoding: chunked") * 2  # keep-alive stays in step
+    assert _exchange(fake_llm.port, twice, 2).count(b"HTTP/1.1 200 OK") == 2
+    assert [r.body for r in fake_llm.requests] == [SCHEMA_BODY, SCHEMA_BODY]
+    bad = _exchange(fake_llm.port, _request(b"zz\r\n", "Transfer-Encoding: chunked"), 2)
+    assert bad.startswith(b"HTTP/1.1 400 ") and bad.count(b"HTTP/1.1") == 1  # and closed
+
+
+def test_expect_100_continue_is_answered_before_the_body(fake_llm: FakeLLM) -> None:
+    body = json.dumps(SCHEMA_BODY).encode()
+    head = _request(b"", f"Content-Length: {len(body)}", "Expect: 100-continue")
+    with socket.create_connection(("127.0.0.1", fake_llm.port), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        received = b""
+        while not received.endswith(b"}"):
+            received += sock.recv(65536)
+    assert received.startswith(b"HTTP/1.1 200 OK")
+    assert fake_llm.requests[-1].body == SCHEMA_BODY
+
+
+def test_a_negative_content_length_is_refused(fake_llm: FakeLLM) -> None:
+    body = json.dumps(SCHEMA_BODY).encode()
+    valid = _request(body, f"Content-Length: {len(body)}")
+    got = _exchange(fake_llm.port, _request(b"", "Content-Length: -5") + valid, 2)
+    assert got.startswith(b"HTTP/1.1 400 ") and got.count(b"HTTP/1.1") == 1  # and closed
+    assert fake_llm.requests == []
+
+
+def test_empty_lines_before_a_request_are_ignored(fake_llm: FakeLLM) -> None:
+    body = json.dumps(SCHEMA_BODY).encode()
+    request = _request(body, f"Content-Length: {len(body)}")
+    got = _exchange(fake_llm.port, b"\r\n" + request + b"\r\n" + request, 2)
+    assert got.count(b"HTTP/1.1 200 OK") == 2
+
+
+def test_stop_drops_a_client_that_stopped_reading() -> None:
+    fake = FakeLLM().start()
+    body = json.dumps({**SCHEMA_BODY, "stream": True}).encode()
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        fake.script(reply.text("x" * 20_000_000))  # far more than the socket buffers hold
+        sock.sendall(_request(body, f"Content-Length: {len(body)}"))
+        time.sleep(0.5)
+        started = time.monotonic()
+        fake.stop()  # must not wait for the client to read the rest
+        assert time.monotonic() - started < 5
+        try:  # the server's socket is closed: what is in flight drains, then the end
+            while sock.recv(1 << 20):
+                pass
+        except ConnectionResetError:
+            pass
 
 
 @pytest.mark.anyio
@@ -546,6 +718,45 @@ def test_answer_with_gives_a_reask_the_original_input(fake_llm: FakeLLM) -> None
     assert calls == ["the input"] * 3
     last = fake_llm.requests[-1].body["messages"]
     assert len(last) == 6 and last[-1]["content"] != "the input"  # the feedback, not the input
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "tools"])
+def test_answer_with_gives_the_input_after_a_scripted_answer(
+    fake_llm: FakeLLM, mode: Literal["json_schema", "tools"]
+) -> None:
+    from fieldwise import Extractor
+
+    calls: list[str] = []
+
+    def answer(text: str) -> Any:
+        calls.append(text)
+        return {"name": text.upper(), "Size": 1}
+
+    answer_with(fake_llm, answer)
+    fake_llm.script(reply.malformed())  # the first answer is scripted; the re-ask is not
+    with Extractor(
+        base_url=fake_llm.base_url, api_key="test", cache=False, mode=mode, max_retries=2
+    ) as ex:
+        assert ex.run("ada", Entry).value.name == "ADA"
+        fake_llm.script(reply.json({"name": "x", "Size": "many"}), reply.malformed())
+        assert ex.run("grace", Entry).value.name == "GRACE"  # the second re-ask's answer
+    assert calls == ["ada", "grace"]
+
+
+def test_answer_with_gives_the_input_beside_few_shot_examples(fake_llm: FakeLLM) -> None:
+    from fieldwise import Extractor
+
+    calls: list[str] = []
+
+    def answer(text: str) -> Any:
+        calls.append(text)
+        return {"name": text.upper(), "Size": len(text)}
+
+    answer_with(fake_llm, answer)
+    with Extractor(base_url=fake_llm.base_url, api_key="test", cache=False) as ex:
+        ex.run("bob", Entry)  # the example's input was itself asked before
+        result = ex.run("carol", Entry, examples=[("bob", Entry(name="BOB", Size=3))])
+    assert calls == ["bob", "carol"] and result.value == Entry(name="CAROL", Size=5)
 
 
 def test_answering_extractor_records_what_its_batches_were_given(

@@ -24,6 +24,7 @@ from ..exceptions import (
     RateLimitError,
 )
 from . import _replies as reply
+from ._render import Rendered
 from ._replies import Reply
 from ._server import FakeLLM, RecordedRequest
 
@@ -51,7 +52,8 @@ def answer_with(fake: FakeLLM, answer: Answer) -> None:
 
     ``input_text`` is the request's input: the content of its last user message (text parts
     joined by newlines), and on a re-ask (the client asking again after an answer that did
-    not validate) the text of the input that started the conversation, never the feedback.
+    not validate) the text of the input that started the conversation, never the feedback,
+    whether that answer was ``answer``'s or a scripted reply's.
     What ``answer`` returns becomes the reply:
 
     - a dict, list, pydantic model (dumped by alias) or other JSON-able value: that JSON,
@@ -83,32 +85,64 @@ def answer_with(fake: FakeLLM, answer: Answer) -> None:
 
         answer_with(fake_llm, by_row)
     """
-    fake.handler = _Answering(answer)
+    answering = _Answering(answer)
+    fake.handler = answering
+    fake._answered = answering.answered
 
 
 class _Answering:
-    """The handler: finds the input of each request and renders ``answer(input)``."""
+    """The handler: finds the input of each request and renders ``answer(input)``.
+
+    A re-ask is recognised by its shape: a conversation the fake answered (scripted or
+    not), then that very answer as the assistant's message, then a user or tool message
+    (the feedback). Its input is the conversation's. A few-shot example is an assistant
+    message too, but not (unless it is byte for byte the fake's earlier answer to the same
+    conversation) one the fake sent.
+    """
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
-        # conversation (hash of its messages) -> its input text, to recognise re-asks
-        self._inputs: dict[bytes, str] = {}
+        # conversation (digest of its messages) -> (its input text, digest of the answer sent)
+        self._said: dict[bytes, tuple[str, bytes]] = {}
+        # the request last read, its input text and its digest (read by both hooks)
+        self._last: tuple[RecordedRequest, str, bytes] | None = None
 
     def __call__(self, request: RecordedRequest) -> Reply | None:
+        found = self._read(request)
+        return None if found is None else _as_reply(self.answer(found[0]))
+
+    def answered(self, request: RecordedRequest, out: Rendered) -> None:
+        """Told of every chat answer, scripted or not: remember what was said to whom."""
+        if out.said is None:
+            return
+        found = self._read(request)
+        if found is not None:
+            self._said[found[1]] = (found[0], _digest(out.said))
+
+    def _read(self, request: RecordedRequest) -> tuple[str, bytes] | None:
+        """(input text, digest of the messages) of a chat request, None without messages."""
+        last = self._last
+        if last is not None and last[0] is request:
+            return last[1], last[2]
         body = request.body
         messages = body.get("messages") if isinstance(body, Mapping) else None
         if not isinstance(messages, list) or not messages:
             return None
         text = self._input(messages)
-        self._inputs[_digest(messages)] = text
-        return _as_reply(self.answer(text))
+        digest = _digest(messages)
+        self._last = (request, text, digest)
+        return text, digest
 
     def _input(self, messages: list[Any]) -> str:
-        """A re-ask is an earlier request's messages plus the model's answer and feedback."""
-        if len(messages) > 2 and _role(messages[-2]) == "assistant":
-            earlier = self._inputs.get(_digest(messages[:-2]))
-            if earlier is not None:
-                return earlier
+        """A re-ask's input is its conversation's; any other request's is its last message."""
+        if (
+            len(messages) > 2
+            and _role(messages[-2]) == "assistant"
+            and _role(messages[-1]) in ("user", "tool")
+        ):
+            earlier = self._said.get(_digest(messages[:-2]))
+            if earlier is not None and earlier[1] == _digest(_said(messages[-2])):
+                return earlier[0]
         return _text(messages[-1])
 
 
@@ -157,6 +191,15 @@ def _text(message: Any) -> str:
     return ""
 
 
-def _digest(messages: list[Any]) -> bytes:
-    raw = _json.dumps(messages, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def _said(message: Any) -> Any:
+    """What an assistant message says: its first tool call's arguments, else its content."""
+    calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+    if isinstance(calls, list) and calls and isinstance(calls[0], Mapping):
+        function = calls[0].get("function")
+        return function.get("arguments") if isinstance(function, Mapping) else None
+    return message.get("content") if isinstance(message, Mapping) else None
+
+
+def _digest(value: Any) -> bytes:
+    raw = _json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(raw.encode(), digest_size=16).digest()

@@ -19,8 +19,9 @@ from typing import Any
 from ._replies import Reply, valid
 from ._sample import sample
 
-__all__ = ["Context", "Rendered", "error_body", "render", "request_shape"]
+__all__ = ["DEFAULT_PRICES", "Context", "Rendered", "error_body", "render", "request_shape"]
 
+DEFAULT_PRICES = (0.000001, 0.000002)  # per token: a model the price table does not list
 PLAIN_TEXT = "This is a fake answer."
 _FENCE = re.compile(r"```json[ \t]*\r?\n(.*?)```", re.DOTALL)
 _SCHEMA_KEYS = frozenset({"type", "properties", "$defs", "definitions", "$ref", "anyOf", "$schema"})
@@ -50,6 +51,8 @@ class Rendered:
     drop: bool = False
     short: int | None = None  # send only this many bytes of ``body``, then close
     delay: float = 0.0
+    bodiless: bool = False  # the answer to a HEAD request: headers only
+    said: str | None = None  # the answer's text (content or tool arguments), as sent
 
 
 def request_shape(body: Any) -> tuple[str | None, Any]:
@@ -164,7 +167,7 @@ def _render(reply: Reply, ctx: Context, stream: bool) -> Rendered:
     produced = sum(len(t) for t in (content, args, reasoning, refusal_text) if t)
     usage = _usage(reply, ctx, model, produced, len(reasoning or ""))
     if stream:
-        return _stream(
+        out = _stream(
             head,
             tool,
             content,
@@ -176,6 +179,8 @@ def _render(reply: Reply, ctx: Context, stream: bool) -> Rendered:
             choice_error,
             kind == "stream_error",
         )
+        out.said = content if tool is None else args
+        return out
     calls = None
     if tool is not None:
         function = {"name": tool, "arguments": args}
@@ -190,7 +195,9 @@ def _render(reply: Reply, ctx: Context, stream: bool) -> Rendered:
     answer["choices"] = [choice]
     if usage is not None:
         answer["usage"] = usage
-    return _json_answer(200, answer)
+    out = _json_answer(200, answer)
+    out.said = content if tool is None else args
+    return out
 
 
 def _identity(reply: Reply, ctx: Context) -> tuple[str, str]:
@@ -219,7 +226,9 @@ def _usage(
         "completion_tokens_details": {"reasoning_tokens": reasoning},
     }
     if ctx.send_cost:
-        per_prompt, per_completion = ctx.prices.get(model) or ctx.prices[ctx.model]
+        per_prompt, per_completion = (
+            ctx.prices.get(model) or ctx.prices.get(ctx.model) or DEFAULT_PRICES
+        )
         usage["cost"] = round(prompt * per_prompt + completion * per_completion, 12)
     return usage
 

@@ -5,8 +5,9 @@ and SSE parsing are exactly what tests and benchmarks need to exercise. Why hand
 HTTP/1.1 on ``asyncio.Protocol``: the fake must sustain 64 keep-alive connections at 50 ms
 latency (~1,300 req/s) on two cores while sharing them with the client under test, so the
 per-request path is one buffer scan, one ``json.loads``, one ``json.dumps`` and a timer; no
-coroutine, task or stream object per request. It speaks only what HTTP clients send here
-(``Content-Length`` bodies, keep-alive, ``Connection: close``).
+coroutine, task or stream object per request. It speaks the HTTP/1.1 that clients send
+(``Content-Length`` and chunked bodies, ``Expect: 100-continue``, keep-alive, pipelining,
+``Connection: close``, ``HEAD``), and answers what it cannot read with a 400 and a close.
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ import asyncio
 import collections
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
-from ._render import Context, Rendered, error_body, render
+from ._render import DEFAULT_PRICES, Context, Rendered, error_body, render
 from ._replies import Reply, phrase, valid
 
 __all__ = ["FakeLLM", "RecordedRequest"]
 
 logger = logging.getLogger("fieldwise.testing")
 
-DEFAULT_PRICES = (0.000001, 0.000002)
 SUPPORTED_PARAMETERS = [
     "max_tokens",
     "temperature",
@@ -43,6 +44,8 @@ SUPPORTED_PARAMETERS = [
     "include_reasoning",
 ]
 _MAX_HEAD = 64 * 1024
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class FakeLLM:
         self.prices: dict[str, tuple[float, float]] = {model: DEFAULT_PRICES, **(prices or {})}
         self.record = record
         self.handler: Handler | None = None
+        # told every chat answer (scripted or not) with its request: answer_with's memory
+        self._answered: Callable[[RecordedRequest, Rendered], None] | None = None
         self._loop_factory = loop_factory
         self._lock = threading.Lock()
         self._queue: collections.deque[Reply] = collections.deque()
@@ -108,7 +113,10 @@ class FakeLLM:
         """``http://HOST:PORT/v1`` (the port is known once started)."""
         if self._server is None:
             raise RuntimeError("FakeLLM is not started; call start() or use it as a context")
-        return f"http://{self.host}:{self.port}/v1"
+        host = self.host
+        if ":" in host and not host.startswith("["):  # an IPv6 address
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/v1"
 
     def start(self) -> FakeLLM:
         """Bind and serve in a daemon thread; returns once the port is known."""
@@ -238,7 +246,7 @@ class FakeLLM:
                 return error_body(400, "The request body is not a JSON object")
             return self._chat(request, len(raw))
         if path.endswith("/models"):
-            if method != "GET":
+            if method not in ("GET", "HEAD"):
                 return error_body(405, "Use GET for /models")
             return self._models()
         return error_body(404, f"No route for {method} {path}")
@@ -257,6 +265,8 @@ class FakeLLM:
         ctx = Context(request.body, size, self.model, self.provider, self.prices, self.send_cost)
         try:
             out = render(reply or valid(), ctx)
+            if self._answered is not None:
+                self._answered(request, out)
         except Exception as exc:
             logger.exception("FakeLLM could not render a reply")
             return error_body(500, f"FakeLLM could not render the reply: {exc}")
@@ -264,6 +274,8 @@ class FakeLLM:
         return out
 
     def _models(self) -> Rendered:
+        # ``model`` may have been set after construction: list it, at the default prices
+        prices = {self.model: DEFAULT_PRICES, **self.prices}
         data = [
             {
                 "id": model,
@@ -272,7 +284,7 @@ class FakeLLM:
                 "pricing": {"prompt": _decimal(prompt), "completion": _decimal(completion)},
                 "supported_parameters": SUPPORTED_PARAMETERS,
             }
-            for model, (prompt, completion) in self.prices.items()
+            for model, (prompt, completion) in prices.items()
         ]
         body = json.dumps({"data": data}).encode()
         return Rendered(body=body, headers=[("Content-Type", "application/json")])
@@ -291,6 +303,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.busy = False
+        self.continued = False  # "100 Continue" was sent for the request being read
         self.timer: asyncio.TimerHandle | None = None
         self.arrived = 0.0  # loop time when the request being read began to arrive
 
@@ -307,11 +320,13 @@ class _Connection(asyncio.Protocol):
         self.transport = None
 
     def close(self) -> None:
+        """Drop the connection now (``FakeLLM.stop``): ``abort``, not ``close``, which would
+        wait for a client that stopped reading to take the rest of a large answer."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if not self.buffer and not self.busy:
@@ -322,12 +337,17 @@ class _Connection(asyncio.Protocol):
 
     def _next(self) -> None:
         """Parse one complete request from the buffer, if there is one, and answer it."""
-        end = self.buffer.find(b"\r\n\r\n")
+        buffer = self.buffer
+        if buffer.startswith(b"\r\n"):  # empty lines before a request line are ignored
+            del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]
+            if not buffer:
+                return
+        end = buffer.find(b"\r\n\r\n")
         if end < 0:
-            if len(self.buffer) > _MAX_HEAD:
+            if len(buffer) > _MAX_HEAD:
                 self._fail(431, "Request header too large")
             return
-        lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        lines = buffer[:end].decode("latin-1").split("\r\n")
         try:
             method, target, version = lines[0].split(" ", 2)
         except ValueError:
@@ -337,23 +357,41 @@ class _Connection(asyncio.Protocol):
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            self._fail(411, "Send a Content-Length body")
-            return
-        try:
-            length = int(headers.get("content-length", "0"))
-        except ValueError:
-            self._fail(400, "Bad Content-Length")
-            return
         start = end + 4
-        if len(self.buffer) < start + length:
+        coding = headers.get("transfer-encoding")
+        if coding is None:
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._fail(400, "Bad Content-Length")
+                return
+            stop = start + length
+            got = bytes(buffer[start:stop]) if len(buffer) >= stop else None
+        elif coding.lower() == "chunked":  # it overrides any Content-Length
+            try:
+                got, stop = _dechunk(buffer, start)
+            except ValueError:
+                self._fail(400, "Malformed chunked body")
+                return
+        else:
+            self._fail(501, f"Transfer-Encoding {coding!r} is not supported; use chunked")
             return
-        raw = bytes(self.buffer[start : start + length])
-        del self.buffer[: start + length]
+        if got is None:  # the body is still on its way
+            if not self.continued and headers.get("expect", "").lower() == "100-continue":
+                self.continued = version == "HTTP/1.1"
+                if self.continued and self.transport is not None:
+                    self.transport.write(_CONTINUE)
+            return
+        raw = got
+        del buffer[:stop]
+        self.continued = False
         connection = headers.get("connection", "").lower()
         keep = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
         self.busy = True
         out = self.fake._answer(method, target, headers, raw)
+        out.bodiless = method == "HEAD"
         loop = asyncio.get_running_loop()
         if out.delay <= 0:
             loop.call_soon(self._send, out, keep, False)
@@ -373,6 +411,8 @@ class _Connection(asyncio.Protocol):
         if out.events is None:
             head.append(f"Content-Length: {len(out.body)}")
             body = out.body if out.short is None else out.body[: out.short]
+            if out.bodiless:
+                body = b""
             self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
             return
         head += ["Cache-Control: no-cache", "Transfer-Encoding: chunked"]
@@ -412,3 +452,38 @@ class _Connection(asyncio.Protocol):
         self.busy = True
         self.buffer.clear()
         self._send(error_body(status, message), False, False)
+
+
+def _dechunk(buffer: bytearray, start: int) -> tuple[bytes | None, int]:
+    """(body, end) of a chunked body that begins at ``start``; (None, 0) while it is still
+    arriving. Chunk extensions and trailer fields are read past; ValueError when malformed."""
+    parts: list[bytes] = []
+    pos = start
+    while True:
+        eol = buffer.find(b"\r\n", pos)
+        if eol < 0:
+            if len(buffer) - pos > _MAX_HEAD:
+                raise ValueError("chunk size line too long")
+            return None, 0
+        size_text = bytes(buffer[pos:eol]).partition(b";")[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise ValueError(f"bad chunk size {size_text!r}")
+        size = int(size_text, 16)
+        pos = eol + 2
+        if size == 0:
+            break
+        if len(buffer) < pos + size + 2:
+            return None, 0
+        if buffer[pos + size : pos + size + 2] != b"\r\n":
+            raise ValueError("a chunk does not end with CRLF")
+        parts.append(bytes(buffer[pos : pos + size]))
+        pos += size + 2
+    while True:  # trailer fields, up to an empty line
+        eol = buffer.find(b"\r\n", pos)
+        if eol < 0:
+            if len(buffer) - pos > _MAX_HEAD:
+                raise ValueError("trailer section too long")
+            return None, 0
+        if eol == pos:
+            return b"".join(parts), eol + 2
+        pos = eol + 2
