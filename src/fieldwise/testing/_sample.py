@@ -10,21 +10,21 @@ carry (``oneOf``, ``allOf``, ``minLength``, ``pattern``).
 The answer must also validate against the user's own types, which the fake never sees: so the
 constraints fieldwise's compiler moves out of the strict subset into a field's description
 (string lengths, tuple positions, unique items, look-around patterns, formats outside the
-subset; see ``fieldwise._lowering``) are read back from the description's words. A pattern
-no friendly candidate matches gets a string generated from the parsed regular expression.
+subset; see ``fieldwise._lowering``) are read back from the description's words
+(``_schema_notes``). A string's text, for its length bounds and ``pattern``, is chosen in
+``_pattern_text``, which generates one from the parsed regular expression when no friendly
+candidate matches.
 """
 
 from __future__ import annotations
 
 import decimal
-import functools
-import importlib
-import json
 import math
-import re
-import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeGuard
+
+from ._pattern_text import _text
+from ._schema_notes import _ORDER_WORDS, _notes, _positions
 
 __all__ = ["sample"]
 
@@ -44,32 +44,6 @@ _FORMATS: dict[str, str] = {
     "iri": "https://example.com/",
     "uri-reference": "https://example.com/",
 }
-# Tried in order when a string has a ``pattern``; the first that matches wins.
-_PATTERN_CANDIDATES = (
-    "example", "EXAMPLE", "Example", "a", "A", "0", "1", "ab", "AB", "abc", "ABC", "123",
-    "12345", "2024-01-01", "a1", "A1", "ab-12", "AB-12", "AB-123", "user@example.com",
-    "+1234567890", "https://example.com/", "x", "_",
-)  # fmt: skip
-# Formats outside the strict subset, as fieldwise's compiler words them in a description.
-_FORMAT_WORDS: dict[str, str] = {
-    "an absolute URL": "https://example.com/",
-    "a URL (several hosts may be comma-separated)": "https://example.com/",
-    "an IPv4 or IPv6 address": "192.0.2.1",
-    "an IPv4 or IPv6 interface": "192.0.2.1/24",
-    "an IPv4 or IPv6 network": "192.0.2.0/24",
-    "an IPv4 interface": "192.0.2.1/24",
-    "an IPv6 interface": "2001:db8::1/64",
-    "an IPv4 network": "192.0.2.0/24",
-    "an IPv6 network": "2001:db8::/32",
-    "a CSS color": "red",
-}
-_LENGTH_WORDS = re.compile(r"\b(?:(exactly|at least|at most) (\d+)|(\d+) to (\d+)) characters?\b")
-_ORDER_WORDS = "items in this order: "
-_PATTERN_WORDS = "must match the regular expression "
-_UNIQUE_WORDS = ("items must be unique", "entries with unique keys")
-# Characters tried, in order, for a character class of a generated pattern match.
-_CHARS = "aA1bB2xX0-_ .@" + string.ascii_letters + string.digits + string.punctuation
-_GROWTH = (0, 1, 2, 4, 8, 16, 32, 64)
 # Deeper than the strict limit (10 levels) but small enough to stop a runaway recursion.
 _MAX_DEPTH = 40
 
@@ -342,213 +316,3 @@ def _string(schema: Mapping[str, Any]) -> str:
         int(low),
         int(high) if isinstance(high, int) else None,
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def _text(pattern: str | None, low: int, high: int | None) -> str:
-    """The first friendly candidate within the length bounds and matching ``pattern``, else
-    one generated from the pattern, else (no match found) the first candidate."""
-    candidates: tuple[str, ...] = ("example",)
-    if pattern is not None:
-        try:
-            regex = re.compile(pattern)
-        except re.error:
-            regex = None
-        if regex is not None:
-            candidates = tuple(c for c in _PATTERN_CANDIDATES if regex.search(c)) or candidates
-    for text in candidates:
-        if len(text) < low:
-            text = text + "x" * (low - len(text))
-        if high is not None and len(text) > high:
-            text = text[:high]
-        if pattern is None or _matches(pattern, text):
-            return text
-    if pattern is not None:
-        for grow in _GROWTH:
-            made = _generate(pattern, grow)
-            if made is None:
-                break
-            fits = len(made) >= low and (high is None or len(made) <= high)
-            if fits and _matches(pattern, made):
-                return made
-    return candidates[0]
-
-
-def _matches(pattern: str, text: str) -> bool:
-    try:
-        return re.search(pattern, text) is not None
-    except re.error:
-        return True
-
-
-def _notes(description: Any) -> Mapping[str, Any]:
-    """The constraints fieldwise's compiler wrote into a description (see ``_lowering``)."""
-    if not isinstance(description, str) or not description.endswith(")"):
-        return {}
-    return _read_notes(description)
-
-
-@functools.lru_cache(maxsize=256)
-def _read_notes(description: str) -> Mapping[str, Any]:
-    notes: dict[str, Any] = {}
-    length = _LENGTH_WORDS.search(description)
-    if length is not None:
-        word, n, low, high = length.groups()
-        if word is None:
-            notes.update(minLength=int(low), maxLength=int(high))
-        elif word == "exactly":
-            notes.update(minLength=int(n), maxLength=int(n))
-        else:
-            notes["minLength" if word == "at least" else "maxLength"] = int(n)
-    if any(words in description for words in _UNIQUE_WORDS):
-        notes["uniqueItems"] = True
-    if _ORDER_WORDS in description:
-        notes[_ORDER_WORDS] = description.split(_ORDER_WORDS, 1)[1]
-    if _PATTERN_WORDS in description:
-        # the last note but for "a string holding ...", then the closing parenthesis
-        pattern = description.split(_PATTERN_WORDS, 1)[1][:-1]
-        pattern = pattern.rsplit("; a string holding ", 1)[0]
-        try:
-            re.compile(pattern)
-            notes["pattern"] = pattern
-        except re.error:
-            pass
-    for words, value in _FORMAT_WORDS.items():
-        if words in description:
-            notes["format"] = value
-            break
-    return notes
-
-
-def _positions(words: str, items: Any) -> list[Any]:
-    """The item schema of each position of a tuple lowered to ``items: {anyOf: [...]}``,
-    from the description's ``items in this order: integer, string`` (as far as it reads)."""
-    branches = items.get("anyOf") if isinstance(items, Mapping) else None
-    if not isinstance(branches, list):
-        return []
-    labels = sorted(((_label(b), b) for b in branches), key=lambda lb: -len(lb[0]))
-    out: list[Any] = []
-    at = 0
-    while True:
-        first = None
-        while True:  # a position is "A" or "A or B or ...": its first label's branch
-            found = next(((label, b) for label, b in labels if words.startswith(label, at)), None)
-            if found is None:
-                return out
-            first = found[1] if first is None else first
-            at += len(found[0])
-            if not words.startswith(" or ", at):
-                break
-            at += len(" or ")
-        out.append(first)
-        if not words.startswith(", ", at) or words.startswith(", then any number of", at):
-            return out
-        at += len(", ")
-
-
-def _label(js: Any) -> str:
-    """How fieldwise's compiler names an item type in a description (``_lowering._label``)."""
-    if not isinstance(js, Mapping):
-        return "?"
-    if "$ref" in js:
-        return "#" if js["$ref"] == "#" else str(js["$ref"]).rsplit("/", 1)[-1]
-    if "anyOf" in js:
-        return " or ".join(_label(b) for b in js["anyOf"])
-    if "const" in js:
-        return json.dumps(js["const"])
-    if "enum" in js:
-        return "one of " + "/".join(json.dumps(v) for v in js["enum"])
-    t = js.get("type", "?")
-    return "/".join(t) if isinstance(t, list) else str(t)
-
-
-def _generate(pattern: str, grow: int) -> str | None:
-    """A string the regular expression probably matches: each repeat taken its minimum
-    number of times plus ``grow``, a class's first friendly member, a branch's first
-    alternative, a look-around's text written out. The caller checks it; None when the
-    pattern cannot be read this way."""
-    try:
-        parser: Any = importlib.import_module("re._parser")
-        return _emit(parser.parse(pattern), grow, {})
-    except Exception:  # a private module, and patterns this walker does not know
-        return None
-
-
-def _emit(items: Iterable[Any], grow: int, groups: dict[int, str]) -> str:
-    out: list[str] = []
-    for op, av in items:
-        name = op.name
-        if name == "LITERAL":
-            out.append(chr(av))
-        elif name == "NOT_LITERAL":
-            out.append(next(c for c in _CHARS if ord(c) != av))
-        elif name == "ANY":
-            out.append("a")
-        elif name == "IN":
-            out.append(_member(av))
-        elif name == "BRANCH":
-            out.append(_emit(av[1][0], grow, groups))
-        elif name == "SUBPATTERN":
-            text = _emit(av[-1], grow, groups)
-            if av[0] is not None:
-                groups[av[0]] = text
-            out.append(text)
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            low, high, sub = av
-            out.extend(_emit(sub, grow, groups) for _ in range(min(high, low + grow)))
-        elif name == "ATOMIC_GROUP":
-            out.append(_emit(av, grow, groups))
-        elif name == "GROUPREF":
-            out.append(groups.get(av, ""))
-        elif name == "GROUPREF_EXISTS":
-            group, yes, no = av
-            out.append(_emit(yes if group in groups else (no or ()), grow, groups))
-        elif name == "ASSERT":  # a look-ahead or look-behind: written where it looks
-            out.append(_emit(av[1], grow, groups))
-        elif name not in ("AT", "ASSERT_NOT"):
-            raise ValueError(f"cannot generate {name}")
-    return "".join(out)
-
-
-def _member(items: list[Any]) -> str:
-    """A friendly character of a character class."""
-    negate = bool(items) and items[0][0].name == "NEGATE"
-    rest = items[1:] if negate else items
-    found = next((c for c in _CHARS if _in_class(rest, c) != negate), None)
-    if found is not None:
-        return found
-    op, av = rest[0]
-    if negate or op.name not in ("LITERAL", "RANGE"):
-        raise ValueError("no friendly character in this class")
-    return chr(av if op.name == "LITERAL" else av[0])
-
-
-def _in_class(items: list[Any], c: str) -> bool:
-    code = ord(c)
-    for op, av in items:
-        name = op.name
-        if name == "LITERAL" and code == av:
-            return True
-        if name == "RANGE" and av[0] <= code <= av[1]:
-            return True
-        if name == "CATEGORY" and _in_category(av.name, c):
-            return True
-    return False
-
-
-def _in_category(name: str, c: str) -> bool:
-    """Whether ``c`` is in a class escape (``CATEGORY_DIGIT`` is ``\\d``...)."""
-    kind = name.removeprefix("CATEGORY_")
-    negated = kind.startswith("NOT_")
-    kind = kind.removeprefix("NOT_")
-    if kind == "DIGIT":
-        found = c.isdigit()
-    elif kind == "SPACE":
-        found = c.isspace()
-    elif kind == "WORD":
-        found = c.isalnum() or c == "_"
-    elif kind == "LINEBREAK":
-        found = c == "\n"
-    else:
-        raise ValueError(f"unknown category {name}")
-    return found != negated

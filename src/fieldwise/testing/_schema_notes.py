@@ -1,0 +1,116 @@
+"""Reading back the constraints fieldwise's compiler wrote into a schema's descriptions.
+
+Why it exists: the strict schema subset has no keyword for string lengths, tuple positions,
+unique items, look-around patterns or formats outside the subset, so ``fieldwise._lowering``
+words them into the field's description instead. The sampler must still honour them for its
+answer to validate against the user's own types, so this module parses those words back into
+keyword-like notes. Separate from ``_sample`` because it mirrors the compiler's wording (and
+must change with it), not the JSON-schema walk.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# Formats outside the strict subset, as fieldwise's compiler words them in a description.
+_FORMAT_WORDS: dict[str, str] = {
+    "an absolute URL": "https://example.com/",
+    "a URL (several hosts may be comma-separated)": "https://example.com/",
+    "an IPv4 or IPv6 address": "192.0.2.1",
+    "an IPv4 or IPv6 interface": "192.0.2.1/24",
+    "an IPv4 or IPv6 network": "192.0.2.0/24",
+    "an IPv4 interface": "192.0.2.1/24",
+    "an IPv6 interface": "2001:db8::1/64",
+    "an IPv4 network": "192.0.2.0/24",
+    "an IPv6 network": "2001:db8::/32",
+    "a CSS color": "red",
+}
+_LENGTH_WORDS = re.compile(r"\b(?:(exactly|at least|at most) (\d+)|(\d+) to (\d+)) characters?\b")
+_ORDER_WORDS = "items in this order: "
+_PATTERN_WORDS = "must match the regular expression "
+_UNIQUE_WORDS = ("items must be unique", "entries with unique keys")
+
+
+def _notes(description: Any) -> Mapping[str, Any]:
+    """The constraints fieldwise's compiler wrote into a description (see ``_lowering``)."""
+    if not isinstance(description, str) or not description.endswith(")"):
+        return {}
+    return _read_notes(description)
+
+
+@functools.lru_cache(maxsize=256)
+def _read_notes(description: str) -> Mapping[str, Any]:
+    notes: dict[str, Any] = {}
+    length = _LENGTH_WORDS.search(description)
+    if length is not None:
+        word, n, low, high = length.groups()
+        if word is None:
+            notes.update(minLength=int(low), maxLength=int(high))
+        elif word == "exactly":
+            notes.update(minLength=int(n), maxLength=int(n))
+        else:
+            notes["minLength" if word == "at least" else "maxLength"] = int(n)
+    if any(words in description for words in _UNIQUE_WORDS):
+        notes["uniqueItems"] = True
+    if _ORDER_WORDS in description:
+        notes[_ORDER_WORDS] = description.split(_ORDER_WORDS, 1)[1]
+    if _PATTERN_WORDS in description:
+        # the last note but for "a string holding ...", then the closing parenthesis
+        pattern = description.split(_PATTERN_WORDS, 1)[1][:-1]
+        pattern = pattern.rsplit("; a string holding ", 1)[0]
+        try:
+            re.compile(pattern)
+            notes["pattern"] = pattern
+        except re.error:
+            pass
+    for words, value in _FORMAT_WORDS.items():
+        if words in description:
+            notes["format"] = value
+            break
+    return notes
+
+
+def _positions(words: str, items: Any) -> list[Any]:
+    """The item schema of each position of a tuple lowered to ``items: {anyOf: [...]}``,
+    from the description's ``items in this order: integer, string`` (as far as it reads)."""
+    branches = items.get("anyOf") if isinstance(items, Mapping) else None
+    if not isinstance(branches, list):
+        return []
+    labels = sorted(((_label(b), b) for b in branches), key=lambda lb: -len(lb[0]))
+    out: list[Any] = []
+    at = 0
+    while True:
+        first = None
+        while True:  # a position is "A" or "A or B or ...": its first label's branch
+            found = next(((label, b) for label, b in labels if words.startswith(label, at)), None)
+            if found is None:
+                return out
+            first = found[1] if first is None else first
+            at += len(found[0])
+            if not words.startswith(" or ", at):
+                break
+            at += len(" or ")
+        out.append(first)
+        if not words.startswith(", ", at) or words.startswith(", then any number of", at):
+            return out
+        at += len(", ")
+
+
+def _label(js: Any) -> str:
+    """How fieldwise's compiler names an item type in a description (``_lowering._label``)."""
+    if not isinstance(js, Mapping):
+        return "?"
+    if "$ref" in js:
+        return "#" if js["$ref"] == "#" else str(js["$ref"]).rsplit("/", 1)[-1]
+    if "anyOf" in js:
+        return " or ".join(_label(b) for b in js["anyOf"])
+    if "const" in js:
+        return json.dumps(js["const"])
+    if "enum" in js:
+        return "one of " + "/".join(json.dumps(v) for v in js["enum"])
+    t = js.get("type", "?")
+    return "/".join(t) if isinstance(t, list) else str(t)
