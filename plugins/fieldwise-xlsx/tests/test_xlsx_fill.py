@@ -431,3 +431,80 @@ def test_formulas_outside_the_sources_leave_the_source_text_as_stored(
     report = fill(source, target=Lead, sources=["notes"], extractor=extractor)
     assert extractor.seen == ["acme bold", "2024-05-01T09:30:00"]
     assert report["planned"] == 2
+
+
+def test_a_new_cell_takes_its_rows_or_columns_format(stub: Any, tmp_path: Path) -> None:
+    """A cell that was not stored gets the format Excel gives what is typed there: its
+    row's when the row has one, else its column's; a date keeps that format's other
+    attributes, and its number format when it already shows dates."""
+
+    class Row(BaseModel):
+        company: str | None = None
+        since: date | None = None
+        until: date | None = None
+        amount: float | None = None
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes", "company", "since", "until", "amount"])
+    ws.append(["acme deal"])
+    ws.append(["globex deal"])
+    ws.column_dimensions["B"].fill = PatternFill("solid", fgColor="FFFF00")
+    ws.column_dimensions["C"].fill = PatternFill("solid", fgColor="00FF00")
+    ws.column_dimensions["D"].number_format = "dd/mm/yyyy"
+    ws.column_dimensions["E"].number_format = '"$"#,##0.00'
+    ws.row_dimensions[3].font = Font(italic=True)
+    source = tmp_path / "f.xlsx"
+    book.save(source)
+    answers = {"since": "2024-01-02", "until": "2024-03-04", "amount": 3.5}
+    fill(source, target=Row, sources=["notes"],
+         extractor=stub(lambda text: {"company": text.split()[0].upper(), **answers}))  # fmt: skip
+    new = openpyxl.load_workbook(tmp_path / "f.filled.xlsx").active
+    assert new is not None
+    b2, c2, d2, e2 = (new[ref] for ref in ("B2", "C2", "D2", "E2"))
+    assert b2.value == "ACME" and b2.fill.fgColor.rgb == "00FFFF00"
+    assert c2.value == datetime(2024, 1, 2) and c2.number_format == "yyyy-mm-dd"
+    assert c2.fill.fgColor.rgb == "0000FF00"  # the column's fill kept with a date format
+    assert d2.value == datetime(2024, 3, 4) and d2.number_format == "dd/mm/yyyy"
+    assert e2.value == 3.5 and e2.number_format == '"$"#,##0.00'
+    row3 = [new.cell(3, c) for c in range(2, 6)]  # the row's format wins over the columns'
+    assert [c.font.i for c in row3] == [True] * 4
+    assert [c.number_format for c in row3] == ["General", "yyyy-mm-dd", "yyyy-mm-dd", "General"]
+    assert row3[1].value == datetime(2024, 1, 2) and row3[3].value == 3.5
+
+
+def test_only_totals_rows_of_tables_over_the_filled_columns_are_skipped(
+    stub: Any, tmp_path: Path
+) -> None:
+    """Another table's totals row beside the data shares a row number with a data row,
+    which is filled; the totals row of a table the fill grows over its new column is
+    not data, as that of a table over a source or target column is not."""
+
+    class Pair(BaseModel):
+        company: str | None = None
+        size: int | None = None
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes", "company", None, "k", "v", None, "x", "y"])
+    for row in range(2, 8):
+        ws.cell(row, 1, f"row{row} text")
+    for ref, value in {"D3": "k", "E3": "v", "D4": "a", "E4": 1, "D5": "Total"}.items():
+        ws[ref] = value
+    ws["E5"] = "=SUBTOTAL(109,E4:E4)"
+    ws.add_table(Table(displayName="Side", ref="D3:E5", totalsRowCount=1))
+    ws["G2"], ws["H2"], ws["G6"] = 1, 2, "Total"
+    ws.add_table(Table(displayName="Beside", ref="G1:H6", totalsRowCount=1))
+    source = tmp_path / "t.xlsx"
+    book.save(source)
+    extractor = stub(lambda text: {"company": text.upper(), "size": 1})
+    report = fill(source, target=Pair, sources=["notes"], extractor=extractor)
+    assert extractor.seen == [f"row{r} text" for r in (2, 3, 4, 5, 7)]  # 6: Beside's totals
+    assert report["rows"] == 5
+    new = openpyxl.load_workbook(tmp_path / "t.filled.xlsx").active
+    assert new is not None
+    assert new["B5"].value == "ROW5 TEXT" and new["B6"].value is None
+    assert new["I1"].value == "size" and new.tables["Beside"].ref == "G1:I6"
+    assert [new.cell(r, 9).value for r in range(2, 8)] == [1, 1, 1, 1, None, 1]

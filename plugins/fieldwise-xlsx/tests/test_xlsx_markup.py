@@ -5,9 +5,11 @@ to exactly the typed values the model gave."""
 
 from __future__ import annotations
 
+import struct
 import tempfile
 import zipfile
 from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -596,3 +598,149 @@ def test_only_target_cells_change_to_the_typed_answers(
             got = [out.cell(r, c).value for c in range(4, 9)]
             keys = ("size", "score", "when", "flag", "at")
             assert got == [expected_cell(answer[k]) for k in keys]
+
+
+# -- cells a fill must not lose, values it must not round, damage it must see -----------
+
+
+def inline(ref: str, words: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{words}</t></is></c>'
+
+
+@pytest.mark.parametrize("kind", ["array", "dataTable"])
+@pytest.mark.parametrize("only_empty", [True, False])
+def test_cells_of_an_array_or_data_table_formula_are_never_written(
+    stub: Any, tmp_path: Path, kind: str, only_empty: bool
+) -> None:
+    """Only the top-left cell of an array (or data-table) formula's range holds its
+    ``<f>``; the others hold its results alone (one of them ""), and are the formula's
+    all the same: not written, not even a status column, not even with ``--overwrite``."""
+    formula = (
+        '<f t="array" ref="B2:C4">UPPER(A2:A4)</f>'
+        if kind == "array"
+        else '<f t="dataTable" ref="B2:C4" dt2D="0" dtr="0" r1="A1"/>'
+    )
+    rows = (
+        f'<row r="1">{inline("A1", "notes")}{inline("B1", "company")}{inline("C1", "_status")}'
+        f'</row><row r="2">{inline("A2", "acme")}<c r="B2" t="str">{formula}<v>ACME</v></c>'
+        '<c r="C2" t="str"><v>ok</v></c></row>'
+        f'<row r="3">{inline("A3", "globex")}<c r="B3" t="str"><v>GLOBEX</v></c>'
+        '<c r="C3" t="str"><v></v></c></row>'
+        f'<row r="4">{inline("A4", "initech")}<c r="B4" t="str"><v></v></c></row>'
+        f'<row r="5">{inline("A5", "umbrella")}</row>'
+    )
+    source = write_package(tmp_path / "a.xlsx", sheet_xml(rows))
+    extractor = stub(upper)
+    report = fill(
+        source, target=Company, sources=["notes"], extractor=extractor,
+        only_empty=only_empty, status_columns=True,
+    )  # fmt: skip
+    assert extractor.seen == ["umbrella"]
+    assert report["cells_written"] == 1 and report["unchanged"] == 3
+    xml = part(tmp_path / "a.filled.xlsx", "xl/worksheets/sheet1.xml")
+    assert rows[rows.index('<row r="2">') : rows.index('<row r="5">')] in xml  # as they were
+    ws = openpyxl.load_workbook(tmp_path / "a.filled.xlsx").active
+    assert ws is not None and [ws["B5"].value, ws["C5"].value] == ["UMBRELLA", "ok"]
+
+
+def test_a_negative_shared_string_index_is_damage(stub: Any, tmp_path: Path) -> None:
+    strings = f'<sst xmlns="{MAIN}"><si><t>notes</t></si><si><t>last</t></si></sst>'
+    rows = '<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="s"><v>-1</v>'
+    rows += "</c></row>"
+    source = write_package(tmp_path / "s.xlsx", sheet_xml(rows), strings=strings)
+    extractor = stub(upper)
+    with pytest.raises(TableError, match="damaged"):
+        fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == []
+
+
+def test_numbers_a_cell_cannot_hold_exactly_are_written_as_text(stub: Any, tmp_path: Path) -> None:
+    """A cell's number is a double: an integer beyond 2**53, or a decimal whose double
+    reads back as another number, would lose digits, so it is written as text; what fits
+    is a number, and a float is always one."""
+
+    class Exact(BaseModel):
+        big: int | None = None
+        edge: int | None = None
+        low: int | None = None
+        long: Decimal | None = None
+        short: Decimal | None = None
+        tiny: float | None = None
+
+    answer = {
+        "big": 2**53 + 1, "edge": 2**53, "low": -(2**53) - 1,
+        "long": "0.1234567890123456789", "short": "2.50", "tiny": 1e-320,
+    }  # fmt: skip
+    source = write_package(tmp_path / "n.xlsx", sheet_xml(header_and(inline("A2", "acme"))))
+    fill(source, target=Exact, sources=["notes"], extractor=stub(lambda text: answer))
+    ws = openpyxl.load_workbook(tmp_path / "n.filled.xlsx").active
+    assert ws is not None
+    assert [ws.cell(2, c).value for c in range(2, 8)] == [
+        "9007199254740993", 2**53, "-9007199254740993", "0.1234567890123456789", 2.5, 1e-320,
+    ]  # fmt: skip
+    assert [ws.cell(2, c).data_type for c in range(2, 8)] == ["s", "n", "s", "s", "n", "n"]
+
+
+def test_merged_source_cells_read_their_anchor_whatever_its_column(
+    stub: Any, tmp_path: Path
+) -> None:
+    """A source cell inside a merged range shows the range's top-left value, which may
+    lie in a column that is not a source; and merged source rows below the last stored
+    row are rows too."""
+    rows = (
+        f'<row r="1">{inline("A1", "id")}{inline("B1", "notes")}{inline("C1", "company")}'
+        f'</row><row r="2">{inline("A2", "across A:B")}</row>'
+        f'<row r="3"><c r="A3"><v>3</v></c>{inline("B3", "initech")}</row>'
+        f'<row r="4"><c r="A4"><v>4</v></c>{inline("B4", "down to row 6")}</row>'
+    )
+    merges = '<mergeCells count="2"><mergeCell ref="A2:B2"/><mergeCell ref="B4:B6"/></mergeCells>'
+    sheet = sheet_xml(rows).replace("</sheetData>", "</sheetData>" + merges)
+    source = write_package(tmp_path / "m.xlsx", sheet)
+    extractor = stub(upper)
+    report = fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == ["across A:B", "initech", "down to row 6", "down to row 6",
+                              "down to row 6"]  # fmt: skip
+    assert report["rows"] == 5 and report["no_input"] == 0
+    ws = openpyxl.load_workbook(tmp_path / "m.filled.xlsx").active
+    assert ws is not None
+    assert [ws.cell(r, 3).value for r in range(2, 7)] == ["ACROSS", "INITECH"] + ["DOWN"] * 3
+    well_formed(tmp_path / "m.filled.xlsx")
+
+
+def _damage(path: Path, name: str) -> None:
+    """Spoil one zip entry's data where it lies: a deflated entry's first block gets a
+    block type that does not exist; a stored entry gets a wrong byte (its CRC fails)."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    name_length, extra_length = struct.unpack_from("<HH", raw, info.header_offset + 26)
+    at = info.header_offset + 30 + name_length + extra_length
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        raw[at] = 0xFF
+    else:
+        raw[at + 10] ^= 0x20
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("name", "compression"),
+    [
+        ("xl/worksheets/sheet1.xml", zipfile.ZIP_DEFLATED),  # a part the fill reads
+        ("customXml/item1.xml", zipfile.ZIP_DEFLATED),  # a part it only copies
+        ("customXml/item1.xml", zipfile.ZIP_STORED),  # ... whose CRC fails
+    ],
+)
+def test_a_damaged_zip_entry_fails_before_any_call(
+    stub: Any, tmp_path: Path, name: str, compression: int
+) -> None:
+    source = write_package(tmp_path / "z.xlsx", sheet_xml(header_and(inline("A2", "acme"))))
+    with zipfile.ZipFile(source, "a") as archive:
+        archive.writestr("customXml/item1.xml", "<r>" + "data " * 100 + "</r>", compression)
+    _damage(source, name)
+    before = source.read_bytes()
+    extractor = stub(upper)
+    with pytest.raises(TableError, match=f"{name} cannot be read.*damaged"):
+        fill(source, target=Company, sources=["notes"], extractor=extractor)
+    assert extractor.seen == []
+    assert source.read_bytes() == before
+    assert not (tmp_path / "z.filled.xlsx").exists()

@@ -46,10 +46,19 @@ def _temporal_kind(value: Any) -> type:
     raise TypeError(f"not a date or time: {value!r}")
 
 
-def _fits_a_number(value: int | Decimal) -> bool:
+#: Every integer up to this magnitude is a double exactly; beyond it some are not.
+_EXACT_INTEGERS = 2**53
+
+
+def _exact_double(value: Decimal) -> bool:
+    """Whether a cell's number (a double) holds a decimal with every digit: it is finite
+    and its double reads back as the same number. (An integer does when its magnitude is
+    at most 2**53.)"""
+    if not value.is_finite():
+        return False
     try:
-        return math.isfinite(float(value))
-    except OverflowError:
+        return Decimal(repr(float(value))) == value
+    except (ValueError, OverflowError):
         return False
 
 
@@ -111,7 +120,10 @@ class CellCodec:
 
     def _typed(self, raw: str, kind: str, style: int | None) -> Any:
         if kind == "s":
-            return self.strings[int(raw)]
+            index = int(raw)
+            if index < 0:  # Python would count from the end: there is no such string
+                raise IndexError(index)
+            return self.strings[index]
         if kind == "b":
             return bool(int(raw))
         if kind == "d":
@@ -154,8 +166,12 @@ class CellCodec:
             kind, inner = "inlineStr", self._text_open + text(words) + self._text_close
         elif isinstance(value, bool):
             kind, inner = "b", v + ("1" if value else "0") + close_v
-        elif isinstance(value, (int, Decimal)):
-            if not _fits_a_number(value):  # beyond what a cell's double holds: as text
+        elif isinstance(value, int):
+            if not -_EXACT_INTEGERS <= value <= _EXACT_INTEGERS:  # a double loses digits
+                return self.markup(ref, str(value), style)
+            inner = v + str(value) + close_v
+        elif isinstance(value, Decimal):
+            if not _exact_double(value):  # digits a cell's double would lose: as text
                 return self.markup(ref, str(value), style)
             inner = v + str(value) + close_v
         elif isinstance(value, float):

@@ -41,7 +41,7 @@ from fieldwise.tables import (
 
 from . import _book
 from ._grid import Grid, RowCells
-from ._sheet import Layout, add_columns, build_layout, header_names
+from ._sheet import Layout, add_columns, build_layout, header_names, tables_over
 from ._workbook import Workbook
 
 SUFFIXES = (".xlsx", ".xlsm")
@@ -80,8 +80,12 @@ class _Planner(RowPlanner):
         self.sources = sources
         self.columns = columns
         self.merged_skips = 0
+        #: the values of the merged ranges' anchors that source cells show, by anchor
         self._anchors: dict[tuple[int, int], Any] = {}
-        self._anchor_cells = set(layout.source_anchor.values())
+        #: per row, the columns of such anchors in it (of any column, source or not)
+        self._anchor_rows: dict[int, list[int]] = {}
+        for anchor_row, anchor_column in set(layout.source_anchor.values()):
+            self._anchor_rows.setdefault(anchor_row, []).append(anchor_column)
         #: per planned row: its writable target cells' values when planned, unless they
         #: are all writable and blank (the usual row, not stored)
         self.targets: dict[int, dict[str, Any]] = {}
@@ -95,9 +99,12 @@ class _Planner(RowPlanner):
 
     def may_write(self, row: int, column: int, cells: RowCells | None = None) -> bool:
         """Whether a cell may be written: not a merged range's inner cell, not a formula
-        (even with ``--overwrite``: replacing a formula by a value loses work)."""
-        merged = self.layout.merged_children
-        if merged and (row, column) in merged:
+        (even with ``--overwrite``: replacing a formula by a value loses work), nor any
+        cell of an array or data-table formula's range, which holds its results."""
+        layout = self.layout
+        if layout.merged_children and (row, column) in layout.merged_children:
+            return False
+        if layout.formula_spans and layout.in_formula(row, column):
             return False
         cell = (cells or self.grid.cells(row)).cell(column)
         return cell is None or not cell.formula
@@ -110,15 +117,15 @@ class _Planner(RowPlanner):
         anchor = self.layout.source_anchor.get((row, column))
         if anchor is not None:
             return self._anchors.get(anchor)
-        value = cells.value(column)
-        if (row, column) in self._anchor_cells:
-            self._anchors[(row, column)] = value
-        return value
+        return cells.value(column)
 
     def plan(self, row: int, cells: RowCells, report: FillReport | None) -> str | None:
+        if row in self._anchor_rows:  # rows come in order: an anchor before its range
+            for column in self._anchor_rows[row]:
+                self._anchors[(row, column)] = cells.value(column)
         sources = {n: self._source(row, cells, self.layout.columns[n]) for n in self.sources}
         if row <= self.layout.header_row or row in self.totals:
-            return None  # a table's totals row is not data
+            return None  # the totals row of a table over these columns is not data
         if all(is_blank(v) for v in sources.values()) and cells.blank():
             return None  # an empty row (a merged source cell shows its anchor's text)
         if report is not None:
@@ -249,10 +256,12 @@ def _fill_sheet(
             targets += [STATUS_COLUMN, ERROR_COLUMN]
         layout = build_layout(grid, book.tables, index + 1, header_values, targets, sources)
         report = FillReport(output=str(destination), dry_run=dry_run, created_columns=layout.new)
-        totals = {row for table in book.tables for row in table.totals_rows}
+        totals = {
+            row for table in tables_over(grid, book.tables, layout) for row in table.totals_rows
+        }
         planner = _Planner(grid, layout, sources, columns, options, totals)
         texts: list[tuple[int, str]] = []
-        for row, cells in grid.rows():
+        for row, cells in grid.rows(until=layout.merged_end):
             text = planner.plan(row, cells, report)
             if text is not None:
                 texts.append((row, text))

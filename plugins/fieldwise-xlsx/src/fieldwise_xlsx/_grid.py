@@ -38,6 +38,8 @@ from ._xml import (
 _ROW_NUMBER = re.compile(r"""\sr\s*=\s*["'](\d+)["']""")
 _CELL_REF = re.compile(r"""\sr\s*=\s*["']([A-Za-z]{1,3})(\d+)["']""")
 _SPANS = re.compile(r"""\sspans\s*=\s*(?:"[^"]*"|'[^']*')""")
+#: a formula's ``t`` when its one ``<f>`` (in the range's top-left cell) fills a range
+_RANGE_FORMULAS = ("array", "dataTable")
 
 
 @cache
@@ -117,10 +119,19 @@ class Grid:
             _bounds(attributes(m[1]).get("ref", ""))
             for m in element(p, "mergeCell").finditer(self.xml, self.tail_start)
         ]
+        #: the ranges of array and data-table formulas wider than their one cell
+        self.formula_ranges = self._formula_ranges()
+        #: ``(min, max, style)`` of the ``<col>`` records that give their cells a format
+        self._column_records = self._styled_columns()
+        self._column_styles: dict[int, int | None] = {}
         self._edits: dict[int, dict[int, str] | str] = {}
         #: the highest column and row written
         self._extent = (0, 0)
+        #: the row being written: its number and its last stored cell's column
         self._writing: tuple[int, int | None] = (0, 0)
+        #: the row's format (when it has a custom one), whether new cells take a default
+        self._row_style: int | None = None
+        self._defaults = False
         #: per written row: its last stored cell's column (``None``: cells without ``r``)
         self._last_cells: dict[int, int | None] = {}
         self._parsed: tuple[int, RowCells] = (0, RowCells(self, {}))
@@ -152,16 +163,35 @@ class Grid:
                 column.append(value)
             position, previous = end, number
 
+    def _formula_ranges(self) -> list[tuple[int, int, int, int]]:
+        """Only an array or data-table formula's top-left cell holds its ``<f>``; the
+        other cells of its ``ref`` hold results alone, and are as much the formula's."""
+        start, end = self.body_start, self.body_end
+        xml = self.xml
+        if start < 0 or all(xml.find(kind, start, end) < 0 for kind in _RANGE_FORMULAS):
+            return []
+        ranges = []
+        for match in start_tag(self.prefix, "f").finditer(xml, start, end):
+            if not any(kind in match[1] for kind in _RANGE_FORMULAS):
+                continue
+            found = attributes(match[1])
+            if found.get("t") in _RANGE_FORMULAS and found.get("ref"):
+                bounds = _bounds(found["ref"])
+                if bounds[:2] != bounds[2:]:
+                    ranges.append(bounds)
+        return ranges
+
     @property
     def _numbers(self) -> array[int]:
         return self._rows[0]
 
     # -- reading ---------------------------------------------------------------------
 
-    def rows(self) -> Iterator[tuple[int, RowCells]]:
-        """``(row number, cells)`` for every row from 1 to the last stored one (a row
-        that is not stored has no cells). A pass to the end also learns the last used
-        column, so ``last_used_column`` need not read the sheet again."""
+    def rows(self, until: int = 0) -> Iterator[tuple[int, RowCells]]:
+        """``(row number, cells)`` for every row from 1 to the last stored one, or to
+        ``until`` if that is further (a row that is not stored has no cells). A pass to
+        the end also learns the last used column, so ``last_used_column`` need not read
+        the sheet again."""
         expected, last_used = 1, 0
         for position, number in enumerate(self._numbers):
             while expected < number:
@@ -173,6 +203,9 @@ class Grid:
             last_used = max(last_used, cells.last_used(last_used))
             expected = number + 1
         self._last_used = last_used
+        while expected <= until:
+            yield expected, RowCells(self, {})
+            expected += 1
 
     def cells(self, row: int) -> RowCells:
         """The stored cells of one row (none for a row not stored)."""
@@ -244,29 +277,62 @@ class Grid:
 
     def write(self, row: int, column: int, value: Any, *, style: int | None = None) -> None:
         """Set a cell to a typed value (``None`` blanks it), keeping its format record
-        unless a date or ``=text`` needs one derived from it; ``style`` gives a new
-        cell a format record."""
+        unless a date or ``=text`` needs one derived from it. A new cell takes ``style``,
+        else the format Excel gives a cell typed there: its row's (when the row has a
+        custom format), else its column's."""
         if self._writing[0] != row:
             self._seal(self._writing[0])
             position = self._position(row)
-            last = self._last_cell(self._inner(position)) if position is not None else 0
+            last, row_style = (0, None) if position is None else self._row_facts(position)
             self._writing = (row, last)
             self._last_cells[row] = last
+            self._row_style = row_style
+            self._defaults = row_style is not None or bool(self._column_records)
         last = self._writing[1]
-        if last is None or column <= last:  # a stored cell may be there: keep its format
-            stored = self.cell(row, column)
-            if stored is not None:
-                style = stored.style
-            elif value is None:
-                return
+        stored = self.cell(row, column) if last is None or column <= last else None
+        if stored is not None:
+            style = stored.style  # a stored cell keeps its format
         elif value is None:
             return  # blanking a cell that is not there
+        elif style is None and self._defaults:
+            style = self._row_style if self._row_style is not None else self._column_style(column)
         ref = f"{get_column_letter(column)}{row}"
         edits = self._edits.setdefault(row, {})
         if isinstance(edits, str):  # written again after it was sealed: open it up
             edits = self._edits[row] = {c: m for c, _, _, m in self._scan(edits)}
         edits[column] = self.codec.markup(ref, value, style)
         self._extent = (max(self._extent[0], column), max(self._extent[1], row))
+
+    def _row_facts(self, position: int) -> tuple[int | None, int | None]:
+        """A stored row's last cell's column (see ``_last_cell``) and its format record
+        when it has a custom one (``customFormat``), which cells typed into it take."""
+        last = self._last_cell(self._inner(position))
+        start, end = self._rows[1][position], self._rows[2][position]
+        if self.xml.find("customFormat", start, end) < 0:
+            return last, None
+        found = attributes(self.xml[start:end])
+        if found.get("customFormat", "0").lower() not in ("1", "true"):
+            return last, None
+        style = found.get("s", "0")
+        return last, int(style) if style.isdigit() else None
+
+    def _column_style(self, column: int) -> int | None:
+        """The format record a column's ``<col style>`` gives the cells typed into it."""
+        if column not in self._column_styles:
+            records = self._column_records
+            found = (style for low, high, style in records if low <= column <= high)
+            self._column_styles[column] = next(found, None)
+        return self._column_styles[column]
+
+    def _styled_columns(self) -> list[tuple[int, int, int]]:
+        cols = element(self.prefix, "cols").search(self.xml, 0, self.head_end)
+        records = []
+        for match in element(self.prefix, "col").finditer(cols[3] or "" if cols else ""):
+            found = attributes(match[1])
+            low, high, style = (found.get(k, "") for k in ("min", "max", "style"))
+            if low.isdigit() and high.isdigit() and style.isdigit():
+                records.append((int(low), int(high), int(style)))
+        return records
 
     def _seal(self, row: int) -> None:
         """A finished row's new cells as one piece of markup, when they all go after its

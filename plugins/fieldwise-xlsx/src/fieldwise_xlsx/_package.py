@@ -11,6 +11,7 @@ import posixpath
 import re
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from copy import copy
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ _PACKAGE_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _DOCUMENT_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+#: What reading a damaged entry raises: data that does not decompress (``zlib.error``),
+#: a wrong CRC or header (``BadZipFile``), data cut short (``EOFError``), encryption or a
+#: compression zipfile lacks (``RuntimeError``, ``NotImplementedError``), ...
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError,
+               NotImplementedError)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class Package:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: the entries read whole (and so CRC-checked) by ``read``
+        self._checked: set[int] = set()
         try:
             self.archive = zipfile.ZipFile(path)
             self.infos = self.archive.infolist()
@@ -62,12 +70,34 @@ class Package:
 
     def read(self, part: str) -> bytes:
         try:
-            return self.archive.read(part)
+            data = self.archive.read(part)
         except KeyError:
             raise TableError(f"{self.path}: the workbook names a part {part} it lacks.") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError,
-                NotImplementedError) as exc:  # fmt: skip
-            raise TableError(f"{self.path}: {part} cannot be read ({exc}).") from None
+        except _UNREADABLE as exc:
+            raise self._damaged(part, exc) from None
+        self._checked.add(id(self.archive.NameToInfo[part]))
+        return data
+
+    def verify(self) -> None:
+        """Decompress every entry not read yet, in chunks, checking its CRC: the copy
+        holds them all, so one that cannot be read stops the fill now, before any call,
+        not when the copy is written after them."""
+        for info in self.infos:
+            if id(info) in self._checked:
+                continue
+            try:
+                with self.archive.open(info) as entry:
+                    while entry.read(_CHUNK):
+                        pass
+            except _UNREADABLE as exc:
+                raise self._damaged(info.filename, exc) from None
+            self._checked.add(id(info))
+
+    def _damaged(self, part: str, exc: BaseException) -> TableError:
+        return TableError(
+            f"{self.path}: {part} cannot be read ({type(exc).__name__}: {exc}); the "
+            "file is damaged (opening and saving it in Excel may repair it)."
+        )
 
     def has(self, part: str) -> bool:
         return part in self.archive.NameToInfo

@@ -8,6 +8,7 @@ reorder columns, and a fill must land in the column they named.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,20 @@ class Layout:
     merged_children: set[tuple[int, int]] = field(default_factory=set)
     #: for source cells inside a merged range: the range's anchor, whose value they show
     source_anchor: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    #: the last row a merged source range reaches (0: none), which may lie below the
+    #: last stored row
+    merged_end: int = 0
+    #: per target column, the row spans of array and data-table formulas over it (first
+    #: rows, last rows; sorted, as such ranges cannot overlap): never written
+    formula_spans: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+
+    def in_formula(self, row: int, column: int) -> bool:
+        """Whether a target cell lies in an array or data-table formula's range."""
+        spans = self.formula_spans.get(column)
+        if spans is None:
+            return False
+        at = bisect_right(spans[0], row) - 1
+        return at >= 0 and row <= spans[1][at]
 
 
 def header_names(values: Sequence[Any]) -> dict[str, int]:
@@ -50,13 +65,31 @@ def header_names(values: Sequence[Any]) -> dict[str, int]:
 
 
 def _last_used_column(grid: Grid, tables: Sequence[TablePart]) -> int:
-    """The rightmost column holding anything: a value, a merged range, a table."""
+    """The rightmost column holding anything: a value, a merged range, an array or
+    data-table formula's range, a table."""
     last = grid.last_used_column()
-    for merged in grid.merged:
+    for merged in (*grid.merged, *grid.formula_ranges):
         last = max(last, merged[2])
     for table in tables:
         last = max(last, table.bounds[2])
     return last
+
+
+def tables_over(grid: Grid, tables: Sequence[TablePart], layout: Layout) -> list[TablePart]:
+    """The tables over a source or target column, counting one that ``add_columns`` will
+    grow over the new columns (which lie beyond every table until then)."""
+    used = set(layout.columns.values())
+    over, beside = [], []
+    for table in tables:
+        min_col, min_row, max_col, _ = table.bounds
+        if any(min_col <= column <= max_col for column in used):
+            over.append(table)
+        elif layout.new and min_row == layout.header_row:
+            beside.append(table)
+    if beside and any(table.totals_rows for table in beside):  # it matters: find out
+        first = _last_used_column(grid, tables) + 1
+        over += [t for t in beside if t.would_grow(layout.header_row, first, layout.new[0])]
+    return over
 
 
 def build_layout(
@@ -92,6 +125,14 @@ def build_layout(
                     layout.merged_children.add((row, column))
                 else:
                     layout.source_anchor[(row, column)] = anchor
+                    layout.merged_end = max(layout.merged_end, row)
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for min_col, min_row, max_col, max_row in grid.formula_ranges:
+        for column in (c for c in target_columns if min_col <= c <= max_col):
+            spans.setdefault(column, []).append((min_row, max_row))
+    for column, found in spans.items():
+        found.sort()
+        layout.formula_spans[column] = ([low for low, _ in found], [high for _, high in found])
     return layout
 
 

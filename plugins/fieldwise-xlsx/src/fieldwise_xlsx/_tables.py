@@ -53,7 +53,7 @@ class TablePart:
         min_col, min_row, max_col, max_row = self.bounds
         if min_row != header_row or max_col != column - 1:
             return None
-        if name.casefold() in {known.casefold() for known in self.column_names()}:
+        if self._has_column(name):
             return (
                 f"table {self.name} not extended over column {name!r}: it has a column of "
                 "that name already (Excel compares them ignoring case)"
@@ -69,6 +69,14 @@ class TablePart:
         self._add_column(name)
         self.changed = True
         return f"table {self.name} extended with column {name!r}"
+
+    def would_grow(self, header_row: int, column: int, name: str) -> bool:
+        """Whether ``grow`` would extend the table over this new column."""
+        _, min_row, max_col, _ = self.bounds
+        return min_row == header_row and max_col == column - 1 and not self._has_column(name)
+
+    def _has_column(self, name: str) -> bool:
+        return name.casefold() in {known.casefold() for known in self.column_names()}
 
     def column_names(self) -> list[str]:
         columns = element(self.prefix, "tableColumns").search(self.xml)

@@ -59,6 +59,7 @@ class Workbook:
             # read now, so that a part that cannot be edited fails before any call
             self._workbook_xml = plain_markup(package.workbook_xml, package.workbook)
             self._workbook_prefix = root_prefix(self._workbook_xml, package.workbook)
+            package.verify()  # and every part the copy holds: a damaged one fails now
         except BaseException:
             package.close()
             raise
