@@ -2,24 +2,45 @@
 
 A partial value is an instance of a *partial model*: a copy of the target model whose
 fields are all optional and unconstrained (a half-written string must not fail a
-``min_length``), built once per class. The final value is validated by the real model in
-the extraction loop, like any other answer.
+``min_length``), built once per class. It reads the wire's shapes: fields by the key the
+compiled schema names them, and a ``dict`` field from its list of ``{key, value}`` entries
+(the complete ones). A number at the very end of the text so far is held back until
+something follows it, so no partial shows a number cut short. The final value is validated
+by the real model in the extraction loop, like any other answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import collections.abc
+import contextlib
+import hashlib
 import threading
 import types
 import typing
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    AliasChoices,
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    create_model,
+)
+from pydantic.fields import FieldInfo
 
 from ._sse import ChatChunk
+from ._wire_json_schema import reads_aliases
+from .exceptions import FieldwiseError
 from .responses import ChatResponse
+from .result import Usage
 from .schema import CompiledSchema
 
 if TYPE_CHECKING:
@@ -30,6 +51,52 @@ _partials: dict[type[BaseModel], type[BaseModel]] = {}
 _building: set[type[BaseModel]] = set()
 _lock = threading.RLock()
 
+#: the origins of the types the wire sends as a list of ``{key, value}`` objects
+_MAPPINGS = frozenset(
+    {
+        dict,
+        collections.abc.Mapping,
+        collections.abc.MutableMapping,
+        collections.OrderedDict,
+        collections.defaultdict,
+        collections.Counter,
+    }
+)
+_SEQUENCES = frozenset(
+    {list, set, frozenset, tuple, collections.deque, collections.abc.Sequence, collections.abc.Set}
+)
+
+
+def _wire_name(cls: type[BaseModel], name: str, info: FieldInfo) -> str:
+    """The key ``name`` has on the wire: what the compiled schema calls it (its validation
+    alias, or the first plain name of ``AliasChoices``; the name when the model validates
+    by name only)."""
+    if not reads_aliases(cls.model_config):
+        return name
+    alias = info.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    for choice in choices:
+        if isinstance(choice, str):
+            return choice
+        if isinstance(choice, AliasPath) and len(choice.path) == 1:
+            first = choice.path[0]
+            if isinstance(first, str):
+                return first
+    return name
+
+
+def _mapping_entries(value: Any) -> Any:
+    """A ``dict`` field's wire entries as a mapping; an entry not yet complete (no key or no
+    value so far) is left out."""
+    if not isinstance(value, list):
+        return value
+    out: dict[Any, Any] = {}
+    for entry in value:
+        if isinstance(entry, dict) and "key" in entry and "value" in entry:
+            with contextlib.suppress(TypeError):  # an unhashable key: not a mapping key
+                out[entry["key"]] = entry["value"]
+    return out
+
 
 def _partial_annotation(tp: Any) -> Any:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -39,7 +106,14 @@ def _partial_annotation(tp: Any) -> Any:
         return _partial_annotation(get_args(tp)[0])
     if origin in (Union, types.UnionType):
         return Union[tuple(_partial_annotation(a) for a in get_args(tp))]  # noqa: UP007
-    if origin in (list, set, frozenset, tuple):
+    if origin in _MAPPINGS:
+        pair = get_args(tp)
+        key = _partial_annotation(pair[0]) if pair else Any
+        value = _partial_annotation(pair[1]) if len(pair) > 1 else Any
+        if origin is collections.Counter:
+            value = int
+        return Annotated[dict[key, value], BeforeValidator(_mapping_entries)]  # type: ignore[valid-type]
+    if origin in _SEQUENCES:
         args = [a for a in get_args(tp) if a is not Ellipsis]
         item = Union[tuple(_partial_annotation(a) for a in args)] if args else Any  # noqa: UP007
         return list[item]  # type: ignore[valid-type]
@@ -49,7 +123,7 @@ def _partial_annotation(tp: Any) -> Any:
 
 
 def partial_model(cls: type[BaseModel]) -> type[BaseModel]:
-    """The all-optional twin of ``cls`` (cached)."""
+    """The all-optional twin of ``cls`` (cached), reading the fields by their wire keys."""
     with _lock:
         found = _partials.get(cls)
         if found is not None:
@@ -59,10 +133,18 @@ def partial_model(cls: type[BaseModel]) -> type[BaseModel]:
             fields: dict[str, Any] = {}
             for name, info in cls.model_fields.items():
                 annotation = _partial_annotation(info.annotation)
-                fields[name] = (annotation | None, Field(default=None, alias=info.alias))
+                wire = _wire_name(cls, name, info)
+                fields[name] = (
+                    annotation | None,
+                    Field(
+                        default=None,
+                        validation_alias=None if wire == name else wire,
+                        serialization_alias=info.serialization_alias,
+                    ),
+                )
             model: type[BaseModel] = create_model(
                 f"Partial{cls.__name__}",
-                __config__=ConfigDict(populate_by_name=True),
+                __config__=ConfigDict(populate_by_name=True, protected_namespaces=()),
                 **fields,
             )
         finally:
@@ -71,28 +153,175 @@ def partial_model(cls: type[BaseModel]) -> type[BaseModel]:
         return model
 
 
+# -- a wrapped target's value: the JSON shape, with mappings for the wire's entry lists ------
+
+_Convert = Callable[[Any], Any]
+_raw_shapes: dict[Any, _Convert | None] = {}
+
+
+def _raw_shape(tp: Any, models: dict[type[BaseModel], _Convert | None]) -> _Convert | None:
+    """Turns the wire's entry lists inside a value of type ``tp`` into mappings, leaving
+    everything else as parsed; None when ``tp`` holds no mapping the wire reshapes."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _raw_shape(get_args(tp)[0], models)
+    if isinstance(tp, type) and issubclass(tp, RootModel):
+        return _raw_shape(tp.model_fields["root"].annotation, models)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return _model_shape(tp, models)
+    if origin in (Union, types.UnionType):
+        branches = [c for a in get_args(tp) if (c := _raw_shape(a, models)) is not None]
+        return None if not branches else branches[0] if len(branches) == 1 else _first(branches)
+    if origin in _MAPPINGS:
+        args = get_args(tp)
+        value = None if len(args) < 2 or origin is collections.Counter else args[1]
+        return _entries(_raw_shape(value, models) if value is not None else None)
+    if origin in _SEQUENCES:
+        items = [c for a in get_args(tp) if a is not Ellipsis and (c := _raw_shape(a, models))]
+        if not items:
+            return None
+        return _items(items[0] if len(items) == 1 else _first(items))
+    return None
+
+
+def _model_shape(
+    cls: type[BaseModel], models: dict[type[BaseModel], _Convert | None]
+) -> _Convert | None:
+    if cls in models:
+        return models[cls]
+
+    def deferred(value: Any) -> Any:  # a recursive model reaches itself while being built
+        built = models[cls]
+        return value if built is None else built(value)
+
+    models[cls] = deferred
+    fields = {
+        _wire_name(cls, name, info): convert
+        for name, info in cls.model_fields.items()
+        if (convert := _raw_shape(info.annotation, models)) is not None
+    }
+    models[cls] = _fields(fields) if fields else None
+    return models[cls]
+
+
+def _entries(values: _Convert | None) -> _Convert:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+            return value
+        out = _mapping_entries(value)
+        return out if values is None else {k: values(v) for k, v in out.items()}
+
+    return convert
+
+
+def _items(inner: _Convert) -> _Convert:
+    def convert(value: Any) -> Any:
+        return [inner(item) for item in value] if isinstance(value, list) else value
+
+    return convert
+
+
+def _fields(fields: dict[str, _Convert]) -> _Convert:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: fields[k](v) if k in fields else v for k, v in value.items()}
+
+    return convert
+
+
+def _first(branches: list[_Convert]) -> _Convert:
+    """A union: the first branch whose shape the value has (the one that changed it)."""
+
+    def convert(value: Any) -> Any:
+        for branch in branches:
+            out = branch(value)
+            if out is not value:
+                return out
+        return value
+
+    return convert
+
+
+def _wrapped_shape(tp: Any) -> _Convert | None:
+    with _lock:
+        try:
+            return _raw_shapes[tp]
+        except KeyError:
+            pass
+        except TypeError:  # typing objects holding unhashable metadata: build it each time
+            return _raw_shape(tp, {})
+        shape = _raw_shapes[tp] = _raw_shape(tp, {})
+        return shape
+
+
+# -- the text so far ------------------------------------------------------------------------
+
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+_BLANK = frozenset(" \t\r\n")
+
+
+def _without_trailing_number(text: str) -> str:
+    """``text`` less a number at its very end: more digits (or a fraction, or an exponent)
+    may follow, so it is not known yet. Inside a string the cut only shortens the string."""
+    start = end = len(text)
+    while start and text[start - 1] in _NUMBER_CHARS:
+        start -= 1
+    if start == end or text[start] not in "-0123456789":
+        return text
+    before = start
+    while before and text[before - 1] in _BLANK:
+        before -= 1
+    if before and text[before - 1] in ":,[":
+        return text[:start]
+    return text
+
+
+def _json_start(text: str) -> int | None:
+    """Where the JSON starts: past blanks and a Markdown fence's opening line (None: not
+    known yet); 0 when the text does not start with an object."""
+    at = len(text) - len(text.lstrip())
+    if at == len(text):
+        return None
+    if text.startswith("```", at):
+        line_end = text.find("\n", at)
+        if line_end < 0:
+            return None
+        rest = text[line_end + 1 :]
+        body = line_end + 1 + len(rest) - len(rest.lstrip())
+        if body == len(text):
+            return None
+        return body if text[body] == "{" else 0
+    return at if text[at] == "{" else 0
+
+
 class StreamAssembler:
     """Collects chunks; ``feed`` returns a new partial value when the answer grew one."""
 
     def __init__(self, compiled: CompiledSchema[Any], *, tools: bool) -> None:
         self._compiled = compiled
         self._tools = tools
-        self._text: list[str] = []
+        self._text = ""
+        self._start: int | None = None
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
         self._last: Any = None
+        self.chunks = 0
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.model: str | None = None
         self.provider: str | None = None
+        self.id: str | None = None
         target = compiled.target
         self._partial = (
             partial_model(target)
-            if isinstance(target, type) and issubclass(target, BaseModel)
+            if isinstance(target, type) and issubclass(target, BaseModel) and not compiled.wrapped
             else None
         )
+        self._shape = _wrapped_shape(target) if compiled.wrapped else None
 
     def feed(self, chunk: ChatChunk) -> Any:
+        self.chunks += 1
         piece = chunk.tool_arguments if self._tools else chunk.content
         if chunk.reasoning:
             self._reasoning.append(chunk.reasoning)
@@ -104,27 +333,50 @@ class StreamAssembler:
             self.usage = chunk.usage
         self.model = chunk.model or self.model
         self.provider = chunk.provider or self.provider
+        self.id = chunk.id or self.id
         if not piece:
             return None
-        self._text.append(piece)
+        self._text += piece
+        if self._start is None:
+            self._start = _json_start(self._text)
+            if self._start is None:
+                return None
+        text = _without_trailing_number(self._text)
         try:
-            obj = pydantic_core.from_json("".join(self._text), allow_partial="trailing-strings")
+            obj = pydantic_core.from_json(text[self._start :], allow_partial="trailing-strings")
         except ValueError:
             return None
         if obj == self._last:
             return None
         self._last = obj
         if self._compiled.wrapped:
-            return obj.get("value") if isinstance(obj, dict) else None
+            value = obj.get("value") if isinstance(obj, dict) else None
+            return value if self._shape is None or value is None else self._shape(value)
         if self._partial is None:
             return obj
+        return self._validate(obj)
+
+    def _validate(self, obj: Any) -> Any:
+        assert self._partial is not None
         try:
             return self._partial.model_validate(obj)
-        except ValidationError:
-            return None
+        except ValidationError as exc:
+            if not isinstance(obj, dict):
+                return None
+            # A field that cannot be read yet is left out, rather than every partial after it.
+            bad = {e["loc"][0] for e in exc.errors(include_url=False) if e["loc"]}
+            try:
+                return self._partial.model_validate({k: v for k, v in obj.items() if k not in bad})
+            except ValidationError:
+                return None
 
     def response(self) -> ChatResponse:
-        text = "".join(self._text)
+        text = self._text
+        raw: dict[str, Any] = {}
+        if self._tools:  # shaped as a whole answer's, so a re-ask answers the same call
+            function = {"name": self._compiled.name, "arguments": text}
+            call = {"id": self._call_id(), "type": "function", "function": function}
+            raw = {"id": self.id, "choices": [{"message": {"tool_calls": [call]}}]}
         return ChatResponse(
             content=None if self._tools else text,
             reasoning="".join(self._reasoning) or None,
@@ -134,30 +386,62 @@ class StreamAssembler:
             usage=self.usage,
             model=self.model,
             provider=self.provider,
-            id=None,
-            raw={},
+            id=self.id,
+            raw=raw,
         )
+
+    def _call_id(self) -> str:
+        """An id for the streamed tool call, since ``ChatChunk`` does not carry the model's:
+        nine letters and digits (Mistral's format, the strictest known); the same for the
+        same answer."""
+        seed = f"{self.id or ''}\0{self._text}".encode("utf-8", "surrogatepass")
+        return hashlib.sha256(seed).hexdigest()[:9]
+
+    def abandoned_usage(self) -> Usage:
+        """The usage of a request left unfinished: what its chunks reported, if any, else
+        one request of unknown size."""
+        return Usage.from_response(self.usage)
 
 
 def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
     """Drive the extraction loop with the streaming transport (sync)."""
     flow = extractor._flow(call)
     tools = extractor.mode == "tools"
+    pending: StreamAssembler | None = None  # the request whose answer is streaming in
     try:
         body = next(flow)
         transport = extractor._transport_for_use()
         while True:
             if extractor._limiter is not None:
                 extractor._limiter.wait_sync()
-            assembler = StreamAssembler(call.compiled, tools=tools)
-            for chunk in transport.stream(extractor._stream_body(body)):
-                partial = assembler.feed(chunk)
-                if partial is not None:
-                    yield partial
+            assembler = pending = StreamAssembler(call.compiled, tools=tools)
+            chunks = transport.stream(extractor._stream_body(body))
+            try:
+                while True:
+                    try:
+                        chunk = next(chunks)
+                    except StopIteration:
+                        break
+                    except FieldwiseError as exc:
+                        pending = None  # counted as run() counts a failed request
+                        flow.throw(exc)  # notes what was paid on the error, and raises it
+                        raise
+                    partial = assembler.feed(chunk)
+                    if partial is not None:
+                        yield partial
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:  # the connection goes now, not when collected
+                    close()
+            pending = None
             body = flow.send(assembler.response())
     except StopIteration as done:
         yield done.value.value
     finally:
+        if pending is not None and pending.chunks:  # the caller stopped reading
+            usage = pending.abandoned_usage()
+            usage.cost = extractor._prices.cost(extractor._settings.model, pending.usage)
+            extractor._add_usage(usage)
         flow.close()
 
 
@@ -165,6 +449,8 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
     """Drive the extraction loop with the streaming transport (async)."""
     flow = extractor._flow(call)
     tools = extractor.mode == "tools"
+    prices = extractor._prices
+    pending: StreamAssembler | None = None  # the request whose answer is streaming in
     try:
         body = next(flow)
         transport = extractor._transport
@@ -173,13 +459,36 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
         while True:
             if extractor._limiter is not None:
                 await extractor._limiter.wait()
-            assembler = StreamAssembler(call.compiled, tools=tools)
-            async for chunk in transport.astream(extractor._stream_body(body)):
-                partial = assembler.feed(chunk)
-                if partial is not None:
-                    yield partial
+            assembler = pending = StreamAssembler(call.compiled, tools=tools)
+            chunks = transport.astream(extractor._stream_body(body))
+            try:
+                while True:
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except FieldwiseError as exc:
+                        pending = None  # counted as arun() counts a failed request
+                        flow.throw(exc)  # notes what was paid on the error, and raises it
+                        raise
+                    partial = assembler.feed(chunk)
+                    if partial is not None:
+                        yield partial
+            finally:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:  # the connection goes now, not when collected
+                    await aclose()
+            pending = None
+            if prices.needs_remote(extractor._settings.model, assembler.usage):
+                await asyncio.to_thread(prices.load_remote)  # once, off the loop
             body = flow.send(assembler.response())
     except StopIteration as done:
         yield done.value.value
     finally:
+        if pending is not None and pending.chunks:  # the caller stopped reading
+            usage = pending.abandoned_usage()
+            model = extractor._settings.model
+            if not prices.needs_remote(model, pending.usage):  # never a fetch on the loop
+                usage.cost = prices.cost(model, pending.usage)
+            extractor._add_usage(usage)
         flow.close()
