@@ -296,3 +296,33 @@ def test_a_streamed_tool_call_is_re_asked_as_run_re_asks_it(fake_llm: FakeLLM) -
     assert call_id and feedback == {**ran[1], "tool_call_id": call_id}
     ran_call = ran[0]["tool_calls"][0]
     assert answer == {**ran[0], "tool_calls": [{**ran_call, "id": call_id}]}
+
+
+def test_a_streamed_tool_call_keeps_the_servers_call_id_in_the_re_ask(fake_llm: FakeLLM) -> None:
+    ex = Extractor(base_url=fake_llm.base_url, api_key=SECRET, cache=False, mode="tools")
+    asked = []
+    for go in (lambda: ex.run("Ada", Name), lambda: list(ex.stream("Ada", Name))):
+        fake_llm.reset()
+        fake_llm.script(reply.tool_call({"name": 1, "bio": "x"}), reply.valid())
+        go()
+        asked.append(fake_llm.requests[1].body["messages"][-2:])
+    ex.close()
+    ran, streamed = asked
+    answer, feedback = streamed
+    assert answer["tool_calls"][0]["id"] == "call_fake_0"  # the fake's, not an invented one
+    assert feedback["tool_call_id"] == "call_fake_0"
+    assert streamed == ran
+
+
+def test_a_streamed_tool_call_without_an_id_gets_a_stable_invented_one() -> None:
+    from fieldwise._sse import ChatChunk
+    from fieldwise.streaming import StreamAssembler
+
+    ids = []
+    for _ in range(2):
+        assembler = StreamAssembler(compile_schema(Name), tools=True)
+        for piece in ('{"name": "Ada", ', '"bio": "x"}'):
+            assembler.feed(ChatChunk(tool_arguments=piece, id="gen-1"))
+        call = assembler.response().raw["choices"][0]["message"]["tool_calls"][0]
+        ids.append(call["id"])
+    assert ids[0] == ids[1] and len(ids[0]) == 9 and ids[0].isalnum()

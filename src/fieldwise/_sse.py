@@ -28,6 +28,7 @@ __all__ = [
     "LineSplitter",
     "SSEDecoder",
     "first_call_arguments",
+    "first_call_id",
     "message_text",
     "parse_chunk",
 ]
@@ -115,6 +116,7 @@ class ChatChunk:
     provider: str | None = None
     refusal: str | None = None
     id: str | None = None
+    tool_call_id: str | None = None  # the first tool call's id, on the chunk that names it
 
 
 def message_text(value: Any) -> str | None:
@@ -136,6 +138,16 @@ def first_call_arguments(calls: Any) -> str | None:
                 if isinstance(function, dict):
                     args = function.get("arguments")
                     return args if isinstance(args, str) or args is None else json.dumps(args)
+    return None
+
+
+def first_call_id(calls: Any) -> str | None:
+    """The first tool call's ``id``, when this delta carries it (the first piece of the call)."""
+    if isinstance(calls, list):
+        for call in calls:
+            if isinstance(call, dict) and call.get("index", 0) == 0:
+                call_id = call.get("id")
+                return call_id if isinstance(call_id, str) and call_id else None
     return None
 
 
@@ -170,7 +182,9 @@ def parse_chunk(data: str, *, url: str, model: str | None) -> ChatChunk | Failur
         chunk.content = message_text(delta.get("content"))
         chunk.reasoning = message_text(delta.get("reasoning") or delta.get("reasoning_content"))
         chunk.refusal = message_text(delta.get("refusal"))
-        chunk.tool_arguments = first_call_arguments(delta.get("tool_calls"))
+        calls = delta.get("tool_calls")
+        chunk.tool_arguments = first_call_arguments(calls)
+        chunk.tool_call_id = first_call_id(calls)
     return chunk
 
 
