@@ -21,7 +21,7 @@ from pydantic.json_schema import JsonSchemaValue
 
 from ._wire_json_schema import ANY_MESSAGE, LOWERED, NOTES, UNSUPPORTED, short_json
 from .exceptions import SchemaError
-from .strict_subset import ALLOWED_FORMATS
+from .strict_subset import ALLOWED_FORMATS, type_label
 
 # Formats outside the subset, said in words an LLM follows (None: nothing worth saying).
 _FORMAT_WORDS: dict[str, str | None] = {
@@ -228,8 +228,8 @@ class Strictifier:
             choices = self._any_of([*positions, *([tail] if tail else [])], item_path)
             out["items"] = choices
             if "anyOf" in choices:
-                words = ", ".join(_label(p) for p in positions)
-                more = f", then any number of {_label(tail)}" if tail is not None else ""
+                words = ", ".join(type_label(p) for p in positions)
+                more = f", then any number of {type_label(tail)}" if tail is not None else ""
                 notes.append(f"items in this order: {words}{more}")
                 self.lower(
                     path,
@@ -326,18 +326,3 @@ def _chars(n: int) -> str:
 
 def _snake(key: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
-
-
-def _label(js: JsonSchemaValue | None) -> str:
-    if js is None:
-        return "?"
-    if "$ref" in js:
-        return "#" if js["$ref"] == "#" else str(js["$ref"]).rsplit("/", 1)[-1]
-    if "anyOf" in js:
-        return " or ".join(_label(b) for b in js["anyOf"])
-    if "const" in js:
-        return json.dumps(js["const"])
-    if "enum" in js:
-        return "one of " + "/".join(json.dumps(v) for v in js["enum"])
-    t = js.get("type", "?")
-    return "/".join(t) if isinstance(t, list) else str(t)

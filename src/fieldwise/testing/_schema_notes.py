@@ -11,10 +11,11 @@ must change with it), not the JSON-schema walk.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from ..strict_subset import type_label
 
 # Formats outside the strict subset, as fieldwise's compiler words them in a description.
 _FORMAT_WORDS: dict[str, str] = {
@@ -80,7 +81,7 @@ def _positions(words: str, items: Any) -> list[Any]:
     branches = items.get("anyOf") if isinstance(items, Mapping) else None
     if not isinstance(branches, list):
         return []
-    labels = sorted(((_label(b), b) for b in branches), key=lambda lb: -len(lb[0]))
+    labels = sorted(((type_label(b), b) for b in branches), key=lambda lb: -len(lb[0]))
     out: list[Any] = []
     at = 0
     while True:
@@ -98,19 +99,3 @@ def _positions(words: str, items: Any) -> list[Any]:
         if not words.startswith(", ", at) or words.startswith(", then any number of", at):
             return out
         at += len(", ")
-
-
-def _label(js: Any) -> str:
-    """How fieldwise's compiler names an item type in a description (``_lowering._label``)."""
-    if not isinstance(js, Mapping):
-        return "?"
-    if "$ref" in js:
-        return "#" if js["$ref"] == "#" else str(js["$ref"]).rsplit("/", 1)[-1]
-    if "anyOf" in js:
-        return " or ".join(_label(b) for b in js["anyOf"])
-    if "const" in js:
-        return json.dumps(js["const"])
-    if "enum" in js:
-        return "one of " + "/".join(json.dumps(v) for v in js["enum"])
-    t = js.get("type", "?")
-    return "/".join(t) if isinstance(t, list) else str(t)
