@@ -1,5 +1,11 @@
 """DOCX: paragraphs and tables in document order, as readable Markdown-like text.
 
+The text is what a reader sees in Word: besides plain paragraphs, runs and tables, the
+text inside content controls (block, inline, around table rows and cells; where Word
+forms keep their fields), tracked insertions and moves, smart tags, custom XML, fields'
+results and text boxes (after the paragraph anchoring them). Tracked deletions and
+field codes stay out; checkboxes show as ☒/☐.
+
 A DOCX is a zip of XML parts, which makes it the easiest format to weaponise: a few
 kilobytes can unpack to gigabytes (zip bomb) or expand entities exponentially (billion
 laughs). So before python-docx sees the bytes, the archive is checked from its
@@ -20,14 +26,19 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from xml.parsers import expat
 
 import docx
 from docx.document import Document as DocxDocument
-from docx.table import Table, _Cell
+from docx.oxml.ns import qn
+from docx.oxml.table import CT_Row, CT_Tbl, CT_Tc
+from docx.oxml.text.paragraph import CT_P
+from docx.oxml.text.run import CT_R
 from docx.text.paragraph import Paragraph
+from lxml.etree import _Element
 
 from fieldwise.document import Document
 
@@ -146,6 +157,163 @@ def _clean(text: str) -> str:
     return _SPACES.sub(" ", normalize_newlines(text)).strip()
 
 
+# The body is walked as lxml elements rather than through python-docx's block API,
+# which only sees ``w:p``/``w:tbl``/``w:r``/``w:hyperlink`` children and so drops text
+# wrapped in content controls (where Word forms keep their fields), tracked insertions,
+# smart tags, custom XML, simple fields and text boxes. Runs are still read by
+# python-docx (``CT_R.text``: text, tabs, breaks; not deleted text nor field codes).
+_SDT = qn("w:sdt")
+_SDT_PR = qn("w:sdtPr")
+_SDT_CONTENT = qn("w:sdtContent")
+_PLACEHOLDER_SHOWN = qn("w:showingPlcHdr")
+_TXBX_CONTENT = qn("w:txbxContent")
+_ROW_DELETED = f"{qn('w:trPr')}/{qn('w:del')}"
+_FLD_CHAR = qn("w:fldChar")
+_FF_DATA = qn("w:ffData")
+_FF_CHECKBOX = qn("w:checkBox")
+_FF_CHECKED = qn("w:checked")
+_FF_DEFAULT = qn("w:default")
+_W_VAL = qn("w:val")
+_CHECKBOX = qn("w14:checkbox")
+_CHECKED = qn("w14:checked")
+_CHECKED_VAL = qn("w14:val")
+_MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+_ALTERNATE = f"{{{_MC}}}AlternateContent"
+_CHOICE = f"{{{_MC}}}Choice"
+_FALLBACK = f"{{{_MC}}}Fallback"
+# Tracked deletions and the old place of moved text: struck through, not text.
+_REMOVED = frozenset({qn("w:del"), qn("w:moveFrom")})
+# Elements whose children are read as if they stood in the element's place.
+_WRAPPERS = frozenset(
+    {
+        qn("w:customXml"),
+        qn("w:smartTag"),
+        qn("w:ins"),
+        qn("w:moveTo"),
+        qn("w:hyperlink"),
+        qn("w:fldSimple"),
+        qn("w:dir"),
+        qn("w:bdo"),
+    }
+)
+_BOXES = {True: "\u2612", False: "\u2610"}  # ☒ ☐
+_FALSE = frozenset({"0", "false", "off"})
+
+
+class _Para(NamedTuple):
+    p: CT_P
+    text: str
+
+
+_Block = _Para | list[str]  # a paragraph, or a table's rows
+
+
+def _chosen(alternate: _Element) -> _Element | None:
+    """The branch of an ``mc:AlternateContent`` to read: Word writes a text box twice,
+    as DrawingML (the first choice) and VML (the fallback); reading both doubles it."""
+    choice = alternate.find(_CHOICE)
+    return choice if choice is not None else alternate.find(_FALLBACK)
+
+
+def _sdt_content(sdt: _Element) -> _Element | None:
+    """A content control's contents, or None while it shows its placeholder ("Click or
+    tap here to enter text."): an empty form field, which must not read as a value."""
+    if sdt.find(f"{_SDT_PR}/{_PLACEHOLDER_SHOWN}") is not None:
+        return None
+    return sdt.find(_SDT_CONTENT)
+
+
+def _unwrapped(parent: _Element) -> Iterator[_Element]:
+    """``parent``'s children, looking through content controls and other wrappers."""
+    for child in parent.iterchildren():
+        tag = child.tag
+        if tag in _REMOVED:
+            continue
+        if tag == _SDT:
+            content = _sdt_content(child)
+            if content is not None:
+                yield from _unwrapped(content)
+        elif tag in _WRAPPERS:
+            yield from _unwrapped(child)
+        elif tag == _ALTERNATE:
+            chosen = _chosen(child)
+            if chosen is not None:
+                yield from _unwrapped(chosen)
+        else:
+            yield child
+
+
+def _on(value: str | None) -> bool:
+    return value is None or value.lower() not in _FALSE
+
+
+def _form_checkbox(run: _Element) -> str:
+    """The box of a legacy FORMCHECKBOX field, whose state is in its ``w:fldChar``."""
+    for field in run.iterchildren(_FLD_CHAR):
+        box = field.find(f"{_FF_DATA}/{_FF_CHECKBOX}")
+        if box is None:
+            continue
+        checked = box.find(_FF_CHECKED)
+        if checked is None:
+            checked = box.find(_FF_DEFAULT)
+            return _BOXES[checked is not None and _on(checked.get(_W_VAL))]
+        return _BOXES[_on(checked.get(_W_VAL))]
+    return ""
+
+
+def _text_boxes(element: _Element) -> Iterator[_Element]:
+    """``w:txbxContent`` under a run's drawing or VML shape, each once, in order."""
+    for child in element.iterchildren():
+        if child.tag == _TXBX_CONTENT:
+            yield child
+        elif child.tag == _ALTERNATE:
+            chosen = _chosen(child)
+            if chosen is not None:
+                yield from _text_boxes(chosen)
+        else:
+            yield from _text_boxes(child)
+
+
+def _inline(parent: _Element, parts: list[str], boxes: list[_Element]) -> None:
+    """Append the text of a paragraph's runs to ``parts``, its text boxes to ``boxes``."""
+    for child in parent.iterchildren():
+        tag = child.tag
+        if isinstance(child, CT_R):
+            parts.append(_form_checkbox(child) + child.text)
+            boxes.extend(_text_boxes(child))
+        elif tag == _SDT:
+            content = _sdt_content(child)
+            start = len(parts)
+            if content is not None:
+                _inline(content, parts, boxes)
+            checkbox = child.find(f"{_SDT_PR}/{_CHECKBOX}")
+            if checkbox is not None and not "".join(parts[start:]).strip():
+                # Word writes the box as a glyph run; draw it if that run is missing.
+                checked = checkbox.find(_CHECKED)
+                parts.append(_BOXES[checked is not None and _on(checked.get(_CHECKED_VAL))])
+        elif tag in _WRAPPERS:
+            _inline(child, parts, boxes)
+        elif tag == _ALTERNATE:
+            chosen = _chosen(child)
+            if chosen is not None:
+                _inline(chosen, parts, boxes)
+
+
+def _blocks(container: _Element) -> Iterator[_Block]:
+    """Paragraphs and tables of a body, cell or text box, in order; a paragraph's
+    text boxes follow it."""
+    for child in _unwrapped(container):
+        if isinstance(child, CT_P):
+            parts: list[str] = []
+            boxes: list[_Element] = []
+            _inline(child, parts, boxes)
+            yield _Para(child, "".join(parts))
+            for box in boxes:
+                yield from _blocks(box)
+        elif isinstance(child, CT_Tbl):
+            yield _table_rows(child)
+
+
 def _style_name(paragraph: Paragraph) -> str:
     try:
         style = paragraph.style
@@ -154,9 +322,9 @@ def _style_name(paragraph: Paragraph) -> str:
     return (style.name or "") if style is not None else ""
 
 
-def _paragraph(paragraph: Paragraph) -> tuple[str, str]:
+def _paragraph(paragraph: Paragraph, text: str) -> tuple[str, str]:
     """``(kind, text)`` for one paragraph; kind is heading, item or text."""
-    text = _clean(paragraph.text)
+    text = _clean(text)
     if not text:
         return "text", ""
     style = _style_name(paragraph)
@@ -170,31 +338,40 @@ def _paragraph(paragraph: Paragraph) -> tuple[str, str]:
     return "text", text
 
 
-def _cell_text(cell: _Cell) -> str:
+def _cell_text(tc: CT_Tc) -> str:
     """A cell's paragraphs and nested tables on one line, so a row stays one line."""
     parts: list[str] = []
-    for block in cell.iter_inner_content():
-        if isinstance(block, Paragraph):
+    for block in _blocks(tc):
+        if isinstance(block, _Para):
             text = _clean(block.text)
             if text:
                 parts.append(text)
         else:
-            parts.extend(f"[{row}]" for row in _table_rows(block))
+            parts.extend(f"[{row}]" for row in block)
     return " / ".join(parts)
 
 
-def _table_rows(table: Table) -> list[str]:
-    """One ``a | b | c`` line per row; a merged cell is written once."""
+def _table_rows(table: CT_Tbl) -> list[str]:
+    """One ``a | b | c`` line per row; a merged cell is written once per row, and a
+    vertically merged one again in each row it spans."""
     rows: list[str] = []
-    for row in table.rows:
+    above: dict[int, str] = {}  # grid column -> text of the cell starting there, row above
+    for tr in _unwrapped(table):
+        if not isinstance(tr, CT_Row):
+            continue
+        if tr.find(_ROW_DELETED) is not None:
+            continue  # a tracked row deletion
         cells: list[str] = []
-        previous: Any = None
-        for cell in row.cells:
-            # python-docx repeats a horizontally merged cell once per grid column.
-            if previous is not None and cell._tc is previous:
+        here: dict[int, str] = {}
+        column = tr.grid_before
+        for tc in _unwrapped(tr):
+            if not isinstance(tc, CT_Tc):
                 continue
-            previous = cell._tc
-            cells.append(_cell_text(cell))
+            text = above.get(column, "") if tc.vMerge == "continue" else _cell_text(tc)
+            here[column] = text
+            cells.append(text)
+            column += max(tc.grid_span, 1)
+        above = here
         if any(cells):
             rows.append(" | ".join(cells))
     return rows
@@ -203,11 +380,11 @@ def _table_rows(table: Table) -> list[str]:
 def _body_text(document: DocxDocument, name: str, limits: Limits) -> str:
     blocks: list[tuple[str, str]] = []
     total = 0
-    for block in document.iter_inner_content():
-        if isinstance(block, Paragraph):
-            kind, text = _paragraph(block)
+    for block in _blocks(document.element.body):
+        if isinstance(block, _Para):
+            kind, text = _paragraph(Paragraph(block.p, document), block.text)
         else:
-            kind, text = "table", "\n".join(_table_rows(block))
+            kind, text = "table", "\n".join(block)
         if not text:
             continue
         total += len(text) + 2
