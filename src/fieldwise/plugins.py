@@ -11,7 +11,7 @@ import importlib.metadata
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -99,17 +99,24 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _pm
 
 
-def _call_each(hook_name: str, **arguments: Any) -> None:
-    """Call every plugin's ``hook_name`` on its own, so that one that raises is recorded
-    and skipped instead of failing the call for all (pluggy's own call would stop there)."""
+def _call_each(
+    hook_name: str, arguments: Callable[[], dict[str, Any]]
+) -> Iterator[tuple[str, bool]]:
+    """Call every plugin's ``hook_name`` on its own with ``arguments()`` (made afresh for
+    each), so that one that raises is recorded and skipped instead of failing the call for
+    all (pluggy's own call would stop there); yields ``(plugin, succeeded)`` after each."""
     pm = get_plugin_manager()
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         if impl.hookwrapper or impl.wrapper:  # wrappers make no sense for these hooks
             continue
+        given = arguments()
         try:
-            impl.function(*(arguments[name] for name in impl.argnames))
+            impl.function(*(given[name] for name in impl.argnames))
         except Exception as exc:
             _fail(impl.plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}")
+            yield impl.plugin_name, False
+        else:
+            yield impl.plugin_name, True
 
 
 def _collect(hook_name: str, kind: type[T]) -> list[T]:
@@ -123,24 +130,21 @@ def _collect(hook_name: str, kind: type[T]) -> list[T]:
             raise TypeError(f"register() expects a {kind.__name__}, got {type(item).__name__}")
         found.append(item)
 
-    pm = get_plugin_manager()
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:
-            continue
+    def fresh() -> dict[str, Any]:
         found.clear()
-        try:
-            impl.function(*(register for _ in impl.argnames))
-        except Exception as exc:
-            _fail(impl.plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}")
-            continue
-        items.extend(found)
+        return {"register": register}
+
+    for _, succeeded in _call_each(hook_name, fresh):
+        if succeeded:
+            items.extend(found)
     return items
 
 
 def add_plugin_commands(subparsers: Any) -> None:
     """The plugins' sub-commands (``register_commands``); one that raises, or takes a name
     already in use, is reported by ``fieldwise plugins`` and the others still work."""
-    _call_each("register_commands", subparsers=subparsers)
+    for _ in _call_each("register_commands", lambda: {"subparsers": subparsers}):
+        pass
 
 
 def document_loaders() -> list[DocumentLoader]:
