@@ -36,20 +36,23 @@ def _read_input(name: str) -> Any:
         data = sys.stdin.buffer.read()
         if not data.strip():
             raise UnsupportedInputError("stdin is empty: nothing to extract from.")
-        kind = next((n for magic, n in _MAGIC if data.startswith(magic)), "stdin.txt")
-        if kind != "stdin.txt" or _has_text_loader():
-            return Document.from_bytes(data, name=kind)
-        return _utf8(data, "stdin")
+        kind = next((n for magic, n in _MAGIC if data.startswith(magic)), None)
+        return Document.from_bytes(data, name=kind) if kind else _text_input(data, "stdin")
     path = Path(name)
     suffix = path.suffix.lower()
-    if suffix in ("", ".text"):  # no loader's suffix: text
-        data = path.read_bytes()
-        if _has_text_loader():
-            return Document.from_bytes(data, name=f"{path.stem or 'input'}.txt")
-        return _utf8(data, str(path))
-    if suffix == ".txt" and not _has_text_loader():
-        return _utf8(path.read_bytes(), str(path))
+    if suffix in ("", ".text") or (suffix == ".txt" and not _has_text_loader()):
+        return _text_input(path.read_bytes(), str(path))
     return Document.open(path)
+
+
+def _text_input(data: bytes, name: str) -> Any:
+    """Text through the text loader (it detects the encoding, refuses empty text and
+    makes form feeds pages); without one installed, UTF-8 only."""
+    from ..document import Document
+
+    if _has_text_loader():
+        return Document.from_bytes(data, name=f"{Path(name).stem or 'input'}.txt")
+    return _utf8(data, name)
 
 
 def _has_text_loader() -> bool:

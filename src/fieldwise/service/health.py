@@ -58,7 +58,6 @@ class ReadinessProbe:
             try:
                 await self.extractor.acheck()
             except FieldwiseError as exc:
-                log.warning("the readiness probe failed: %s", exc.message)
                 return f"{type(exc).__name__}: {map_exception(exc).message}"
             except Exception as exc:
                 log.error("the readiness probe failed", exc_info=exc)
