@@ -19,28 +19,16 @@ from typing import Any
 
 from pydantic.json_schema import JsonSchemaValue
 
+from ._description_words import (
+    FORMAT_WORDS,
+    ITEMS_IN_ORDER,
+    MATCHES_PATTERN,
+    UNIQUE_ITEMS,
+    type_label,
+)
 from ._wire_json_schema import ANY_MESSAGE, LOWERED, NOTES, UNSUPPORTED, short_json
 from .exceptions import SchemaError
-from .strict_subset import ALLOWED_FORMATS, type_label
-
-# Formats outside the subset, said in words an LLM follows (None: nothing worth saying).
-_FORMAT_WORDS: dict[str, str | None] = {
-    "uri": "an absolute URL",
-    "multi-host-uri": "a URL (several hosts may be comma-separated)",
-    "binary": None,
-    "password": None,
-    "path": "a file path",
-    "file-path": "a path to an existing file",
-    "directory-path": "a path to an existing directory",
-    "ipvanyaddress": "an IPv4 or IPv6 address",
-    "ipvanyinterface": "an IPv4 or IPv6 interface",
-    "ipvanynetwork": "an IPv4 or IPv6 network",
-    "ipv4interface": "an IPv4 interface",
-    "ipv6interface": "an IPv6 interface",
-    "ipv4network": "an IPv4 network",
-    "ipv6network": "an IPv6 network",
-    "color": "a CSS color",
-}
+from .strict_subset import ALLOWED_FORMATS
 
 _LOOKAROUND = ("(?=", "(?!", "(?<=", "(?<!")
 _NUMBER_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
@@ -230,7 +218,7 @@ class Strictifier:
             if "anyOf" in choices:
                 words = ", ".join(type_label(p) for p in positions)
                 more = f", then any number of {type_label(tail)}" if tail is not None else ""
-                notes.append(f"items in this order: {words}{more}")
+                notes.append(f"{ITEMS_IN_ORDER}{words}{more}")
                 self.lower(
                     path,
                     "tuple→array",
@@ -246,7 +234,7 @@ class Strictifier:
             if key in s:
                 out[key] = s.pop(key)
         if s.pop("uniqueItems", False):
-            notes.append("items must be unique")
+            notes.append(UNIQUE_ITEMS)
             self.lower(path, "unique_items→description", "uniqueness is described")
 
     def _string(self, s: dict[str, Any], out: JsonSchemaValue, path: str, notes: list[str]) -> None:
@@ -269,7 +257,7 @@ class Strictifier:
             if fmt in ALLOWED_FORMATS:
                 out["format"] = fmt
             else:
-                words = _FORMAT_WORDS.get(fmt, f"format: {fmt}")
+                words = FORMAT_WORDS.get(fmt, f"format: {fmt}")
                 if words:
                     notes.append(words)
                     self.lower(path, "format→description", f"format {fmt!r} described")
@@ -278,7 +266,7 @@ class Strictifier:
         pattern = s.pop("pattern", None)
         if pattern is not None:
             if any(token in pattern for token in _LOOKAROUND):
-                notes.append(f"must match the regular expression {pattern}")
+                notes.append(f"{MATCHES_PATTERN}{pattern}")
                 self.lower(path, "pattern→description", "a look-around pattern described")
             else:
                 out["pattern"] = pattern

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic.json_schema import GenerateJsonSchema, JsonRef, JsonSchemaValue, NoDefault
 from pydantic_core import core_schema as cs
 
+from ._description_words import UNIQUE_KEYS
+
 UNSUPPORTED = "x-fieldwise-unsupported"
 NOTES = "x-fieldwise-notes"
 LOWERED = "x-fieldwise-lowered"
@@ -187,7 +189,7 @@ class WireJsonSchema(GenerateJsonSchema):
             js["minItems"] = schema["min_length"]
         if "max_length" in schema:
             js["maxItems"] = schema["max_length"]
-        _add(js, NOTES, "a list of key/value entries with unique keys")
+        _add(js, NOTES, f"a list of key/value {UNIQUE_KEYS}")
         _add(
             js,
             LOWERED,

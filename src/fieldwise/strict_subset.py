@@ -9,7 +9,6 @@ tolerated because endpoints ignore it rather than reject it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -273,20 +272,3 @@ def _escape(key: Any) -> str:
 
 def _unescape(key: str) -> str:
     return key.replace("~1", "/").replace("~0", "~")
-
-
-def type_label(js: Any) -> str:
-    """How a description names a node's type (``list of string or null``): the compiler
-    writes it, and the fake server's sampler reads it back, so both use this one."""
-    if not isinstance(js, Mapping):
-        return "?"
-    if "$ref" in js:
-        return "#" if js["$ref"] == "#" else str(js["$ref"]).rsplit("/", 1)[-1]
-    if "anyOf" in js:
-        return " or ".join(type_label(b) for b in js["anyOf"])
-    if "const" in js:
-        return json.dumps(js["const"])
-    if "enum" in js:
-        return "one of " + "/".join(json.dumps(v) for v in js["enum"])
-    t = js.get("type", "?")
-    return "/".join(t) if isinstance(t, list) else str(t)

@@ -15,25 +15,37 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..strict_subset import type_label
+from .._description_words import (
+    FORMAT_WORDS,
+    ITEMS_IN_ORDER,
+    MATCHES_PATTERN,
+    UNIQUE_ITEMS,
+    UNIQUE_KEYS,
+    type_label,
+)
 
-# Formats outside the strict subset, as fieldwise's compiler words them in a description.
-_FORMAT_WORDS: dict[str, str] = {
-    "an absolute URL": "https://example.com/",
-    "a URL (several hosts may be comma-separated)": "https://example.com/",
-    "an IPv4 or IPv6 address": "192.0.2.1",
-    "an IPv4 or IPv6 interface": "192.0.2.1/24",
-    "an IPv4 or IPv6 network": "192.0.2.0/24",
-    "an IPv4 interface": "192.0.2.1/24",
-    "an IPv6 interface": "2001:db8::1/64",
-    "an IPv4 network": "192.0.2.0/24",
-    "an IPv6 network": "2001:db8::/32",
-    "a CSS color": "red",
+# Example values for formats outside the strict subset; read by the compiler's words for them.
+_EXAMPLES = {
+    "uri": "https://example.com/",
+    "multi-host-uri": "https://example.com/",
+    "ipvanyaddress": "192.0.2.1",
+    "ipvanyinterface": "192.0.2.1/24",
+    "ipvanynetwork": "192.0.2.0/24",
+    "ipv4interface": "192.0.2.1/24",
+    "ipv6interface": "2001:db8::1/64",
+    "ipv4network": "192.0.2.0/24",
+    "ipv6network": "2001:db8::/32",
+    "color": "red",
+}
+_FORMAT_WORDS = {
+    words: value
+    for name, value in _EXAMPLES.items()
+    if (words := FORMAT_WORDS.get(name)) is not None
 }
 _LENGTH_WORDS = re.compile(r"\b(?:(exactly|at least|at most) (\d+)|(\d+) to (\d+)) characters?\b")
-_ORDER_WORDS = "items in this order: "
-_PATTERN_WORDS = "must match the regular expression "
-_UNIQUE_WORDS = ("items must be unique", "entries with unique keys")
+_ORDER_WORDS = ITEMS_IN_ORDER
+_PATTERN_WORDS = MATCHES_PATTERN
+_UNIQUE_WORDS = (UNIQUE_ITEMS, UNIQUE_KEYS)
 
 
 def _notes(description: Any) -> Mapping[str, Any]:
