@@ -190,6 +190,26 @@ def test_paid_attempts_before_an_api_error_are_in_the_batch_totals(
         assert item.error.usage.requests == 1
 
 
+def test_a_round_retried_after_a_429_does_not_lower_the_mean_cost_of_an_item(
+    fake_llm: FakeLLM,
+) -> None:
+    """Item 1 pays for two answers (an invalid one, a 429 on its re-ask, then a valid one
+    on the next round): 2.0 for one item. Counting the retried round as an item would make
+    the mean 1.0 and start item 2 against a budget of 3.5 (2.0 + 1.0); it is 2.0."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20, "cost": 1.0}
+    fake_llm.script(
+        reply.json({"wrong": 1}, usage=usage),
+        reply.http_error(429, retry_after=0),
+        reply.json({"name": "a", "age": 1, "city": None}, usage=usage),
+        reply.json({"name": "b", "age": 1, "city": None}, usage=usage),
+    )
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    first, second = list(ex.run_many(["a", "b"], Person, concurrency=1, max_cost=3.5))
+    assert first.ok and first.result is not None and first.result.cost == 1.0
+    assert isinstance(second.error, BudgetExceededError)
+    assert len(fake_llm.requests) == 3
+
+
 @pytest.mark.anyio
 async def test_arun_many(ex: Extractor) -> None:
     batch = ex.arun_many([f"row{i}" for i in range(12)], Person, concurrency=4)

@@ -215,12 +215,13 @@ class AsyncBatch(Generic[T]):
                         data, self._target, instructions, examples, seed, self._limiter
                     )
             except RateLimitError as exc:
-                self._spend(exc.usage)
                 wait = exc.retry_after
                 # A wait the transport refused (longer than MAX_RETRY_AFTER) is not taken
                 # here either: the item fails, as ``run`` would.
                 if round_ == _RATE_LIMIT_ROUNDS or (wait is not None and wait > MAX_RETRY_AFTER):
+                    self._spend(exc.usage)
                     raise
+                self._spend(exc.usage, item_ended=False)
                 if exc.usage is not None:  # paid for, though the item starts over
                     self.summary.usage = self.summary.usage + exc.usage
                 pause = wait if wait is not None else 2.0 * (round_ + 1)
@@ -228,7 +229,7 @@ class AsyncBatch(Generic[T]):
                 self._limiter.pause(pause)
                 continue
             except FieldwiseError as exc:
-                self._spend(getattr(exc, "usage", None))
+                self._spend(exc.usage)
                 raise
             if not result.cached:
                 self._spend(result.usage)
@@ -300,12 +301,16 @@ class AsyncBatch(Generic[T]):
         future = self._pending[0][2]
         return future is None or future.done()
 
-    def _spend(self, usage: Usage | None) -> None:
+    def _spend(self, usage: Usage | None, *, item_ended: bool = True) -> None:
+        """Count what a call cost toward ``max_cost``; ``item_ended``: the item is done
+        (answered or failed), so it counts toward the mean cost of an item, which a round
+        that is retried after a 429 does not (its cost is spent all the same)."""
         if isinstance(usage, Usage) and usage.requests:
             if usage.cost is None:
                 self._cost_unknown = True
             self._spent += usage.cost or 0.0
-            self._paid += 1
+            if item_ended:
+                self._paid += 1
 
     async def _reserve_budget(self) -> None:
         """Wait until the cost of one item is known, then refuse to start an item whose
