@@ -349,3 +349,19 @@ def test_a_schema_file_imports_its_sibling_modules(
     )
     assert main(["schema", f"{project / 'schema.py'}:Person", "--json"]) == 0
     assert "age" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["extract", "x.txt", "--schema", "m:P", "--timeout", "0"],
+        ["extract", "x.txt", "--schema", "m:P", "--timeout", "nan"],
+        ["eval", "gold.jsonl", "--schema", "m:P", "--concurrency", "0"],
+    ],
+)
+def test_out_of_range_shared_options_are_usage_errors(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(args)
+    assert usage.value.code == 2 and "must be" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -67,6 +68,30 @@ def load_target(spec: str) -> Any:
         ) from None
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):  # inf and nan would never time out, or break the sums
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text}")
+    return value
+
+
+def seconds_or_zero(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value
+
+
+def seconds(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text}")
+    return value
+
+
 def add_extractor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", help="model id, or 'local' (default: see docs)")
@@ -80,7 +105,7 @@ def add_extractor_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
     group.add_argument("--refresh", action="store_true", help="ignore cached answers")
-    group.add_argument("--timeout", type=float, default=60.0)
+    group.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request")
     group.add_argument(
         "--max-tokens",
         type=at_least_one,

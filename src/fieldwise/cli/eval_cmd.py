@@ -12,7 +12,7 @@ from typing import Any
 
 from ..exceptions import ConfigurationError
 from . import EXIT_USAGE
-from ._common import add_extractor_options, load_target, print_json
+from ._common import add_extractor_options, at_least_one, load_target, print_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         '("instructions=Be exact, no guessing"). A value is JSON where it parses as JSON '
         "(0, 0.5, true, null), else text",
     )
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=at_least_one, default=4)
     add_extractor_options(parser)
     parser.set_defaults(func=run)
 

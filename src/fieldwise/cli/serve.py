@@ -12,7 +12,6 @@ import asyncio
 import gc
 import ipaddress
 import logging
-import math
 import os
 import signal
 import sys
@@ -28,6 +27,8 @@ from ._common import (
     import_source,
     load_target,
     make_extractor,
+    seconds,
+    seconds_or_zero,
     whole_number,
 )
 
@@ -63,13 +64,13 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     limits.add_argument(
         "--queue-timeout",
-        type=_seconds_or_zero,
+        type=seconds_or_zero,
         default=10.0,
         help="seconds to wait for a slot (then 429)",
     )
     limits.add_argument(
         "--request-timeout",
-        type=_seconds,
+        type=seconds,
         default=120.0,
         help="seconds per extraction (then 504)",
     )
@@ -85,30 +86,6 @@ def _port(text: str) -> int:
     value = whole_number(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {text}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):  # inf and nan would never time out, or break the sums
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text}")
-    return value
-
-
-def _seconds_or_zero(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text}")
     return value
 
 
