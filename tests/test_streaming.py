@@ -314,15 +314,29 @@ def test_a_streamed_tool_call_keeps_the_servers_call_id_in_the_re_ask(fake_llm: 
     assert streamed == ran
 
 
-def test_a_streamed_tool_call_without_an_id_gets_a_stable_invented_one() -> None:
+def test_a_tool_call_without_an_id_gets_the_same_invented_one_streamed_or_not() -> None:
+    """A server that names no tool call id: the re-ask needs one; a plain answer and the
+    same answer streamed get the same, stable one (nine letters and digits)."""
     from fieldwise._sse import ChatChunk
+    from fieldwise.answers import tool_call_id
+    from fieldwise.responses import ChatResponse
     from fieldwise.streaming import StreamAssembler
 
-    ids = []
-    for _ in range(2):
-        assembler = StreamAssembler(compile_schema(Name), tools=True)
-        for piece in ('{"name": "Ada", ', '"bio": "x"}'):
-            assembler.feed(ChatChunk(tool_arguments=piece, id="gen-1"))
-        call = assembler.response().raw["choices"][0]["message"]["tool_calls"][0]
-        ids.append(call["id"])
-    assert ids[0] == ids[1] and len(ids[0]) == 9 and ids[0].isalnum()
+    assembler = StreamAssembler(compile_schema(Name), tools=True)
+    for piece in ('{"name": "Ada", ', '"bio": "x"}'):
+        assembler.feed(ChatChunk(tool_arguments=piece, id="gen-1"))
+    streamed = tool_call_id(assembler.response())
+    plain = ChatResponse(
+        content=None,
+        reasoning=None,
+        refusal=None,
+        tool_arguments='{"name": "Ada", "bio": "x"}',
+        finish_reason="tool_calls",
+        usage=None,
+        model=None,
+        provider=None,
+        id="gen-1",
+        raw={},
+    )
+    assert streamed == tool_call_id(plain) == tool_call_id(plain)
+    assert len(streamed) == 9 and streamed.isalnum()

@@ -5,6 +5,7 @@ Pure functions: the extraction loop calls them for sync, async and streamed answ
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,11 +78,14 @@ def decode_answer(compiled: CompiledSchema[Any], text: str) -> tuple[Any, list[s
         return None, repairs, [{"type": "json_invalid", "loc": (), "msg": message}]
 
 
-def tool_call_id(response: ChatResponse) -> str | None:
-    try:
-        return str(response.raw["choices"][0]["message"]["tool_calls"][0]["id"])
-    except (KeyError, IndexError, TypeError):
-        return None
+def tool_call_id(response: ChatResponse) -> str:
+    """The id a re-ask answers the model's tool call with: the server's, else one made
+    from the answer (nine letters and digits, Mistral's format, the strictest known; the
+    same for the same answer), so that plain and streamed answers re-ask alike."""
+    if response.tool_call_id:
+        return response.tool_call_id
+    seed = f"{response.id or ''}\0{response.tool_arguments or ''}"
+    return hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:9]
 
 
 def summarise_errors(errors: Sequence[Any], limit: int = 3) -> str:

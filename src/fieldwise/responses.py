@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._retry import Failure, failure_from_body_error, failure_from_shape, failure_in_payload
-from ._sse import first_call_arguments, message_text
+from ._sse import first_call_arguments, first_call_id, message_text
 
 __all__ = ["ChatResponse", "encode_body", "parse_json", "parse_response"]
 
@@ -32,6 +32,8 @@ class ChatResponse:
     provider: str | None
     id: str | None
     raw: dict[str, Any] = field(repr=False)
+    #: the first tool call's id, when the server gave one
+    tool_call_id: str | None = None
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -97,6 +99,7 @@ def parse_response(payload: Any, *, url: str, model: str | None) -> ChatResponse
         provider=provider,
         id=payload.get("id"),
         raw=payload,
+        tool_call_id=first_call_id(message.get("tool_calls")),
     )
 
 

@@ -13,7 +13,6 @@ how a partial model is built and how the text so far becomes a partial value liv
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -111,12 +110,6 @@ class StreamAssembler:
 
     def response(self) -> ChatResponse:
         text = self._text
-        raw: dict[str, Any] = {}
-        if self._tools:  # shaped as a whole answer's, so a re-ask answers the same call
-            function = {"name": self._compiled.name, "arguments": text}
-            call_id = self.tool_call_id or self._call_id()
-            call = {"id": call_id, "type": "function", "function": function}
-            raw = {"id": self.id, "choices": [{"message": {"tool_calls": [call]}}]}
         return ChatResponse(
             content=None if self._tools else text,
             reasoning="".join(self._reasoning) or None,
@@ -127,15 +120,9 @@ class StreamAssembler:
             model=self.model,
             provider=self.provider,
             id=self.id,
-            raw=raw,
+            raw={},
+            tool_call_id=self.tool_call_id,
         )
-
-    def _call_id(self) -> str:
-        """An id for a streamed tool call whose chunks named none (the server's is used when
-        sent): nine letters and digits (Mistral's format, the strictest known); the same for the
-        same answer."""
-        seed = f"{self.id or ''}\0{self._text}".encode("utf-8", "surrogatepass")
-        return hashlib.sha256(seed).hexdigest()[:9]
 
     def abandoned_usage(self) -> Usage:
         """The usage of a request left unfinished: what its chunks reported, if any, else
