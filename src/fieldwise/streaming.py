@@ -138,11 +138,13 @@ def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
     try:
         body = next(flow)
         transport = extractor._transport_for_use()
+        reconnected = False
         while True:
             if extractor._limiter is not None:
                 extractor._limiter.wait_sync()
             assembler = pending = StreamAssembler(call.compiled, tools=tools)
             chunks = transport.stream(extractor._stream_body(body))
+            moved = None
             try:
                 while True:
                     try:
@@ -150,6 +152,11 @@ def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
                     except StopIteration:
                         break
                     except FieldwiseError as exc:
+                        if not reconnected and not assembler.chunks and extractor._server_gone(exc):
+                            reconnected = True  # as run() does: the backend's new server
+                            moved = extractor._transport_for_use(gone=transport)
+                            if moved is not transport:
+                                break
                         pending = None  # counted as run() counts a failed request
                         flow.throw(exc)  # notes what was paid on the error, and raises it
                         raise
@@ -160,6 +167,9 @@ def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
                 close = getattr(chunks, "close", None)
                 if close is not None:  # the connection goes now, not when collected
                     close()
+            if moved is not None and moved is not transport:  # ask the new server instead
+                transport = moved
+                continue
             pending = None
             body = flow.send(assembler.response())
     except StopIteration as done:
@@ -183,11 +193,13 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
         transport = extractor._transport
         if transport is None:  # a backend may start a server: not on the event loop
             transport = await asyncio.to_thread(extractor._transport_for_use)
+        reconnected = False
         while True:
             if extractor._limiter is not None:
                 await extractor._limiter.wait()
             assembler = pending = StreamAssembler(call.compiled, tools=tools)
             chunks = transport.astream(extractor._stream_body(body))
+            moved = None
             try:
                 while True:
                     try:
@@ -195,6 +207,11 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
                     except StopAsyncIteration:
                         break
                     except FieldwiseError as exc:
+                        if not reconnected and not assembler.chunks and extractor._server_gone(exc):
+                            reconnected = True  # as arun() does: the backend's new server
+                            moved = await asyncio.to_thread(extractor._transport_for_use, transport)
+                            if moved is not transport:
+                                break
                         pending = None  # counted as arun() counts a failed request
                         flow.throw(exc)  # notes what was paid on the error, and raises it
                         raise
@@ -205,6 +222,9 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
                 aclose = getattr(chunks, "aclose", None)
                 if aclose is not None:  # the connection goes now, not when collected
                     await aclose()
+            if moved is not None and moved is not transport:  # ask the new server instead
+                transport = moved
+                continue
             pending = None
             if prices.needs_remote(extractor._settings.model, assembler.usage):
                 await asyncio.to_thread(prices.load_remote)  # once, off the loop

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fieldwise_local
 import httpx
@@ -148,6 +149,16 @@ def test_an_extractor_follows_the_server_across_stop(model_file: Path, tmp_path:
         result = asyncio.run(ex.arun("My name is Cy.", Person))
         assert result.value.name == "Cy"
         assert ex.base_url not in (first, second)
+        assert [s.base_url for s in fieldwise_local.running()] == [ex.base_url]
+
+        fieldwise_local.stop()  # streams follow it too
+        assert list(ex.stream("My name is Dee.", Person))[-1].name == "Dee"
+
+        async def streamed() -> Any:
+            return [item async for item in ex.astream("My name is Eve.", Person)][-1]
+
+        fieldwise_local.stop()
+        assert asyncio.run(streamed()).name == "Eve"
         assert [s.base_url for s in fieldwise_local.running()] == [ex.base_url]
     fieldwise_local.stop()
 
