@@ -787,3 +787,12 @@ def test_a_cut_answer_ends_early_without_an_end_marker(
     with pytest.raises(httpx.RemoteProtocolError):
         post(client, SCHEMA_BODY)
     assert post(client, SCHEMA_BODY).json()["choices"][0]["finish_reason"] == "stop"
+
+
+def test_wait_for_requests_returns_once_they_arrived_or_says_how_many(
+    fake_llm: FakeLLM, client: httpx.Client
+) -> None:
+    post(client, SCHEMA_BODY)
+    assert len(fake_llm.wait_for_requests(1)) == 1
+    with pytest.raises(TimeoutError, match="1 request"):
+        fake_llm.wait_for_requests(2, timeout=0.05)

@@ -346,7 +346,7 @@ def test_slow_answer_times_out_after_retries(fake_llm: FakeLLM, side: Side) -> N
         pytest.raises(E.APITimeoutError) as caught,
     ):
         side.chat(transport, BODY)
-    assert len(fake_llm.requests) == 3
+    assert len(fake_llm.wait_for_requests(3)) == 3
     assert "timeout=0.2" in str(caught.value) and "Increase timeout=" in str(caught.value)
 
 
@@ -718,7 +718,7 @@ async def test_async_timeout(fake_llm: FakeLLM) -> None:
     async with Transport(fake_llm.base_url, KEY, timeout=0.2, network_retries=1) as transport:
         with pytest.raises(E.APITimeoutError):
             await transport.achat(BODY)
-    assert len(fake_llm.requests) == 2
+    assert len(fake_llm.wait_for_requests(2)) == 2
 
 
 @pytest.mark.anyio

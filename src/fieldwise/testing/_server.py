@@ -14,6 +14,7 @@ import collections
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -205,6 +206,19 @@ class FakeLLM:
         """A copy of the requests received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """The requests once at least ``count`` have arrived (a client that gave up on a
+        slow answer may raise before its last request reached the fake's thread); a
+        ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.requests
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(found)} request(s) arrived, not {count}")
+            time.sleep(0.01)
 
     @property
     def connections(self) -> int:
