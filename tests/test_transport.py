@@ -584,19 +584,16 @@ def test_a_plain_answer_cut_short_is_retried(
     assert len(fake_llm.requests) == 2
 
 
-def test_stream_deltas_whose_content_is_a_list_of_parts_are_text(side: Side) -> None:
-    """Some servers send ``delta.content`` as text parts, as they do ``message.content``."""
+def _event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+
+
+def _stream_from_raw_server(side: Side, payload: bytes) -> list[ChatChunk]:
+    """What the transport makes of ``payload`` sent as one stream's body by a bare
+    loopback server (for endings and shapes the fake does not send)."""
     import socket
 
-    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
-
-    payload = (
-        event({"content": [{"type": "text", "text": '{"name": '}]})
-        + event({"content": [{"type": "text", "text": '"Ada"}'}]}, "stop")
-        + b"data: [DONE]\n\n"
-    )
     server = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -612,10 +609,37 @@ def test_stream_deltas_whose_content_is_a_list_of_parts_are_text(side: Side) -> 
     try:
         url = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
         with Transport(url, KEY, network_retries=0) as transport:
-            chunks = side.stream(transport, BODY)
+            return side.stream(transport, BODY)
     finally:
         server.close()
-    assert assemble(chunks)[0] == '{"name": "Ada"}'
+
+
+def test_stream_deltas_whose_content_is_a_list_of_parts_are_text(side: Side) -> None:
+    """Some servers send ``delta.content`` as text parts, as they do ``message.content``."""
+    payload = (
+        _event({"content": [{"type": "text", "text": '{"name": '}]})
+        + _event({"content": [{"type": "text", "text": '"Ada"}'}]}, "stop")
+        + b"data: [DONE]\n\n"
+    )
+    assert assemble(_stream_from_raw_server(side, payload))[0] == '{"name": "Ada"}'
+
+
+_LAST = {
+    "done-no-blank-line": _event({"content": '"Ada"}'}) + b"data: [DONE]\n",
+    "done-no-newline": _event({"content": '"Ada"}'}) + b"data: [DONE]",
+    "finish-no-blank-line": _event({"content": '"Ada"}'}, "stop")[:-1],
+    "finish-no-newline": _event({"content": '"Ada"}'}, "stop")[:-2],
+}
+
+
+@pytest.mark.parametrize("ending", list(_LAST))
+def test_a_streams_last_event_counts_without_the_blank_line_after_it(
+    side: Side, ending: str
+) -> None:
+    """A server that closes right after its last ``data:`` line (no blank line) has still
+    ended its answer: [DONE] or the finish_reason in that last event counts."""
+    payload = _event({"content": '{"name": '}) + _LAST[ending]
+    assert assemble(_stream_from_raw_server(side, payload))[0] == '{"name": "Ada"}'
 
 
 def test_connections_are_kept_alive(fake_llm: FakeLLM, transport: Transport) -> None:
@@ -691,7 +715,7 @@ def test_line_splitter_agrees_with_splitlines(
             break
         got += splitter.feed(data[at : at + size])
         at += size
-    assert got + splitter.end() == [line.decode() for line in data.splitlines()]
+    assert got + splitter.end() == [line.decode() for line in data.splitlines()] + [""]
 
 
 def test_line_splitter_handles_any_chunking() -> None:
@@ -709,7 +733,7 @@ def test_line_splitter_handles_any_chunking() -> None:
         lines = [
             line for i in range(0, len(text), size) for line in splitter.feed(text[i : i + size])
         ]
-        assert lines + splitter.end() == expected, size
+        assert lines + splitter.end() == [*expected, ""], size
 
 
 @pytest.mark.anyio

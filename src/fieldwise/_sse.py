@@ -67,9 +67,11 @@ class LineSplitter:
         return [line.rstrip(b"\r\n").decode("utf-8", "replace") for line in lines]
 
     def end(self) -> list[str]:
-        """The last line, when the stream did not end with a line ending."""
+        """The last line, when the stream did not end with a line ending, then an empty
+        line: it ends an event the stream left open (a server that closes right after its
+        last ``data:`` line, without the blank line SSE puts after an event)."""
         rest, self._parts = b"".join(self._parts), []
-        return [line.decode("utf-8", "replace") for line in rest.splitlines()]
+        return [*(line.decode("utf-8", "replace") for line in rest.splitlines()), ""]
 
 
 class SSEDecoder:
