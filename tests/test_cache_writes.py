@@ -233,7 +233,8 @@ def test_an_unusable_cache_costs_no_answer(
     with FakeLLM() as fake, Extractor(base_url=fake.base_url, cache_dir=str(directory)) as ex:
         assert ex.run("Ada", Person).cached is False
         assert ex.run("Ada", Person).cached is False  # no cache, and no second warning
-        assert len(fake.requests) == 2
+        assert all(item.ok for item in ex.run_many(["Bob", "Cy"], Person))  # batches too
+        assert len(fake.requests) == 4
     warnings = [r.message for r in caplog.records if "going on without a cache" in r.message]
     assert len(warnings) == 1 and str(directory) in warnings[0]
 
@@ -258,6 +259,11 @@ def test_the_cache_command_creates_nothing_and_counts_only_answers(
     missing = tmp_path / "typo" / "cache"
     assert main(["cache", "stats", "--dir", str(missing)]) == 1
     assert "no cache directory" in capsys.readouterr().err and not missing.exists()
+    fresh = tmp_path / "fresh-install"  # the default directory, before any extraction
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIELDWISE_CACHE_DIR", str(fresh))
+        assert main(["cache", "stats"]) == 0
+        assert '"entries": 0' in capsys.readouterr().out and not fresh.exists()
     cache = ResultCache(tmp_path / "c")
     cache.set("k1", answer(1))
     cache.set_meta("prices", {"m": (1.0, 2.0)})

@@ -274,8 +274,8 @@ class Extractor:
         may hold; None when it is not (samples, chunks) or the cache is not read."""
         if self.samples > 1 or self.cache_mode not in (True, "read_only"):
             return None
-        if self._chunks(data) is not None:
-            return None
+        if self._chunks(data) is not None or self._result_cache() is None:
+            return None  # (the cache directory may have turned out unusable)
         return self._prepare(data, target, *options)
 
     def _lookup(
