@@ -232,7 +232,7 @@ def test_leaving_early_cancels_and_returns(fake_llm: FakeLLM) -> None:
 
 
 @pytest.mark.anyio
-async def test_leaving_async_for_early_cancels_while_the_batch_is_still_held(
+async def test_aclose_after_leaving_async_for_early_cancels_the_calls_in_flight(
     fake_llm: FakeLLM,
 ) -> None:
     fake_llm.latency = 0.2
@@ -241,13 +241,43 @@ async def test_leaving_async_for_early_cancels_while_the_batch_is_still_held(
     async for item in batch:
         assert item.ok
         break
-    await asyncio.sleep(0.6)  # what kept running would have sent ~12 more by now
+    await batch.aclose()
+    await asyncio.sleep(0.3)  # requests written just before the close reach the fake
     sent = len(fake_llm.requests)
-    # in flight at the break, and those started as they finished, before the close ran
-    assert sent <= 2 * 4
-    await asyncio.sleep(0.4)
+    assert sent <= 2 * 4  # in flight at the break, and those started as they finished
+    await asyncio.sleep(0.4)  # what kept running would have sent ~8 more by now
     assert len(fake_llm.requests) == sent
     assert [item async for item in batch] == []  # closed: nothing more
+    await ex.aclose()
+
+
+@pytest.mark.anyio
+async def test_the_first_item_then_the_rest_from_one_batch(ex: Extractor) -> None:
+    """anext(aiter(batch)) for the first item, then a loop for the rest: one iterator."""
+    batch = ex.arun_many([f"row{i}" for i in range(6)], Person, concurrency=2)
+    first = await anext(aiter(batch))
+    rest = [item.value.name async for item in batch]
+    assert first.value.name == "row0" and rest == [f"row{i}" for i in range(1, 6)]
+    assert batch.summary.done == 6
+
+
+@pytest.mark.anyio
+async def test_aclose_from_another_task_ends_the_loop(fake_llm: FakeLLM) -> None:
+    fake_llm.latency = 0.05
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    batch = ex.arun_many([f"row{i}" for i in range(200)], Person, concurrency=4)
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for item in batch:
+            seen.append(item.index)
+
+    consumer = asyncio.create_task(consume())
+    while len(seen) < 3:
+        await asyncio.sleep(0.01)
+    await batch.aclose()  # a stop button: the consumer's loop ends, no error
+    await asyncio.wait_for(consumer, timeout=10)
+    assert 3 <= len(seen) < 200
     await ex.aclose()
 
 

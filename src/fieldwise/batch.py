@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -138,11 +137,10 @@ class AsyncBatch(Generic[T]):
         from .extractor import call_options
 
         self._call = call_options(options)  # (instructions, examples, seed); typos raise
-        # Held weakly: the ``async for`` that runs it holds it, so leaving that loop early
-        # (break, an exception) frees it, and asyncio's finaliser closes it, which cancels
-        # the calls in flight. A strong reference here would keep them running (and paid
-        # for) while the caller still holds the batch.
-        self._iterator: weakref.ref[AsyncGenerator[BatchItem[T], None]] | None = None
+        # One iterator for the batch's life: a caller may take the first item with
+        # anext(aiter(batch)) and loop over the rest. Leaving a loop early does not stop it
+        # (as with any async generator); `async with` or aclose() does.
+        self._iterator: AsyncGenerator[BatchItem[T], None] | None = None
         self._closed = False
         self._active = 0
         # (index, input, future or None when skipped, shared with an earlier identical input)
@@ -159,20 +157,21 @@ class AsyncBatch(Generic[T]):
         self.exhausted = False
 
     def __aiter__(self) -> AsyncIterator[BatchItem[T]]:
-        iterator = self._iterator() if self._iterator is not None else None
-        if iterator is None:
-            iterator = self._run() if not self._closed else _nothing()
-            self._iterator = weakref.ref(iterator)
-        return iterator
+        if self._iterator is None:
+            self._iterator = self._run() if not self._closed else _nothing()
+        return self._iterator
 
     async def aclose(self) -> None:
-        """Stop now: cancel the calls in flight and flush the cache. Leaving ``async with``
-        does this, and so does leaving ``async for`` early once nothing else holds the
-        loop's iterator; a closed batch yields nothing more."""
+        """Stop now: cancel the calls in flight and flush the cache (leaving ``async with``
+        does this). From another task while one is looping, that loop gets at most the
+        item it is waiting for, then ends. A closed batch yields nothing more."""
         self._closed = True
-        iterator = self._iterator() if self._iterator is not None else None
-        if iterator is not None:
-            await iterator.aclose()
+        for _, _, future, _ in self._pending:
+            if future is not None:
+                future.cancel()
+        iterator = self._iterator
+        if iterator is not None and not getattr(iterator, "ag_running", False):
+            await iterator.aclose()  # (a loop running it in another task ends by itself)
 
     async def __aenter__(self) -> AsyncBatch[T]:
         return self
@@ -345,7 +344,7 @@ class AsyncBatch(Generic[T]):
         index = self._index
         exhausted = self.exhausted
         try:
-            while True:
+            while not self._closed:
                 while not exhausted and len(pending) < self._window:
                     try:
                         data, found = self._next_input()
