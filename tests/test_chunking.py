@@ -259,6 +259,17 @@ def test_defaults_a_chunk_did_not_set_do_not_win() -> None:
     assert result.conflicts == []
 
 
+def test_a_value_equal_to_the_default_gives_way_and_is_reported() -> None:
+    """Null on the wire means the default and still marks the field set, so a chunk's
+    value equal to the default is taken for "not found" and another chunk's value wins;
+    the chunk may have meant it, so the choice is reported as a conflict."""
+    a = Invoice(currency="EUR")  # set, and equal to the default
+    b = Invoice(currency="USD")
+    result = merge_values([a, b], Invoice)
+    assert result.value.currency == "USD"
+    assert result.conflicts == [Conflict("currency", "USD", ("EUR",))]
+
+
 def test_false_and_zero_are_values_not_absence() -> None:
     result = merge_values([Invoice(paid=False, total=0.0), Invoice(paid=True, total=5)], Invoice)
     assert result.value.paid is False and result.value.total == 0.0

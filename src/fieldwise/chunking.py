@@ -325,6 +325,12 @@ class _Merger:
             chosen = [v for v in given if _key(getattr(v, name)) != default] or given or present
             child = f"{path}.{name}" if path else name
             data[name] = self.merge([getattr(v, name) for v in chosen], child)
+            kept = {id(v) for v in chosen}
+            passed_over = [getattr(v, name) for v in given if id(v) not in kept]
+            if passed_over and not _missing(passed_over[0]):
+                # A chunk may have meant its default value (not "not found"): the choice
+                # is reported, as any other disagreement between chunks is.
+                self.conflicts.append(Conflict(child, data[name], (passed_over[0],)))
         extras: dict[str, list[Any]] = {}
         for value in present:
             for key, item in (value.model_extra or {}).items():
@@ -343,8 +349,9 @@ def merge_values(values: Sequence[BaseModel], model: type[M]) -> MergeResult[M]:
     - scalars (and tuples): the first present value; ``None`` and ``""`` count as
       absent, and so does a field a chunk left at its default (not in
       ``model_fields_set``, or equal to the default while another chunk gives something
-      else: on the wire null means the default). Different present values are reported
-      as a ``Conflict``.
+      else: on the wire null means the default; that choice is reported as a
+      ``Conflict`` too, since the chunk may have meant the default). Different present
+      values are reported as a ``Conflict``.
 
     The merged data is validated again with ``model`` (its validators run on the
     merged whole), so this raises ``pydantic.ValidationError`` if the merge breaks a
