@@ -183,6 +183,20 @@ def test_an_answer_in_a_json_fence_streams_partials(ex: Extractor, fake_llm: Fak
     assert any(p.name == "Ada Lovelace" for p in partials)
 
 
+def test_a_fence_split_across_chunks_still_streams_partials() -> None:
+    """The first chunk may hold only part of the opening fence (two backticks)."""
+    from fieldwise._sse import ChatChunk
+    from fieldwise.streaming import StreamAssembler
+
+    partials = []
+    for pieces in (["```", "json\n"], ["``", "`json\n"], ["`", "``json", "\n"]):
+        assembler = StreamAssembler(compile_schema(Name), tools=False)
+        fed = [*pieces, '{"name": "Ada', '", "bio": "x', 'y"}\n```']
+        found = [assembler.feed(ChatChunk(content=piece)) for piece in fed]
+        partials.append([p.name for p in found if p is not None])
+    assert partials[1] == partials[2] == partials[0] and "Ada" in partials[0]
+
+
 # -- errors and usage ------------------------------------------------------------------------
 
 

@@ -275,6 +275,8 @@ def _json_start(text: str) -> int | None:
     at = len(text) - len(text.lstrip())
     if at == len(text):
         return None
+    if "```".startswith(text[at : at + 3]) and len(text) - at < 3:
+        return None  # "`" or "``": perhaps a fence, not known yet
     if text.startswith("```", at):
         line_end = text.find("\n", at)
         if line_end < 0:
