@@ -115,6 +115,22 @@ def test_bad_options_are_configuration_errors(fake_llm: FakeLLM) -> None:
         make(fake_llm).run_many(["a"], Person, concurrency=0)
 
 
+def test_examples_for_a_typeddict_target(fake_llm: FakeLLM) -> None:
+    """A TypedDict refuses isinstance checks; its examples are dicts, validated as such."""
+    from typing_extensions import TypedDict
+
+    class Pet(TypedDict):
+        name: str
+        legs: int
+
+    fake_llm.script(reply.json({"value": {"name": "Rex", "legs": 4}}))
+    result = make(fake_llm).run(
+        "Rex, 4 legs", Pet, examples=[("Tom, 4", {"name": "Tom", "legs": 4})]
+    )
+    assert result.value == {"name": "Rex", "legs": 4}
+    assert '"Tom"' in fake_llm.requests[0].body["messages"][2]["content"]
+
+
 def test_examples_may_be_dicts_and_are_validated(fake_llm: FakeLLM) -> None:
     ex = make(fake_llm)
     ex.run("Ada 36", Person, examples=[("Bob, 40", {"name": "Bob", "age": 40})])

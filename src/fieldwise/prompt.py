@@ -101,13 +101,22 @@ def _example_answer(compiled: CompiledSchema[Any], output: Any, index: int) -> s
     so it is validated in the Python shape (a ``dict`` field as a mapping), then encoded.
     """
     try:
-        if not isinstance(output, compiled.target if isinstance(compiled.target, type) else ()):
+        if not _instance_of(output, compiled.target):
             output = compiled.from_python(output)
         return compiled.encode(output)
     except (ValidationError, ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"examples[{index}]: the output is not a valid {compiled.name}: {exc}"
         ) from None
+
+
+def _instance_of(value: Any, target: Any) -> bool:
+    """``isinstance`` for any target type; a TypedDict (and other typing classes) refuses
+    instance checks, and its examples are plain dicts anyway."""
+    try:
+        return isinstance(target, type) and isinstance(value, target)
+    except TypeError:
+        return False
 
 
 def _short(value: Any, limit: int = 80) -> Any:
