@@ -50,9 +50,9 @@ class TablePart:
     def grow(self, header_row: int, column: int, name: str) -> str | None:
         """Extend the table over ``column`` when it ends just left of it and starts at the
         header row; the note to report, or ``None``."""
-        min_col, min_row, max_col, max_row = self.bounds
-        if min_row != header_row or max_col != column - 1:
+        if not self._ends_before(header_row, column):
             return None
+        min_col, min_row, _, max_row = self.bounds
         if self._has_column(name):
             return (
                 f"table {self.name} not extended over column {name!r}: it has a column of "
@@ -72,8 +72,12 @@ class TablePart:
 
     def would_grow(self, header_row: int, column: int, name: str) -> bool:
         """Whether ``grow`` would extend the table over this new column."""
+        return self._ends_before(header_row, column) and not self._has_column(name)
+
+    def _ends_before(self, header_row: int, column: int) -> bool:
+        """Whether the table starts at the header row and ends just left of ``column``."""
         _, min_row, max_col, _ = self.bounds
-        return min_row == header_row and max_col == column - 1 and not self._has_column(name)
+        return min_row == header_row and max_col == column - 1
 
     def _has_column(self, name: str) -> bool:
         return name.casefold() in {known.casefold() for known in self.column_names()}
