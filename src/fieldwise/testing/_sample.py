@@ -23,8 +23,9 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from .._description_words import ITEMS_IN_ORDER
 from ._pattern_text import _text
-from ._schema_notes import _ORDER_WORDS, _notes, _positions
+from ._schema_notes import _notes, _positions
 
 __all__ = ["sample"]
 
@@ -176,8 +177,8 @@ class _Sampler:
         prefix = prefix if isinstance(prefix, list) else []
         notes = _notes(schema.get("description"))
         items = schema.get("items", True)
-        if not prefix and _ORDER_WORDS in notes:
-            prefix = _positions(notes[_ORDER_WORDS], items)
+        if not prefix and ITEMS_IN_ORDER in notes:
+            prefix = _positions(notes[ITEMS_IN_ORDER], items)
         low = int(schema.get("minItems", 0))
         count = low if minimal else max(low, 1, len(prefix))
         if "maxItems" in schema:

@@ -43,8 +43,6 @@ _FORMAT_WORDS = {
     if (words := FORMAT_WORDS.get(name)) is not None
 }
 _LENGTH_WORDS = re.compile(r"\b(?:(exactly|at least|at most) (\d+)|(\d+) to (\d+)) characters?\b")
-_ORDER_WORDS = ITEMS_IN_ORDER
-_PATTERN_WORDS = MATCHES_PATTERN
 _UNIQUE_WORDS = (UNIQUE_ITEMS, UNIQUE_KEYS)
 
 
@@ -69,11 +67,11 @@ def _read_notes(description: str) -> Mapping[str, Any]:
             notes["minLength" if word == "at least" else "maxLength"] = int(n)
     if any(words in description for words in _UNIQUE_WORDS):
         notes["uniqueItems"] = True
-    if _ORDER_WORDS in description:
-        notes[_ORDER_WORDS] = description.split(_ORDER_WORDS, 1)[1]
-    if _PATTERN_WORDS in description:
+    if ITEMS_IN_ORDER in description:
+        notes[ITEMS_IN_ORDER] = description.split(ITEMS_IN_ORDER, 1)[1]
+    if MATCHES_PATTERN in description:
         # the last note but for "a string holding ...", then the closing parenthesis
-        pattern = description.split(_PATTERN_WORDS, 1)[1][:-1]
+        pattern = description.split(MATCHES_PATTERN, 1)[1][:-1]
         pattern = pattern.rsplit("; a string holding ", 1)[0]
         try:
             re.compile(pattern)
