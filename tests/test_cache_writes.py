@@ -67,17 +67,57 @@ def test_answers_queued_in_a_loop_reach_the_disk_without_close(tmp_path: Path) -
     assert read_in_another_process(tmp_path, keys) == ["0", "250", "499"]
 
 
-def test_a_write_in_a_loop_is_committed_on_that_loop(tmp_path: Path) -> None:
+def test_a_write_in_a_loop_is_committed_while_the_loop_runs(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
 
     async def main() -> list[str | None]:
         cache.set("k", answer(1))
         assert cache.get("k") == answer(1)  # queued: read from memory
-        await asyncio.sleep(0.3)  # the commit is scheduled ~10 ms later on this loop
+        await asyncio.sleep(0.3)  # the commit thread commits ~10 ms later
         return await asyncio.to_thread(read_in_another_process, tmp_path, ["k"])
 
     assert asyncio.run(main()) == ['{"n": 1}']
     cache.close()
+
+
+def test_the_commit_does_not_wait_for_the_loop(tmp_path: Path) -> None:
+    """The commit runs in the directory's commit thread: a loop that is busy (here blocked
+    outright) does not hold answers back from the disk, nor do its requests wait for it."""
+    cache = ResultCache(tmp_path)
+
+    async def main() -> list[str | None]:
+        cache.set("k", answer(2))
+        time.sleep(0.5)  # the loop runs nothing meanwhile
+        return read_in_another_process(tmp_path, ["k"])  # still blocking the loop
+
+    assert asyncio.run(main()) == ['{"n": 2}']
+    cache.close()
+
+
+def test_the_commit_thread_stops_when_idle_and_comes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "_IDLE", 0.05)
+    cache = ResultCache(tmp_path)
+
+    def committers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "fieldwise-cache-commit"]
+
+    async def write(key: str, n: int) -> None:
+        cache.set(key, answer(n))
+
+    asyncio.run(write("a", 1))
+    assert committers()
+    for _ in range(200):  # no timing asserted: wait until it has stopped
+        if not committers():
+            break
+        time.sleep(0.05)
+    assert not committers()
+    asyncio.run(write("b", 2))  # a new write starts it again
+    time.sleep(0.3)
+    assert read_in_another_process(tmp_path, ["a", "b"]) == ['{"n": 1}', '{"n": 2}']
+    cache.close()
+    assert not committers()  # close() stops it
 
 
 def test_many_threads_writing_and_reading(tmp_path: Path) -> None:
