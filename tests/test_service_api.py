@@ -595,6 +595,45 @@ async def test_access_log_has_one_json_line_per_request(
     )
 
 
+async def test_request_ids_are_distinct_32_hex_digits(client: httpx.AsyncClient) -> None:
+    ids = [(await client.get("/healthz")).headers["x-request-id"] for _ in range(3)]
+    ids.append(
+        (await client.post("/v1/extract/Contact", json={"text": "Ada"})).headers["x-request-id"]
+    )
+    assert len(set(ids)) == 4
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+async def test_middleware_added_after_create_app_sees_every_request(
+    extractor: Extractor, fake_llm: FakeLLM
+) -> None:
+    """The service enters its own middleware directly only when nothing stands in front of
+    it; a user's middleware (here one that refuses everything) still sees the JSON
+    extraction requests the shortcut would otherwise answer."""
+    seen: list[str] = []
+
+    class Gate:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                seen.append(scope["path"])
+                await send({"type": "http.response.start", "status": 403, "headers": []})
+                await send({"type": "http.response.body", "body": b"no"})
+                return
+            await self.app(scope, receive, send)
+
+    app = create_app(SCHEMAS, extractor)
+    app.add_middleware(Gate)
+    async with client_for(app) as c:
+        first = await c.post("/v1/extract/Contact", json={"text": "Ada"})
+        second = await c.post("/v1/extract/Contact", json={"text": "Ada"})
+    assert first.status_code == second.status_code == 403
+    assert seen == ["/v1/extract/Contact"] * 2
+    assert not [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+
+
 async def test_rejected_requests_are_logged_too(
     extractor: Extractor, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -230,7 +230,17 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 
 
 def _configure_logging(level: str) -> None:
-    """JSON access lines to stderr, one per request (the message is the JSON object)."""
+    """JSON access lines to stderr, one per request (the message is the JSON object).
+
+    Every line is the message alone, so the records skip what no handler here prints: the
+    caller's file and line (a walk up the stack per record), the thread and the process
+    (the logging HOWTO's "Optimization" settings; ~2.5 µs a request of ~15 for the line).
+    This process is ``fieldwise serve``'s own, so the settings are its to choose.
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     access = logging.getLogger("fieldwise.access")

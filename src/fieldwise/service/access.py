@@ -14,16 +14,16 @@ framework's plain-text page.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..result import Usage
@@ -34,6 +34,13 @@ log = logging.getLogger("fieldwise.service")
 
 SCOPE_KEY = "fieldwise.access"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+#: request ids: 64 random bits drawn once per process, then a counter (32 hex digits in
+#: all). Unique across processes and restarts without a system call per request, which
+#: ``uuid4`` makes (~2 µs); an id names a request, it guards nothing.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+#: one encoder for every line (``json.dumps`` with options builds a new one per call)
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass
@@ -88,7 +95,9 @@ class AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -115,7 +124,7 @@ def _request_id(scope: Scope) -> str:
             if _CLIENT_ID.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _log(scope: Scope, record: AccessRecord, status: int, latency_ms: float) -> None:
@@ -130,4 +139,4 @@ def _log(scope: Scope, record: AccessRecord, status: int, latency_ms: float) -> 
         "latency_ms": round(latency_ms, 3),
         **record.fields(),
     }
-    access_log.info(json.dumps(line, separators=(",", ":")), extra={"access": line})
+    access_log.info(_ENCODE(line), extra={"access": line})

@@ -9,6 +9,7 @@ every error, from any layer, has the body ``{"error": {"type", "message", "field
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -34,6 +35,7 @@ from ..schema import compile_schema
 from . import errors
 from .access import AccessLogMiddleware, record_of
 from .auth import TOKEN_ENV, AuthMiddleware, TokenGuard, bearer_dependency
+from .entry import ServiceApp
 from .errors import ServiceError, error_json, map_exception
 from .health import ReadinessProbe
 from .limits import BodyLimitMiddleware, UpstreamLimiter
@@ -94,7 +96,7 @@ def create_app(
             if owns_extractor:
                 await active.aclose()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="fieldwise",
         version=__version__,
         description="Structured extraction: text or a document in, a validated object out.",
@@ -120,14 +122,19 @@ def create_app(
             record.schema = name
         try:
             async with limiter.slot():
-                with anyio.move_on_after(request_timeout) as deadline:
-                    result: Result[Any] = await active.arun(
-                        data, registered[name], instructions=instructions, seed=seed
-                    )
-                if deadline.cancelled_caught:
+                # asyncio's timeout, not anyio's cancel scope: ~1 µs against ~8 here
+                deadline = asyncio.timeout(request_timeout)
+                try:
+                    async with deadline:
+                        result: Result[Any] = await active.arun(
+                            data, registered[name], instructions=instructions, seed=seed
+                        )
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
                     raise ServiceError(
                         504, "timeout", f"The extraction took longer than {request_timeout:g} s."
-                    )
+                    ) from None
         except Exception as exc:
             usage = getattr(exc, "usage", None)
             if record is not None and isinstance(usage, Usage):

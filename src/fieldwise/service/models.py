@@ -100,10 +100,13 @@ def extraction_model(name: str, target: type[BaseModel]) -> type[BaseModel]:
 
 
 def render(response_model: type[BaseModel], result: Result[Any]) -> bytes:
-    """The response body for ``result``, serialised as the OpenAPI document describes it."""
-    payload = response_model(
+    """The response body for ``result``, serialised as the OpenAPI document describes it.
+
+    ``model_construct``: every value here was validated already (``data`` by the
+    extraction, the rest are ours), and validating them again cost ~3 µs a request."""
+    payload = response_model.model_construct(
         data=result.value,
-        usage=UsageOut(**result.usage.to_dict()),
+        usage=UsageOut.model_construct(**result.usage.to_dict()),
         cost=result.cost,
         cached=result.cached,
         model=result.model,
