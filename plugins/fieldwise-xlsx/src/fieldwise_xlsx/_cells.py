@@ -87,6 +87,7 @@ class CellCodec:
         self._text_open = f'<{tag("is")}><{tag("t")} xml:space="preserve">'
         self._text_close = f"</{tag('t')}></{tag('is')}>"
         self._formula = re.compile(rf"<{re.escape(tag('f'))}[\s/>]")
+        self._formula_open = f"<{tag('f')}"
         self._v = element(prefix, "v")
         self._is = element(prefix, "is")
         #: how many texts were cut to Excel's limit
@@ -97,11 +98,13 @@ class CellCodec:
 
     def read(self, attrs: str, inner: str) -> Cell:
         """A cell's value, as openpyxl would read it with its cached formula results."""
-        kind_match = _TYPE.search(attrs)
+        # Substring tests first (a cell without a "t" has no type attribute, and so on):
+        # every stored cell of every row comes through here when a fill plans its rows.
+        kind_match = _TYPE.search(attrs) if "t" in attrs else None
         kind = kind_match[1] if kind_match else "n"
-        style_match = STYLE.search(attrs)
+        style_match = STYLE.search(attrs) if "s" in attrs else None
         style = int(style_match[1]) if style_match else None
-        formula = bool(inner) and self._formula.search(inner) is not None
+        formula = self._formula_open in inner and self._formula.search(inner) is not None
         if kind == "inlineStr":
             found = self._is.search(inner)
             return Cell(text_of(found[3] or "", self.prefix) if found else None, formula, style)

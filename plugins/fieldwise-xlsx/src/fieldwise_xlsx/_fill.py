@@ -93,18 +93,32 @@ class _Planner(RowPlanner):
         self._all_blank: dict[str, Any] = dict.fromkeys(c.header for c in columns)
 
     def writable(self, row: int) -> dict[str, Any]:
-        """The row's target cells that may be written, with their values."""
+        """The row's target cells that may be written, with their values (``may_write``
+        and ``value`` in one look at each cell: this runs for every row)."""
         cells = self.grid.cells(row)
-        return {h: cells.value(c) for h, c in self._targets if self.may_write(row, c, cells)}
+        found: dict[str, Any] = {}
+        for header, column in self._targets:
+            if self._covered(row, column):
+                continue
+            cell = cells.cell(column)
+            if cell is None:
+                found[header] = None
+            elif not cell.formula:
+                found[header] = cell.value
+        return found
+
+    def _covered(self, row: int, column: int) -> bool:
+        """A merged range's inner cell, or a cell of an array or data-table formula."""
+        layout = self.layout
+        if layout.merged_children and (row, column) in layout.merged_children:
+            return True
+        return bool(layout.formula_spans) and layout.in_formula(row, column)
 
     def may_write(self, row: int, column: int, cells: RowCells | None = None) -> bool:
         """Whether a cell may be written: not a merged range's inner cell, not a formula
         (even with ``--overwrite``: replacing a formula by a value loses work), nor any
         cell of an array or data-table formula's range, which holds its results."""
-        layout = self.layout
-        if layout.merged_children and (row, column) in layout.merged_children:
-            return False
-        if layout.formula_spans and layout.in_formula(row, column):
+        if self._covered(row, column):
             return False
         cell = (cells or self.grid.cells(row)).cell(column)
         return cell is None or not cell.formula

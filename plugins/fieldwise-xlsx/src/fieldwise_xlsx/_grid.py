@@ -258,15 +258,17 @@ class Grid:
         cell that is not closed (so that the pattern skips it, or takes the next cell
         into it) is damage, not something to leave out."""
         column, previous = 0, 0
+        opening = self._cell_open
         for match in self._cell_element.finditer(body):
             inner = match[3] or ""
-            if self._cell_open in inner or self._cell_open in body[previous : match.start()]:
-                self._check_cells(inner, body[previous : match.start()])
+            start = match.start()
+            if opening in inner or body.find(opening, previous, start) >= 0:
+                self._check_cells(inner, body[previous:start])
             ref = _CELL_REF.search(match[1])
             column = _column_number(ref[1]) if ref else column + 1
             yield column, match[1], inner, match[0]
             previous = match.end()
-        if self._cell_open in body[previous:]:
+        if body.find(opening, previous) >= 0:
             self._check_cells("", body[previous:])
 
     def _check_cells(self, *texts: str) -> None:
