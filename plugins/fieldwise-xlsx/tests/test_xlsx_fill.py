@@ -219,6 +219,38 @@ def test_merged_target_cells_are_skipped_with_a_warning(stub: Any, tmp_path: Pat
     assert any("merged" in w for w in warnings)
 
 
+def test_a_protected_sheet_is_filled_with_a_warning_before_any_call(
+    stub: Any, tmp_path: Path
+) -> None:
+    book = openpyxl.Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["notes", "company"])
+    ws.append(["alpha", None])
+    ws.protection.sheet = True
+    source = tmp_path / "p.xlsx"
+    book.save(source)
+    said: list[tuple[str, int]] = []
+    extractor = stub(answer)
+
+    def warn(text: str) -> None:
+        said.append((text, len(extractor.seen)))
+
+    report = fill(source, target=Lead, sources=["notes"], extractor=extractor, warn=warn)
+    protected = [(text, calls) for text, calls in said if "protected" in text]
+    assert protected and protected[0][1] == 0  # said before the first call
+    assert any("protected" in w for w in report["warnings"])
+    new = openpyxl.load_workbook(tmp_path / "p.filled.xlsx").active
+    assert new is not None
+    assert new["B2"].value == "ALPHA" and new.protection.sheet
+
+    ws.protection.sheet = False  # an unprotected sheet: no such warning
+    book.save(source)
+    said.clear()
+    fill(source, target=Lead, sources=["notes"], extractor=stub(answer), warn=warn)
+    assert not [text for text, _ in said if "protected" in text]
+
+
 def test_header_found_by_name_not_position(stub: Any, tmp_path: Path) -> None:
     book = openpyxl.Workbook()
     ws = book.active

@@ -41,7 +41,14 @@ from fieldwise.tables import (
 
 from . import _book
 from ._grid import Grid, RowCells
-from ._sheet import Layout, add_columns, build_layout, header_names, tables_over
+from ._sheet import (
+    Layout,
+    add_columns,
+    build_layout,
+    header_names,
+    protection_warning,
+    tables_over,
+)
 from ._workbook import Workbook
 
 SUFFIXES = (".xlsx", ".xlsm")
@@ -281,6 +288,9 @@ def _fill_sheet(
                 texts.append((row, text))
         book.head, table_notes, notes = add_columns(grid, book.tables, layout)
     report.planned = planner.planned
+    protected = protection_warning(grid, book.title)
+    if protected is not None:
+        notes.append(protected)
     if planner.merged_skips:
         notes.append(
             f"{planner.merged_skips} target cell(s) lie inside merged ranges (not their "

@@ -19,7 +19,7 @@ from fieldwise.tables import TableError, source_text
 
 from ._grid import Grid
 from ._tables import TablePart
-from ._xml import attributes, element, qualified, with_body
+from ._xml import attributes, element, qualified, start_tag, with_body
 
 #: Excel's last column, XFD.
 _LAST_COLUMN = 16_384
@@ -172,6 +172,19 @@ def add_columns(
             if note is not None:
                 notes.append(note)
     return head, notes, warnings
+
+
+def protection_warning(grid: Grid, title: str) -> str | None:
+    """A warning when the sheet is protected in Excel (``sheetProtection`` with ``sheet``
+    on): protection only guards edits made in Excel, so the fill writes its cells anyway,
+    and the user should know before any call."""
+    found = start_tag(grid.prefix, "sheetProtection").search(grid.xml, grid.tail_start)
+    if found is None or attributes(found[1]).get("sheet", "").lower() not in ("1", "true"):
+        return None
+    return (
+        f"sheet {title!r} is protected in Excel; the fill writes its cells anyway "
+        "(protection only guards edits made in Excel), and the copy keeps the protection."
+    )
 
 
 def _column_records(head: str, prefix: str) -> list[tuple[int, int, dict[str, str], str]]:
