@@ -221,6 +221,25 @@ def test_1904_dates_are_read_and_written_in_the_workbook_epoch(stub: Any, tmp_pa
     well_formed(out)
 
 
+@pytest.mark.parametrize("date1904", [False, True])
+def test_dates_before_the_epoch_are_written_as_text(
+    stub: Any, tmp_path: Path, date1904: bool
+) -> None:
+    """Excel shows a negative date serial as ####: the date goes in as text instead."""
+    rows = '<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c></row>' + "".join(
+        f'<row r="{r}"><c r="A{r}" t="inlineStr"><is><t>row {r}</t></is></c></row>' for r in (2, 3)
+    )
+    properties = '<workbookPr date1904="1"/>' if date1904 else ""
+    source = write_package(tmp_path / "e.xlsx", sheet_xml(rows), workbook_properties=properties)
+    since = {"row 2": "1850-03-04", "row 3": "1999-12-31"}
+    fill(source, target=Dated, sources=["notes"], extractor=stub(lambda t: {"since": since[t]}))
+    ws = openpyxl.load_workbook(tmp_path / "e.filled.xlsx").active
+    assert ws is not None
+    assert ws["C2"].value == "1850-03-04" and ws["C2"].data_type == "s"
+    assert ws["C3"].value == datetime(1999, 12, 31) and ws["C3"].is_date
+    well_formed(tmp_path / "e.filled.xlsx")
+
+
 def test_a_missing_row_is_created_in_its_place(stub: Any, tmp_path: Path) -> None:
     rows = (
         '<row r="1"><c r="A1" t="inlineStr"><is><t>notes</t></is></c>'

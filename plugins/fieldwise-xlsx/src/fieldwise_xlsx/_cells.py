@@ -184,10 +184,14 @@ class CellCodec:
         elif not self.styles.available:  # no styles part to give a date format
             return self.markup(ref, str(value), style)
         else:
+            serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]
+            if serial < 0 or (serial < 1 and isinstance(value, dt.date)):
+                # before the workbook's epoch (1900 or 1904) or a negative duration: Excel
+                # shows such a serial as ####, so the value goes in as text instead
+                return self.markup(ref, str(value), style)
             if (style or 0) not in self.styles.dates:
                 code = TIME_FORMATS[_temporal_kind(value)]
                 style = self.styles.derived(style or 0, number_format=code)
-            serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]
             inner = v + repr(serial) + close_v
         attrs = f' r="{ref}"'
         if style:
