@@ -6,6 +6,40 @@ forms keep their fields), tracked insertions and moves, smart tags, custom XML, 
 results and text boxes (after the paragraph anchoring them). Tracked deletions and
 field codes stay out; checkboxes show as ☒/☐.
 
+Headers, footers, footnotes and endnotes are read too (an invoice's sender, address and
+VAT number often live in its header or footer), with the same rules, and laid out
+around the body so a model can tell them apart::
+
+    Header:
+    ACME Ltd, 1 Main Street
+    VAT GB123456789
+
+    <the body, with [^1] where it refers to footnote 1 and [^i] to endnote i>
+
+    Footnotes:
+    [^1]: Payable within 30 days.
+
+    Endnotes:
+    [^i]: See the terms.
+
+    Footer:
+    Registered in England No. 1234567
+
+Each header or footer is one block (its paragraphs and table rows on single lines)
+after its ``Header:``/``Footer:`` line. Those shown in Word are read, section by
+section: the first-page one where the section has a different first page, the
+default one, the even-page one where the document has different odd and even pages;
+a section that links to the previous one's is not read again, and a text already read
+(every section with the same letterhead) is written once. Notes are numbered in the
+order the body refers to them (footnotes 1, 2, 3, endnotes i, ii, iii: Word's default
+formats), and a note nothing refers to comes after them, numbered on; Word's separator
+lines are not notes. Comments are not read. Without headers, footers and notes the
+text is the body alone, as before; with them it is still one page. The notes parts are
+found through the document part's relationships; python-docx has no class for them, so
+their XML goes through python-docx's own parser (no entity is expanded). The archive
+checks below cover every part, these included, and the character cap counts the text
+of all of them.
+
 A DOCX is a zip of XML parts, which makes it the easiest format to weaponise: a few
 kilobytes can unpack to gigabytes (zip bomb) or expand entities exponentially (billion
 laughs). So before python-docx sees the bytes, the archive is checked from its
@@ -33,12 +67,16 @@ from xml.parsers import expat
 
 import docx
 from docx.document import Document as DocxDocument
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.part import Part
 from docx.oxml.ns import qn
+from docx.oxml.parser import parse_xml
 from docx.oxml.table import CT_Row, CT_Tbl, CT_Tc
 from docx.oxml.text.paragraph import CT_P
 from docx.oxml.text.run import CT_R
+from docx.section import Section
 from docx.text.paragraph import Paragraph
-from lxml.etree import _Element
+from lxml.etree import XMLSyntaxError, _Element
 
 from fieldwise.document import Document
 
@@ -198,6 +236,14 @@ _WRAPPERS = frozenset(
 )
 _BOXES = {True: "\u2612", False: "\u2610"}  # ☒ ☐
 _FALSE = frozenset({"0", "false", "off"})
+_FOOTNOTE_REFERENCE = qn("w:footnoteReference")
+_ENDNOTE_REFERENCE = qn("w:endnoteReference")
+_W_ID = qn("w:id")
+_W_TYPE = qn("w:type")
+_ROMAN = (
+    (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
+    (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"),
+)  # fmt: skip
 
 
 class _Para(NamedTuple):
@@ -206,6 +252,42 @@ class _Para(NamedTuple):
 
 
 _Block = _Para | list[str]  # a paragraph, or a table's rows
+
+
+def _roman(number: int) -> str:
+    letters: list[str] = []
+    for value, numeral in _ROMAN:
+        count, number = divmod(number, value)
+        letters.append(numeral * count)
+    return "".join(letters)
+
+
+class _Notes:
+    """A document's footnotes and endnotes (``w:footnote``/``w:endnote`` by ``w:id``,
+    in file order), and the labels the text gives them: numbered in the order the text
+    refers to them, as Word numbers them."""
+
+    def __init__(self, notes: dict[str, dict[str, _Element]]) -> None:
+        self.notes = notes  # kind ("footnote", "endnote") -> id -> element
+        self.labels: dict[str, dict[str, str]] = {kind: {} for kind in notes}
+
+    def label(self, kind: str, note_id: str) -> str:
+        labels = self.labels[kind]
+        if note_id not in labels:
+            number = len(labels) + 1
+            labels[note_id] = str(number) if kind == "footnote" else _roman(number)
+        return labels[note_id]
+
+    def marks(self, run: _Element) -> str:
+        """``[^1]`` for a footnote reference in ``run``, ``[^i]`` for an endnote's; none
+        for a reference to a note that is not there."""
+        found: list[str] = []
+        for reference in run.iterchildren(_FOOTNOTE_REFERENCE, _ENDNOTE_REFERENCE):
+            kind = "footnote" if reference.tag == _FOOTNOTE_REFERENCE else "endnote"
+            note_id = reference.get(_W_ID)
+            if note_id is not None and note_id in self.notes[kind]:
+                found.append(f"[^{self.label(kind, note_id)}]")
+        return "".join(found)
 
 
 def _chosen(alternate: _Element) -> _Element | None:
@@ -274,44 +356,44 @@ def _text_boxes(element: _Element) -> Iterator[_Element]:
             yield from _text_boxes(child)
 
 
-def _inline(parent: _Element, parts: list[str], boxes: list[_Element]) -> None:
+def _inline(parent: _Element, parts: list[str], boxes: list[_Element], notes: _Notes) -> None:
     """Append the text of a paragraph's runs to ``parts``, its text boxes to ``boxes``."""
     for child in parent.iterchildren():
         tag = child.tag
         if isinstance(child, CT_R):
-            parts.append(_form_checkbox(child) + child.text)
+            parts.append(_form_checkbox(child) + child.text + notes.marks(child))
             boxes.extend(_text_boxes(child))
         elif tag == _SDT:
             content = _sdt_content(child)
             start = len(parts)
             if content is not None:
-                _inline(content, parts, boxes)
+                _inline(content, parts, boxes, notes)
             checkbox = child.find(f"{_SDT_PR}/{_CHECKBOX}")
             if checkbox is not None and not "".join(parts[start:]).strip():
                 # Word writes the box as a glyph run; draw it if that run is missing.
                 checked = checkbox.find(_CHECKED)
                 parts.append(_BOXES[checked is not None and _on(checked.get(_CHECKED_VAL))])
         elif tag in _WRAPPERS:
-            _inline(child, parts, boxes)
+            _inline(child, parts, boxes, notes)
         elif tag == _ALTERNATE:
             chosen = _chosen(child)
             if chosen is not None:
-                _inline(chosen, parts, boxes)
+                _inline(chosen, parts, boxes, notes)
 
 
-def _blocks(container: _Element) -> Iterator[_Block]:
-    """Paragraphs and tables of a body, cell or text box, in order; a paragraph's
-    text boxes follow it."""
+def _blocks(container: _Element, notes: _Notes) -> Iterator[_Block]:
+    """Paragraphs and tables of a body, header, footer, note, cell or text box, in
+    order; a paragraph's text boxes follow it."""
     for child in _unwrapped(container):
         if isinstance(child, CT_P):
             parts: list[str] = []
             boxes: list[_Element] = []
-            _inline(child, parts, boxes)
+            _inline(child, parts, boxes, notes)
             yield _Para(child, "".join(parts))
             for box in boxes:
-                yield from _blocks(box)
+                yield from _blocks(box, notes)
         elif isinstance(child, CT_Tbl):
-            yield _table_rows(child)
+            yield _table_rows(child, notes)
 
 
 def _style_name(paragraph: Paragraph) -> str:
@@ -338,10 +420,10 @@ def _paragraph(paragraph: Paragraph, text: str) -> tuple[str, str]:
     return "text", text
 
 
-def _cell_text(tc: CT_Tc) -> str:
+def _cell_text(tc: CT_Tc, notes: _Notes) -> str:
     """A cell's paragraphs and nested tables on one line, so a row stays one line."""
     parts: list[str] = []
-    for block in _blocks(tc):
+    for block in _blocks(tc, notes):
         if isinstance(block, _Para):
             text = _clean(block.text)
             if text:
@@ -351,7 +433,7 @@ def _cell_text(tc: CT_Tc) -> str:
     return " / ".join(parts)
 
 
-def _table_rows(table: CT_Tbl) -> list[str]:
+def _table_rows(table: CT_Tbl, notes: _Notes) -> list[str]:
     """One ``a | b | c`` line per row; a merged cell is written once per row, and a
     vertically merged one again in each row it spans."""
     rows: list[str] = []
@@ -367,7 +449,7 @@ def _table_rows(table: CT_Tbl) -> list[str]:
         for tc in _unwrapped(tr):
             if not isinstance(tc, CT_Tc):
                 continue
-            text = above.get(column, "") if tc.vMerge == "continue" else _cell_text(tc)
+            text = above.get(column, "") if tc.vMerge == "continue" else _cell_text(tc, notes)
             here[column] = text
             cells.append(text)
             column += max(tc.grid_span, 1)
@@ -377,19 +459,38 @@ def _table_rows(table: CT_Tbl) -> list[str]:
     return rows
 
 
-def _body_text(document: DocxDocument, name: str, limits: Limits) -> str:
-    blocks: list[tuple[str, str]] = []
-    total = 0
-    for block in _blocks(document.element.body):
-        if isinstance(block, _Para):
-            kind, text = _paragraph(Paragraph(block.p, document), block.text)
-        else:
-            kind, text = "table", "\n".join(block)
-        if not text:
-            continue
-        total += len(text) + 2
-        check_chars(total, name, limits)
-        blocks.append((kind, text))
+class _Reader:
+    """Reads a document's stories (body, headers, footers, notes) into ``(kind, text)``
+    blocks, counting every story's text against the character cap."""
+
+    def __init__(self, document: DocxDocument, name: str, limits: Limits) -> None:
+        self.document = document
+        self.name = name
+        self.limits = limits
+        self.total = 0
+        self.notes = _Notes(_note_parts(document))
+
+    def blocks(self, container: _Element) -> list[tuple[str, str]]:
+        """The non-empty blocks of a ``w:body``, ``w:hdr``, ``w:ftr`` or note."""
+        found: list[tuple[str, str]] = []
+        for block in _blocks(container, self.notes):
+            if isinstance(block, _Para):
+                kind, text = _paragraph(Paragraph(block.p, self.document), block.text)
+            else:
+                kind, text = "table", "\n".join(block)
+            if not text:
+                continue
+            self.total += len(text) + 2
+            check_chars(self.total, self.name, self.limits)
+            found.append((kind, text))
+        return found
+
+    def lines(self, container: _Element) -> str:
+        """A header, footer or note as one block: its paragraphs and rows on single lines."""
+        return "\n".join(text for _, text in self.blocks(container))
+
+
+def _body(blocks: list[tuple[str, str]]) -> str:
     parts: list[str] = []
     for i, (kind, text) in enumerate(blocks):
         if i:
@@ -397,6 +498,145 @@ def _body_text(document: DocxDocument, name: str, limits: Limits) -> str:
             parts.append("\n" if kind == "item" and blocks[i - 1][0] == "item" else "\n\n")
         parts.append(text)
     return "".join(parts)
+
+
+# The Section attributes of the headers and footers, in the order their pages come.
+_HEADERS = ("first_page_header", "header", "even_page_header")
+_FOOTERS = ("first_page_footer", "footer", "even_page_footer")
+
+
+def _even_pages(document: DocxDocument) -> bool:
+    """Whether even pages get their own headers and footers (a document-wide setting)."""
+    try:
+        return bool(document.settings.odd_and_even_pages_header_footer)
+    except Exception:  # a damaged settings part: the default (not distinct) must not lose text
+        return False
+
+
+def _shown(section: Section, attribute: str, even_pages: bool) -> bool:
+    """Whether Word shows this kind of header or footer in ``section``: the first-page
+    and even-page ones are kept, but hidden, when their option is off."""
+    if attribute.startswith("first_page"):
+        return bool(section.different_first_page_header_footer)
+    if attribute.startswith("even_page"):
+        return even_pages
+    return True
+
+
+def _own_part(story: Any) -> Part | None:
+    """The part holding a section's own header or footer (``story`` is a python-docx
+    ``_Header``/``_Footer`` that is not linked to the previous section's); None when
+    the reference's relationship is missing."""
+    try:
+        part: Part = story.part
+    except KeyError:
+        return None
+    return part
+
+
+def _margins(reader: _Reader, attributes: tuple[str, str, str], label: str) -> list[str]:
+    """``Header:``/``Footer:`` blocks, one per different text, in the order sections
+    (and in a section, the first, odd and even pages) show them. A section linked to
+    the previous one shows what that one defines, or inherits in turn: carried along,
+    so many sections cost no more than one pass."""
+    even_pages = _even_pages(reader.document)
+    inherited: dict[str, Part | None] = {}
+    parts_read: set[str] = set()
+    texts: dict[str, None] = {}  # in order, each once
+    for section in reader.document.sections:
+        for attribute in attributes:
+            story = getattr(section, attribute)
+            if not story.is_linked_to_previous:
+                inherited[attribute] = _own_part(story)
+            part = inherited.get(attribute)
+            if part is None or not _shown(section, attribute, even_pages):
+                continue
+            if str(part.partname) in parts_read:
+                continue
+            parts_read.add(str(part.partname))
+            element = getattr(part, "element", None)  # not XML when the relationship is wrong
+            if element is None or element.tag not in (_HDR, _FTR):
+                continue
+            text = reader.lines(element)
+            if text:
+                texts.setdefault(text)
+    return [f"{label}:\n{text}" for text in texts]
+
+
+_HDR = qn("w:hdr")
+_FTR = qn("w:ftr")
+_NOTE_PARTS = (
+    ("footnote", RT.FOOTNOTES, qn("w:footnote")),
+    ("endnote", RT.ENDNOTES, qn("w:endnote")),
+)
+
+
+def _part_xml(part: Part) -> _Element | None:
+    """A part's root element, parsed by python-docx's own parser when python-docx left
+    it as bytes (it has no class for notes): ``resolve_entities=False``, and DTDs were
+    refused with the archive. A part that is not well-formed XML reads as None."""
+    element = getattr(part, "element", None)
+    if element is not None:
+        return element
+    try:
+        return parse_xml(part.blob)
+    except (XMLSyntaxError, ValueError):
+        return None
+
+
+def _note_parts(document: DocxDocument) -> dict[str, dict[str, _Element]]:
+    """The footnotes and endnotes, by kind and ``w:id``, in file order; the separator
+    lines and continuation notices Word keeps among them (``w:type`` set) are left out."""
+    found: dict[str, dict[str, _Element]] = {}
+    for kind, reltype, tag in _NOTE_PARTS:
+        notes: dict[str, _Element] = {}
+        found[kind] = notes
+        try:
+            part = document.part.part_related_by(reltype)
+        except (KeyError, ValueError):  # none, several, or an external target
+            continue
+        root = _part_xml(part)
+        if root is None:
+            continue
+        for note in root.iterchildren(tag):
+            note_id = note.get(_W_ID)
+            if note_id is not None and note.get(_W_TYPE, "normal") == "normal":
+                notes.setdefault(note_id, note)
+    return found
+
+
+def _notes_block(reader: _Reader, kind: str, title: str) -> str:
+    """``Footnotes:`` and a ``[^label]: text`` line per note: those the text refers to
+    in the order it does, then any it never refers to (not shown by Word, but text the
+    file holds), numbered on."""
+    notes = reader.notes
+    lines: list[str] = []
+    listed: set[str] = set()
+    for note_id, label in list(notes.labels[kind].items()):
+        listed.add(note_id)
+        text = reader.lines(notes.notes[kind][note_id])
+        if text:
+            lines.append(f"[^{label}]: {text}")
+    for note_id, note in notes.notes[kind].items():
+        if note_id in listed:
+            continue
+        text = reader.lines(note)
+        if text:
+            lines.append(f"[^{notes.label(kind, note_id)}]: {text}")
+    return f"{title}:\n" + "\n".join(lines) if lines else ""
+
+
+def _document_text(document: DocxDocument, name: str, limits: Limits) -> str:
+    """Headers, body, footnotes, endnotes, footers, in that order (see the module's
+    docstring); the body alone is as before when there are none of the others."""
+    reader = _Reader(document, name, limits)
+    # Notes are numbered as the text refers to them, so they are read last.
+    body = _body(reader.blocks(document.element.body))
+    headers = _margins(reader, _HEADERS, "Header")
+    footers = _margins(reader, _FOOTERS, "Footer")
+    footnotes = _notes_block(reader, "footnote", "Footnotes")
+    endnotes = _notes_block(reader, "endnote", "Endnotes")
+    return "\n\n".join(part for part in (*headers, body, footnotes, endnotes, *footers) if part)
 
 
 def _metadata(document: DocxDocument) -> dict[str, Any]:
@@ -420,7 +660,7 @@ def _metadata(document: DocxDocument) -> dict[str, Any]:
 
 
 def load_docx(data: bytes, name: str) -> Document:
-    """Read a DOCX: archive checked first, then paragraphs and tables in order."""
+    """Read a DOCX: archive checked first, then headers, body, notes and footers."""
     limits = Limits.from_env()
     check_size(data, name, limits)
     if not data:
@@ -455,7 +695,7 @@ def load_docx(data: bytes, name: str) -> Document:
         ) from exc
     try:
         document = docx.Document(io.BytesIO(data))
-        text = _body_text(document, name, limits)
+        text = _document_text(document, name, limits)
     except DocumentError:
         raise
     except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors...
