@@ -120,6 +120,28 @@ def test_the_commit_thread_stops_when_idle_and_comes_back(
     assert not committers()  # close() stops it
 
 
+def test_without_a_thread_to_be_had_an_answer_commits_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process at its thread limit: ``set`` must not raise (the answer was paid for),
+    and the answer must still reach the disk."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    cache = ResultCache(tmp_path)
+
+    async def main() -> None:
+        for n in range(3):
+            cache.set(f"k{n}", answer(n))
+        # still inside the loop (blocking it: no thread may be started here)
+        assert read_in_another_process(tmp_path, ["k0", "k2"]) == ['{"n": 0}', '{"n": 2}']
+
+    asyncio.run(main())
+    cache.close()
+
+
 def test_many_threads_writing_and_reading(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
     missing: list[str] = []

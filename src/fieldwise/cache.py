@@ -155,10 +155,9 @@ class _Writer:
                 self._signalled = True
                 hurry = len(self._pending) >= _MAX_QUEUED
                 if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._commits, name="fieldwise-cache-commit", daemon=True
-                    )
-                    self._thread.start()
+                    self._thread = self._started_thread()
+                    if self._thread is None:  # no thread to be had: commit here, as before
+                        loop = None
         if loop is None or self._stopping:
             self.flush()
             return
@@ -168,6 +167,17 @@ class _Writer:
             self._hurry.set()
         if loop not in self._guarded:
             self._guard(loop)
+
+    def _started_thread(self) -> threading.Thread | None:
+        """A running commit thread, or None when the system gives none (a thread limit):
+        the answer is then committed at once, never lost to an error in ``set``."""
+        thread = threading.Thread(target=self._commits, name="fieldwise-cache-commit", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            _warn_once(f"no thread for the cache's commits ({exc}); committing as answers come")
+            return None
+        return thread
 
     def _commits(self) -> None:
         """The commit thread: commit what is queued whenever woken; stop when idle."""
@@ -184,7 +194,8 @@ class _Writer:
                 self._hurry.clear()
                 self._signalled = False
             self.flush()
-        self.cache.close()  # this thread's connection
+        with self._commit:  # held while forking: SQLite's own locks must not be mid-close
+            self.cache.close()  # this thread's connection
 
     def _guard(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit what is queued when ``loop`` shuts down: ``asyncio.run(ex.arun(...))``
