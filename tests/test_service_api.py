@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from fieldwise import ConfigurationError, Extractor, compile_schema
 from fieldwise.service import create_app
@@ -632,6 +635,72 @@ async def test_middleware_added_after_create_app_sees_every_request(
     assert first.status_code == second.status_code == 403
     assert seen == ["/v1/extract/Contact"] * 2
     assert not [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_request_ids_differ_across_forked_workers(tmp_path: Any) -> None:
+    """A pre-fork server (gunicorn --preload) forks workers after the app was built: each
+    worker draws its own prefix, so ids never repeat across workers."""
+    ex = Extractor(model="m", base_url="http://127.0.0.1:9/v1", api_key=API_KEY, cache=False)
+    app = create_app(SCHEMAS, ex)
+
+    async def ids() -> list[str]:
+        async with client_for(app) as c:
+            return [(await c.get("/healthz")).headers["x-request-id"] for _ in range(2)]
+
+    got: list[list[str]] = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                os.write(write, " ".join(asyncio.run(ids())).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        got.append(os.read(read, 1000).decode().split())
+        os.close(read)
+    assert len(got[0]) == len(got[1]) == 2
+    assert not set(got[0]) & set(got[1])
+
+
+async def test_instrumentation_around_the_app_sees_every_request(
+    extractor: Extractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct entrance is skipped when the built stack was wrapped afterwards (the way
+    OpenTelemetry's instrument_app swaps build_middleware_stack) or Starlette's entrance
+    was patched (the way Sentry's integration does)."""
+    seen = {"wrapped_stack": 0, "patched_call": 0}
+
+    class Counting:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                seen["wrapped_stack"] += 1
+            await self.app(scope, receive, send)
+
+    app = create_app(SCHEMAS, extractor)
+    original_build = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        return Counting(original_build())
+
+    monkeypatch.setattr(app, "build_middleware_stack", build_middleware_stack)
+    original_call = Starlette.__call__
+
+    async def patched_call(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen["patched_call"] += 1
+        await original_call(self, scope, receive, send)
+
+    monkeypatch.setattr(Starlette, "__call__", patched_call)
+    async with client_for(app) as c:
+        for _ in range(3):
+            assert (await c.post("/v1/extract/Contact", json={"text": "Ada"})).status_code == 200
+    assert seen == {"wrapped_stack": 3, "patched_call": 3}
 
 
 async def test_rejected_requests_are_logged_too(

@@ -39,6 +39,17 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 #: ``uuid4`` makes (~2 µs); an id names a request, it guards nothing.
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
+
+
+def _new_id_series() -> None:
+    """In a forked child (a pre-fork server's worker): a prefix of its own."""
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id_series)
 #: one encoder for every line (``json.dumps`` with options builds a new one per call)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 

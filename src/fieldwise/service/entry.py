@@ -12,7 +12,9 @@ limit of FastAPI's those layers only pass each message through, which cost ~20 Â
 The shortcut is taken only when the built stack is exactly those known layers and then the
 service's middleware, so anything else in front (middleware a user added after
 ``create_app``, a FastAPI ``max_body_size``, a layer a later FastAPI adds) keeps the usual
-path; so do telemetry, a parent app's body limit (a key in the scope) and non-HTTP scopes.
+path; so do telemetry, a parent app's body limit (a key in the scope), non-HTTP scopes, a
+stack someone wrapped after it was built (OpenTelemetry's ``instrument_app``) and a
+patched ``Starlette.__call__`` or ``FastAPI.__call__`` (Sentry's integration).
 (Starlette's error page never sees an exception from below the access log, which answers
 every one itself, so skipping it changes no answer.)
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,15 +40,20 @@ else:
 
 #: set in the scope by a parent app with a body limit (Starlette's ``max_body_size``)
 _PARENT_LIMIT = "starlette.max_body_size"
+#: the framework's own entrances, as imported (an integration may patch them later)
+_STARLETTE_CALL = Starlette.__call__
+_FASTAPI_CALL = FastAPI.__call__
 
 
 class ServiceApp(FastAPI):
     """FastAPI with a direct entrance to the service's middleware (see the module)."""
 
     _fieldwise_entrance: ASGIApp | None = None
+    _fieldwise_stack: ASGIApp | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
+        self._fieldwise_stack = stack
         self._fieldwise_entrance = _entrance(stack)
         return stack
 
@@ -53,6 +61,12 @@ class ServiceApp(FastAPI):
         entrance = self._fieldwise_entrance
         if (
             entrance is None
+            # the stack in use is not the one the entrance was found in: something wrapped
+            # it (OpenTelemetry's instrument_app swaps build_middleware_stack)
+            or self.middleware_stack is not self._fieldwise_stack
+            # an integration patched the framework's entrance (Sentry patches Starlette's)
+            or Starlette.__call__ is not _STARLETTE_CALL
+            or FastAPI.__call__ is not _FASTAPI_CALL
             or scope["type"] != "http"
             or _PARENT_LIMIT in scope
             or _telemetry_on(self)
