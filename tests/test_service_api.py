@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from fieldwise import ConfigurationError, Extractor, compile_schema
 from fieldwise.service import create_app
@@ -701,6 +702,23 @@ async def test_instrumentation_around_the_app_sees_every_request(
         for _ in range(3):
             assert (await c.post("/v1/extract/Contact", json={"text": "Ada"})).status_code == 200
     assert seen == {"wrapped_stack": 3, "patched_call": 3}
+
+
+async def test_a_parent_apps_body_limit_is_logged_as_413(
+    extractor: Extractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mounted in an app with its own ``max_body_size``, a body past that limit is the
+    parent's 413, and the access log says 413 too (not an internal error)."""
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    parent = Starlette(routes=[Mount("/svc", app=create_app(SCHEMAS, extractor))], max_body_size=40)
+    async with client_for(parent) as c:
+        response = await c.post("/svc/v1/extract/Contact", json={"text": "A" * 100})
+    assert response.status_code == 413
+    line = access_lines(caplog)[-1]
+    assert line["status"] == 413 and line["error"] == "payload_too_large"
+    assert not [
+        r for r in caplog.records if r.name == "fieldwise.service" and r.levelname == "ERROR"
+    ]
 
 
 async def test_rejected_requests_are_logged_too(

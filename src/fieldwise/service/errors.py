@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from ..exceptions import (
@@ -143,6 +144,11 @@ def map_exception(exc: BaseException) -> ServiceError:
     """
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, StarletteHTTPException):
+        # an HTTP status raised by the framework around the app, such as a parent app's
+        # body limit tripping while this app reads the body (413), is that status
+        message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        return http_error(exc.status_code, message, dict(exc.headers or {}))
     if not isinstance(exc, FieldwiseError):
         log.error("unexpected error while serving", exc_info=exc)
         return ServiceError(500, "internal_error", "Internal error; see the service log.")
