@@ -356,3 +356,78 @@ def test_a_damaged_notes_part_loses_only_the_notes() -> None:
     _splice(document.paragraphs[0], _reference("footnote", 1))
     _add_notes(document, "footnote", b"<w:footnotes><w:footnote w:id='1'>")
     assert _text(document) == _BODY
+
+
+# Found by a review of the reading above; each failed before its fix.
+
+
+def test_a_pstyle_without_its_value_loses_no_text() -> None:
+    """``<w:pStyle/>`` lacks the value the schema requires: python-docx refuses to read
+    it; the paragraph is read as unstyled, as before headers were read."""
+    document = _letter()
+    document.paragraphs[0]._p.get_or_add_pPr().insert(0, parse_xml(f"<w:pStyle {_NS}/>"))
+    assert _text(document) == _BODY
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        f'<w:headerReference {_NS} w:type="default"/>',  # no r:id
+        f'<w:titlePg {_NS} w:val="yes"/>',  # not an on/off value python-docx accepts
+    ],
+)
+def test_header_markup_python_docx_refuses_loses_that_header_alone(damage: str) -> None:
+    document = _letter()
+    section = document.sections[0]
+    section.different_first_page_header_footer = True
+    section.first_page_header.paragraphs[0].text = "ACME Ltd"
+    section.footer.paragraphs[0].text = "Registered in England"
+    sect_pr = document.element.body.sectPr
+    assert sect_pr is not None
+    for old in sect_pr.findall(f"{{{_W}}}titlePg"):
+        if "titlePg" in damage:
+            sect_pr.remove(old)
+    sect_pr.insert(0, parse_xml(damage))
+    text = _text(document)
+    assert _BODY in text and "Footer:\nRegistered in England" in text
+
+
+def test_a_custom_note_mark_takes_no_number() -> None:
+    """Word shows a custom mark (``*``) in place of a number, and numbers the next note 1."""
+    document = docx.Document()
+    price = document.add_paragraph("Price: 100 EUR")
+    _splice(price, '<w:r><w:footnoteReference w:customMarkFollows="1" w:id="1"/><w:t>*</w:t></w:r>')
+    delivery = document.add_paragraph("Delivery: 3 days")
+    _splice(delivery, _reference("footnote", 2))
+    _add_notes(
+        document,
+        "footnote",
+        _note("footnote", 1, "Excluding VAT.") + _note("footnote", 2, "Working days."),
+    )
+    assert _text(document) == (
+        "Price: 100 EUR*\n\nDelivery: 3 days[^1]\n\n"
+        "Footnotes:\n[^*]: Excluding VAT.\n[^1]: Working days."
+    )
+
+
+def test_note_labels_count_towards_the_character_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hundreds of one-letter notes (none referred to, so listed all the same): their
+    ``[^n]: `` labels are most of the text."""
+    document = docx.Document()
+    document.add_paragraph("Body.")
+    _add_notes(document, "footnote", "".join(_note("footnote", n, "x") for n in range(1, 301)))
+    data = _saved(document)
+    monkeypatch.setenv("FIELDWISE_MAX_DOCUMENT_CHARS", "2500")
+    with pytest.raises(DocumentTooLargeError, match="2,500-character cap"):
+        load_docx(data, "notes.docx")
+
+
+def test_endnote_numbers_past_3999_are_decimal() -> None:
+    """Roman numerals grow without bound (a cheap way to inflate the text); Word's own stop
+    at 3999 too."""
+    document = docx.Document()
+    body = document.add_paragraph("Body.")
+    _splice(body, "".join(_reference("endnote", n) for n in range(1, 4002)))
+    _add_notes(document, "endnote", "".join(_note("endnote", n, "e") for n in range(1, 4002)))
+    text = _text(document)
+    assert "[^mmmcmxcix]: e\n[^4000]: e\n[^4001]: e" in text

@@ -32,9 +32,13 @@ default one, the even-page one where the document has different odd and even pag
 a section that links to the previous one's is not read again, and a text already read
 (every section with the same letterhead) is written once. Notes are numbered in the
 order the body refers to them (footnotes 1, 2, 3, endnotes i, ii, iii: Word's default
-formats), and a note nothing refers to comes after them, numbered on; Word's separator
-lines are not notes. Comments are not read. Without headers, footers and notes the
-text is the body alone, as before; with them it is still one page. The notes parts are
+formats; decimal past 3999, where Roman numerals would grow without bound), and a note
+nothing refers to comes after them, numbered on; a note with a custom mark (``*``) is
+listed under that mark and takes no number, as in Word; Word's separator lines are not
+notes. A header, footer or note whose markup python-docx refuses is skipped, losing it
+alone; the labels and titles count towards the character cap with the text. Comments
+are not read. Without headers, footers and notes the text is the body alone, as before;
+with them it is still one page. The notes parts are
 found through the document part's relationships; python-docx has no class for them, so
 their XML goes through python-docx's own parser (no entity is expanded). The archive
 checks below cover every part, these included, and the character cap counts the text
@@ -240,6 +244,8 @@ _FOOTNOTE_REFERENCE = qn("w:footnoteReference")
 _ENDNOTE_REFERENCE = qn("w:endnoteReference")
 _W_ID = qn("w:id")
 _W_TYPE = qn("w:type")
+_CUSTOM_MARK = qn("w:customMarkFollows")
+_W_T = qn("w:t")
 _ROMAN = (
     (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
     (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"),
@@ -270,24 +276,47 @@ class _Notes:
     def __init__(self, notes: dict[str, dict[str, _Element]]) -> None:
         self.notes = notes  # kind ("footnote", "endnote") -> id -> element
         self.labels: dict[str, dict[str, str]] = {kind: {} for kind in notes}
+        self._numbered = dict.fromkeys(notes, 0)  # numbers given so far, by kind
 
     def label(self, kind: str, note_id: str) -> str:
         labels = self.labels[kind]
         if note_id not in labels:
-            number = len(labels) + 1
-            labels[note_id] = str(number) if kind == "footnote" else _roman(number)
+            self._numbered[kind] += 1
+            number = self._numbered[kind]
+            # Roman numerals grow without bound; Word's own stop at 3999 too
+            roman = kind == "endnote" and number < 4000
+            labels[note_id] = _roman(number) if roman else str(number)
         return labels[note_id]
 
     def marks(self, run: _Element) -> str:
         """``[^1]`` for a footnote reference in ``run``, ``[^i]`` for an endnote's; none
-        for a reference to a note that is not there."""
+        for a reference to a note that is not there. A reference with a custom mark
+        (``customMarkFollows``: the next run holds the mark, such as ``*``) takes no
+        number, as in Word: the note is listed under that mark, which the text shows."""
         found: list[str] = []
         for reference in run.iterchildren(_FOOTNOTE_REFERENCE, _ENDNOTE_REFERENCE):
             kind = "footnote" if reference.tag == _FOOTNOTE_REFERENCE else "endnote"
             note_id = reference.get(_W_ID)
-            if note_id is not None and note_id in self.notes[kind]:
-                found.append(f"[^{self.label(kind, note_id)}]")
+            if note_id is None or note_id not in self.notes[kind]:
+                continue
+            custom = reference.get(_CUSTOM_MARK)  # an attribute: absent means off
+            if custom is not None and _on(custom):
+                mark = _custom_mark(run, reference)
+                if mark and note_id not in self.labels[kind]:
+                    self.labels[kind][note_id] = mark
+                    continue
+            found.append(f"[^{self.label(kind, note_id)}]")
         return "".join(found)
+
+
+def _custom_mark(run: _Element, reference: _Element) -> str:
+    """A custom note mark: the text after the reference in its run (where Word writes
+    it), else the next run's text; stripped."""
+    after = "".join(t.text or "" for t in reference.itersiblings(_W_T)).strip()
+    if after:
+        return after
+    following = run.getnext()
+    return following.text.strip() if isinstance(following, CT_R) else ""
 
 
 def _chosen(alternate: _Element) -> _Element | None:
@@ -402,15 +431,14 @@ def _style_name(paragraph: Paragraph, names: dict[str | None, str]) -> str:
     Why the cache: python-docx finds the default paragraph style, which every paragraph
     without a ``pStyle`` has, by scanning every style of the document each time; a
     20,000-paragraph document took ~11 s to read, almost all of it there."""
-    style_id = paragraph._p.style
-    if style_id in names:
-        return names[style_id]
     try:
+        style_id = paragraph._p.style
+        if style_id in names:
+            return names[style_id]
         style = paragraph.style
-    except Exception:  # a broken styles part must not lose the text
-        name = ""
-    else:
-        name = (style.name or "") if style is not None else ""
+    except Exception:  # a broken styles part or pStyle must not lose the text
+        return ""
+    name = (style.name or "") if style is not None else ""
     names[style_id] = name
     return name
 
@@ -502,6 +530,22 @@ class _Reader:
         """A header, footer or note as one block: its paragraphs and rows on single lines."""
         return "\n".join(text for _, text in self.blocks(container))
 
+    def count(self, text: str) -> None:
+        """Text the layout adds around the stories (titles, note labels) counts too."""
+        self.total += len(text)
+        check_chars(self.total, self.name, self.limits)
+
+    def story(self, container: _Element) -> str:
+        """``lines`` of a header, footer or note; one that python-docx cannot read (markup
+        it refuses) is skipped, losing that story, never the document (the character cap
+        still stops the reading)."""
+        try:
+            return self.lines(container)
+        except DocumentError:
+            raise
+        except Exception:
+            return ""
+
 
 def _body(blocks: list[tuple[str, str]]) -> str:
     parts: list[str] = []
@@ -558,11 +602,14 @@ def _margins(reader: _Reader, attributes: tuple[str, str, str], label: str) -> l
     texts: dict[str, None] = {}  # in order, each once
     for section in reader.document.sections:
         for attribute in attributes:
-            story = getattr(section, attribute)
-            if not story.is_linked_to_previous:
-                inherited[attribute] = _own_part(story)
-            part = inherited.get(attribute)
-            if part is None or not _shown(section, attribute, even_pages):
+            try:  # markup python-docx refuses in one reference loses that one alone
+                story = getattr(section, attribute)
+                if not story.is_linked_to_previous:
+                    inherited[attribute] = _own_part(story)
+                part = inherited.get(attribute)
+                if part is None or not _shown(section, attribute, even_pages):
+                    continue
+            except Exception:
                 continue
             if str(part.partname) in parts_read:
                 continue
@@ -570,9 +617,10 @@ def _margins(reader: _Reader, attributes: tuple[str, str, str], label: str) -> l
             element = getattr(part, "element", None)  # not XML when the relationship is wrong
             if element is None or element.tag not in (_HDR, _FTR):
                 continue
-            text = reader.lines(element)
-            if text:
-                texts.setdefault(text)
+            text = reader.story(element)
+            if text and text not in texts:
+                reader.count(f"{label}:\n\n\n")
+                texts[text] = None
     return [f"{label}:\n{text}" for text in texts]
 
 
@@ -625,17 +673,25 @@ def _notes_block(reader: _Reader, kind: str, title: str) -> str:
     notes = reader.notes
     lines: list[str] = []
     listed: set[str] = set()
+
+    def add(label: str, text: str) -> None:
+        line = f"[^{label}]: {text}"
+        reader.count(line[len(text) :] + "\n")  # the text itself was counted as read
+        lines.append(line)
+
     for note_id, label in list(notes.labels[kind].items()):
         listed.add(note_id)
-        text = reader.lines(notes.notes[kind][note_id])
+        text = reader.story(notes.notes[kind][note_id])
         if text:
-            lines.append(f"[^{label}]: {text}")
+            add(label, text)
     for note_id, note in notes.notes[kind].items():
         if note_id in listed:
             continue
-        text = reader.lines(note)
+        text = reader.story(note)
         if text:
-            lines.append(f"[^{notes.label(kind, note_id)}]: {text}")
+            add(notes.label(kind, note_id), text)
+    if lines:
+        reader.count(f"{title}:\n\n\n")
     return f"{title}:\n" + "\n".join(lines) if lines else ""
 
 
