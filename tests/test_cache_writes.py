@@ -142,6 +142,35 @@ def test_without_a_thread_to_be_had_an_answer_commits_at_once(
     cache.close()
 
 
+def test_a_thread_that_starts_later_is_woken_for_the_next_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first start fails (committed at once), the next succeeds: that answer must be
+    committed on the thread's usual schedule, not after its idle time."""
+    monkeypatch.setattr(cache_module, "_IDLE", 60.0)
+    start = threading.Thread.start
+    refused: list[str] = []
+
+    def first_refused(self: threading.Thread) -> None:
+        if self.name == "fieldwise-cache-commit" and not refused:
+            refused.append(self.name)
+            raise RuntimeError("can't start new thread")
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", first_refused)
+    cache = ResultCache(tmp_path)
+
+    async def main() -> list[str | None]:
+        cache.set("a", answer(1))  # no thread: committed at once
+        cache.set("b", answer(2))  # the thread starts
+        await asyncio.sleep(0.5)  # ~10 ms is its schedule; 60 s its idle time
+        return read_in_another_process(tmp_path, ["a", "b"])
+
+    assert asyncio.run(main()) == ['{"n": 1}', '{"n": 2}']
+    assert refused
+    cache.close()
+
+
 def test_many_threads_writing_and_reading(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
     missing: list[str] = []

@@ -123,7 +123,6 @@ class _Writer:
         self._commit = threading.Lock()  # one commit at a time
         self._wake = threading.Event()  # answers are queued
         self._hurry = threading.Event()  # so many are queued that gathering ends now
-        self._signalled = False  # _wake was set for what is queued
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._guarded: weakref.WeakKeyDictionary[
@@ -151,20 +150,18 @@ class _Writer:
         with self._lock:
             self._pending[key] = value
             if loop is not None and not self._stopping:
-                wake = not self._signalled
-                self._signalled = True
-                hurry = len(self._pending) >= _MAX_QUEUED
                 if self._thread is None:
                     self._thread = self._started_thread()
-                    if self._thread is None:  # no thread to be had: commit here, as before
-                        loop = None
+                if self._thread is None:  # no thread to be had: commit here, as before
+                    loop = None
+                else:
+                    if not self._wake.is_set():
+                        self._wake.set()
+                    if len(self._pending) >= _MAX_QUEUED:
+                        self._hurry.set()
         if loop is None or self._stopping:
             self.flush()
             return
-        if wake:
-            self._wake.set()
-        if hurry:
-            self._hurry.set()
         if loop not in self._guarded:
             self._guard(loop)
 
@@ -185,14 +182,13 @@ class _Writer:
             # close() sets _stopping before _wake, which this thread may just have cleared
             woken = self._stopping or self._wake.wait(_IDLE)
             with self._lock:
-                if self._stopping or not (woken or self._signalled):
+                if self._stopping or not (woken or self._wake.is_set()):
                     self._thread = None
                     break
             self._hurry.wait(_GATHER)  # let answers arriving together share one commit
-            with self._lock:
+            with self._lock:  # a put after this sets _wake again
                 self._wake.clear()
                 self._hurry.clear()
-                self._signalled = False
             self.flush()
         with self._commit:  # held while forking: SQLite's own locks must not be mid-close
             self.cache.close()  # this thread's connection
