@@ -359,14 +359,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             errors.validation_error(list(exc.errors()), json_expected=json_expected),
         )
 
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
-        return _error_response(
-            request.scope, errors.http_error(exc.status_code, message, dict(exc.headers or {}))
-        )
-
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(FieldwiseError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(StarletteHTTPException, on_service_error)
