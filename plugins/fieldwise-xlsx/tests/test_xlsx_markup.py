@@ -231,12 +231,13 @@ def test_dates_before_the_epoch_are_written_as_text(
     )
     properties = '<workbookPr date1904="1"/>' if date1904 else ""
     source = write_package(tmp_path / "e.xlsx", sheet_xml(rows), workbook_properties=properties)
-    since = {"row 2": "1850-03-04", "row 3": "1999-12-31"}
+    since = {"row 2": "1850-03-04", "row 3": "1904-01-02" if date1904 else "1900-01-01"}
     fill(source, target=Dated, sources=["notes"], extractor=stub(lambda t: {"since": since[t]}))
     ws = openpyxl.load_workbook(tmp_path / "e.filled.xlsx").active
     assert ws is not None
     assert ws["C2"].value == "1850-03-04" and ws["C2"].data_type == "s"
-    assert ws["C3"].value == datetime(1999, 12, 31) and ws["C3"].is_date
+    serial_one = datetime(1904, 1, 2) if date1904 else datetime(1900, 1, 1)
+    assert ws["C3"].value == serial_one and ws["C3"].is_date  # serial 1: a date
     well_formed(tmp_path / "e.filled.xlsx")
 
 

@@ -186,8 +186,11 @@ class CellCodec:
         else:
             serial = to_excel(value, self.epoch)  # type: ignore[no-untyped-call]
             if serial < 0 or (serial < 1 and isinstance(value, dt.date)):
-                # before the workbook's epoch (1900 or 1904) or a negative duration: Excel
-                # shows such a serial as ####, so the value goes in as text instead
+                # Before the workbook's epoch, or a negative duration: Excel shows such a
+                # serial as ####, so the value goes in as text instead. A date below serial
+                # 1 is text too: in 1900 serial 0 is no date, and though 1904's day zero
+                # is its epoch's first day, openpyxl (and this reader) read any serial
+                # below 1 back as a time of day.
                 return self.markup(ref, str(value), style)
             if (style or 0) not in self.styles.dates:
                 code = TIME_FORMATS[_temporal_kind(value)]
