@@ -521,8 +521,7 @@ class _Reader:
                 kind, text = "table", "\n".join(block)
             if not text:
                 continue
-            self.total += len(text) + 2
-            check_chars(self.total, self.name, self.limits)
+            self.count(text + "\n\n")
             found.append((kind, text))
         return found
 
@@ -675,9 +674,8 @@ def _notes_block(reader: _Reader, kind: str, title: str) -> str:
     listed: set[str] = set()
 
     def add(label: str, text: str) -> None:
-        line = f"[^{label}]: {text}"
-        reader.count(line[len(text) :] + "\n")  # the text itself was counted as read
-        lines.append(line)
+        reader.count(f"[^{label}]: \n")  # the text itself was counted as it was read
+        lines.append(f"[^{label}]: {text}")
 
     for note_id, label in list(notes.labels[kind].items()):
         listed.add(note_id)
