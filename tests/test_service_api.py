@@ -721,6 +721,18 @@ async def test_a_parent_apps_body_limit_is_logged_as_413(
     ]
 
 
+async def test_docs_false_serves_no_api_description(extractor: Extractor) -> None:
+    app = create_app(SCHEMAS, extractor, docs=False)
+    async with client_for(app) as c:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert_error(await c.get(path), 404, "not_found")
+        assert (await c.post("/v1/extract/Contact", json={"text": "Ada"})).status_code == 200
+    assert "/v1/extract/Contact" in app.openapi()["paths"]  # still built in-process
+    async with client_for(create_app(SCHEMAS, extractor)) as c:  # the default: served
+        assert (await c.get("/openapi.json")).status_code == 200
+        assert (await c.get("/docs")).status_code == 200
+
+
 async def test_rejected_requests_are_logged_too(
     extractor: Extractor, caplog: pytest.LogCaptureFixture
 ) -> None:

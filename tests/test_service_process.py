@@ -147,6 +147,29 @@ def test_serve_answers_and_drains_in_flight_requests_on_sigterm(
     assert UPSTREAM_KEY not in log and "in flight" not in log and "Grace Hopper" not in log
 
 
+def test_serve_no_docs_hides_the_api_description(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    port = _free_port()
+    command = [*_serve_command(tmp_path, fake_llm, port), "--no-docs"]
+    proc = subprocess.Popen(
+        command, env=_serve_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_serving(proc, url)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/openapi.json").status_code == 404
+            assert client.get("/docs").status_code == 404
+            ok = client.post("/v1/extract/Contact", json={"text": "Ada, ada@example.org"})
+            assert ok.status_code == 200, ok.text
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
 def test_serve_exits_1_when_it_cannot_bind(tmp_path: Path, fake_llm: FakeLLM) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

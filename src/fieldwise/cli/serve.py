@@ -76,6 +76,13 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     limits.add_argument("--max-body-bytes", type=at_least_one, default=1024 * 1024)
     limits.add_argument("--max-upload-bytes", type=at_least_one, default=20 * 1024 * 1024)
+    parser.add_argument(
+        "--no-docs",
+        dest="docs",
+        action="store_false",
+        help="serve neither /openapi.json nor /docs and /redoc (public otherwise, even "
+        "with a token: they describe the API, not data)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     add_extractor_options(parser)
     parser.set_defaults(func=run)
@@ -165,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         max_concurrency=args.max_concurrency,
         queue_timeout=args.queue_timeout,
         request_timeout=args.request_timeout,
+        docs=args.docs,
     )
     config = uvicorn.Config(
         app,

@@ -67,6 +67,7 @@ def create_app(
     queue_timeout: float = 10.0,
     request_timeout: float = 120.0,
     ready_ttl: float = 5.0,
+    docs: bool = True,
 ) -> FastAPI:
     """Build the service for ``schemas`` (model classes, or ``{name: class}``).
 
@@ -76,7 +77,9 @@ def create_app(
     ``max_body_bytes`` caps JSON bodies, ``max_upload_bytes`` file uploads (413 past
     them); ``max_concurrency`` extractions run at once, a request waits at most
     ``queue_timeout`` seconds for a slot (then 429) and an extraction at most
-    ``request_timeout`` seconds (then 504).
+    ``request_timeout`` seconds (then 504). ``docs=False`` serves neither the OpenAPI
+    document (``/openapi.json``) nor its pages (``/docs``, ``/redoc``), which are public
+    otherwise, token or not; ``app.openapi()`` still builds the document in-process.
     """
     registered = _registry(schemas)
     if token is None:
@@ -101,6 +104,9 @@ def create_app(
         version=__version__,
         description="Structured extraction: text or a document in, a validated object out.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     _install_error_handlers(app)
 
