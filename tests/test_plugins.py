@@ -258,6 +258,45 @@ def test_register_backends_and_the_cache_key_names_what_answers(
         unregister()
 
 
+class FreeBackend:
+    """A backend whose model runs on this machine, so it names its price: nothing."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        from fieldwise import Backend, BackendEndpoint
+
+        register(
+            Backend(
+                "freeb",
+                resolve=lambda arg: BackendEndpoint(
+                    self.base_url, model="on-this-machine", price=(0.0, 0.0)
+                ),
+            )
+        )
+
+
+def test_a_backend_price_makes_costs_known_and_max_cost_usable(fake_llm: Any) -> None:
+    """An endpoint that reports no cost, behind a backend that names its price: every cost
+    is known (0 here), so a batch with max_cost= runs every item instead of stopping after
+    the first with "no price is known"."""
+    from fieldwise import Extractor
+    from tests.models import Person
+
+    fake_llm.send_cost = False
+    unregister = register_plugin(FreeBackend(fake_llm.base_url), name="freeb")
+    try:
+        with Extractor(model="freeb", cache=False) as ex:
+            assert ex.run("Ada", Person).cost == 0.0
+            items = list(ex.run_many(["Bob", "Cid", "Dan"], Person, max_cost=1.0))
+            assert [item.ok for item in items] == [True, True, True]
+            assert ex.run_many(["Eve"], Person).summary.usage.cost in (0.0, None)
+    finally:
+        unregister()
+
+
 def test_a_plugin_with_an_unknown_hook_is_named_and_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

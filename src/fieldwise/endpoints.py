@@ -90,6 +90,8 @@ class EndpointSettings:
     profile: ProfileName
     api_key: str | None = field(default=None, repr=False)
     backend: str | None = None
+    #: a backend's price for its model (``BackendEndpoint.price``)
+    price: tuple[float, float] | None = None
 
 
 def _key_for(profile: ProfileName, api_key: str | None) -> str | None:
@@ -184,6 +186,7 @@ def resolve_backend(settings: EndpointSettings) -> EndpointSettings:
         profile=profile_for(endpoint.base_url, endpoint.profile),
         api_key=endpoint.api_key,
         backend=settings.backend,
+        price=endpoint.price,
     )
 
 

@@ -179,6 +179,10 @@ class Extractor:
                             backoff_base=self._backoff_base,
                         )
                         self._settings = settings
+                        if settings.price is not None:  # under both names the calls use
+                            for name in (settings.model, settings.backend):
+                                if name:
+                                    self._prices.know(name, settings.price)
                 transport = self._transport
         return transport
 

@@ -38,6 +38,10 @@ class PriceBook:
         self._fetched = False
         self._lock = threading.Lock()
 
+    def know(self, model: str, price: tuple[float, float]) -> None:
+        """A price from where the model is served (a backend's), over any table's."""
+        self._prices[model] = price
+
     def needs_remote(self, model: str, usage: Mapping[str, Any] | None) -> bool:
         """Whether pricing ``usage`` would fetch the remote list now (a blocking call: async
         code runs ``load_remote`` in a thread first, so the event loop never waits on it)."""

@@ -51,6 +51,9 @@ class BackendEndpoint:
     model: str
     api_key: str | None = None
     profile: str = "openai"
+    #: USD per million (prompt, completion) tokens: ``(0.0, 0.0)`` for a model that runs
+    #: on this machine, so costs (and ``max_cost=``) are known; ``None`` when unknown
+    price: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,11 @@ class LocalServer:
     def endpoint(self) -> BackendEndpoint:
         """What the core's ``register_backends`` contract returns: an OpenAI-compatible URL."""
         return BackendEndpoint(
-            base_url=self.base_url, model=self.model, api_key=self.api_key, profile="openai"
+            base_url=self.base_url,
+            model=self.model,
+            api_key=self.api_key,
+            profile="openai",
+            price=(0.0, 0.0),  # it runs on this machine: no money is spent per token
         )
 
     def stop(self) -> None:
