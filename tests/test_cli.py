@@ -92,6 +92,14 @@ def test_bad_schema_spec_is_a_clear_error(capsys: pytest.CaptureFixture[str]) ->
     assert "MODULE:CLASS" in capsys.readouterr().err
 
 
+def test_a_misspelt_class_lists_the_models_the_file_defines(
+    schema_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", f"{schema_file}:Persn"]) == 1
+    err = capsys.readouterr().err
+    assert "has no attribute 'Persn'" in err and "It defines: Person" in err
+
+
 def test_missing_key_for_openrouter_says_what_to_do(
     schema_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

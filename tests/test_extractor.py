@@ -334,8 +334,12 @@ def test_openrouter_profile_sends_routing_and_reasoning_off(fake_llm: FakeLLM) -
 
 def test_openrouter_without_key_fails_before_any_call() -> None:
     ex = Extractor(profile="openrouter", cache=False)
-    with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY"):
+    with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY") as caught:
         ex.run("Ada 36", Person)
+    # the local model is installed in this environment: the advice is to use it, in the
+    # spelling of the command line and of code, not to pull it again
+    assert "--model local" in str(caught.value) and "model='local'" in str(caught.value)
+    assert "local pull" not in str(caught.value)
 
 
 def test_price_table_when_endpoint_sends_no_cost(tmp_path: Path) -> None:

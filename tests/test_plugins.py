@@ -413,5 +413,15 @@ def test_suffixes_match_whatever_their_case(tmp_path: Path) -> None:
         assert Document.open(path).metadata["loader"] == "upper"
     finally:
         unregister()
-    with pytest.raises(UnsupportedInputError, match="fieldwise-csv"):
+    with pytest.raises(UnsupportedInputError, match=r"Installed: .*csv \(\.csv"):
         pick_table_adapter(".ods")
+
+
+def test_an_unsupported_suffix_suggests_installing_only_what_is_missing() -> None:
+    """Both table plugins are installed here: the advice is to convert the file, not to
+    install what is already there (found walking through the README as a new user)."""
+    with pytest.raises(UnsupportedInputError) as caught:
+        pick_table_adapter(".txt")
+    message = str(caught.value)
+    assert "csv (" in message and "xlsx (" in message
+    assert "pip install" not in message and "Convert the file" in message

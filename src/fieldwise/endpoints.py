@@ -193,10 +193,17 @@ def resolve_backend(settings: EndpointSettings) -> EndpointSettings:
 def require_key(settings: EndpointSettings) -> None:
     """Fail before any call when OpenRouter is the target and no key is known."""
     if settings.profile == "openrouter" and not settings.api_key:
+        offline = _offline_backend()
+        how = (
+            f"or use the offline model installed here: --model {offline} on the command "
+            f"line, model={offline!r} in code"
+            if offline
+            else "or run offline with the local model: `fieldwise local pull`, then "
+            "--model local on the command line (model='local' in code)"
+        )
         raise ConfigurationError(
-            "No API key for OpenRouter. Set OPENROUTER_API_KEY (or pass api_key=...), "
-            "or run offline with the local model: `fieldwise local pull`, then "
-            "model='local'. Any OpenAI-compatible server works too: base_url=..."
+            f"No API key for OpenRouter. Set OPENROUTER_API_KEY (or pass api_key=...), {how}. "
+            "Any OpenAI-compatible server works too: --base-url / base_url=..."
         )
 
 

@@ -174,11 +174,26 @@ def _pick(
         if suffix in suffixes or (media_type and media_type in item.media_types):
             return item
     installed = ", ".join(f"{i.name} ({' '.join(i.suffixes)})" for i in items)
+    missing = [package for package in example.split() if not _distribution_installed(package)]
+    advice = (
+        f"Install a plugin for it (for example `pip install {' '.join(missing)}`), or "
+        "convert the file."
+        if missing or not items
+        else "Convert the file to one of those types, or install a plugin that reads it."
+    )
     raise UnsupportedInputError(
         f"No {what} reads {suffix or media_type or 'this input'!r}. "
-        f"Installed: {installed or 'none'}. Install a plugin for it "
-        f"(for example `pip install {example}`), or convert the file."
+        f"Installed: {installed or 'none'}. {advice}"
     )
+
+
+def _distribution_installed(name: str) -> bool:
+    """Whether a package of this name is installed (the advice names only missing ones)."""
+    try:
+        importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def pick_document_loader(suffix: str, media_type: str | None = None) -> DocumentLoader:

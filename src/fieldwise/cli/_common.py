@@ -63,9 +63,25 @@ def load_target(spec: str) -> Any:
     try:
         return getattr(module, attr)
     except AttributeError:
+        names = [model.__name__ for model in defined_models(module)]
+        defined = f" It defines: {', '.join(names)}." if names else ""
         raise ConfigurationError(
-            f"--schema {spec!r}: {module_name!r} has no attribute {attr!r}."
+            f"--schema {spec!r}: {module_name!r} has no attribute {attr!r}.{defined}"
         ) from None
+
+
+def defined_models(module: Any) -> list[type[Any]]:
+    """The pydantic model classes a module defines (not those it imports), in order."""
+    from pydantic import BaseModel
+
+    return [
+        value
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and issubclass(value, BaseModel)
+        and value.__module__ == module.__name__
+        and not name.startswith("_")
+    ]
 
 
 def _number(text: str) -> float:

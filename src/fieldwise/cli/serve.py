@@ -24,6 +24,7 @@ from . import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ._common import (
     add_extractor_options,
     at_least_one,
+    defined_models,
     import_source,
     load_target,
     make_extractor,
@@ -107,15 +108,7 @@ def load_schemas(spec: str) -> list[type[Any]]:
         if not (isinstance(target, type) and issubclass(target, BaseModel)):
             raise ConfigurationError(f"--schemas {spec!r} is not a pydantic model class.")
         return [target]
-    module = _import(spec)
-    found = [
-        value
-        for name, value in vars(module).items()
-        if isinstance(value, type)
-        and issubclass(value, BaseModel)
-        and value.__module__ == module.__name__
-        and not name.startswith("_")
-    ]
+    found = defined_models(_import(spec))
     if not found:
         raise ConfigurationError(f"--schemas {spec!r} defines no pydantic model class.")
     return found
