@@ -427,6 +427,12 @@ def test_dict_fields_are_key_value_lists_and_round_trip() -> None:
     }
     assert "dict→list" in kinds(compiled, "prices")
     assert kinds(compiled, "stock") == {"dict→list", "default→nullable"}
+    # the report says the default as decoding restores it, a mapping; the description
+    # tells the model its wire shape
+    restored = [
+        e.detail for e in compiled.report if (e.path, e.kind) == ("stock", "default→nullable")
+    ]
+    assert restored == ["null is replaced by the default {} on decode"]
     stock = resolve(compiled, prop(compiled, "stock"))["anyOf"][0]
     assert stock["items"]["properties"]["key"] == {"type": "integer"}
 

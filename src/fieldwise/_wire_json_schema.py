@@ -265,13 +265,16 @@ class WireJsonSchema(GenerateJsonSchema):
         said = f"the default {text}" if text is not None else "the default"
         out: JsonSchemaValue = {"anyOf": [js, {"type": "null"}]}
         _add(out, NOTES, f"null means {said}")
-        _add(out, LOWERED, ("default→nullable", f"null is replaced by {said} on decode"))
+        # the report is the user's: the default as decoding gives it, not its wire shape
+        python = self._default_text(schema, wire=False)
+        restored = f"the default {python}" if python is not None else "the default"
+        _add(out, LOWERED, ("default→nullable", f"null is replaced by {restored} on decode"))
         return out
 
-    def _default_text(self, schema: cs.WithDefaultSchema) -> str | None:
+    def _default_text(self, schema: cs.WithDefaultSchema, *, wire: bool = True) -> str | None:
         default = schema.get("default", NoDefault)
         if default is not NoDefault:
-            if isinstance(default, Mapping):  # said in its wire shape, a key/value list
+            if wire and isinstance(default, Mapping):  # for the model: a key/value list
                 default = [{"key": k, "value": v} for k, v in default.items()]
             try:
                 return short_json(self.encode_default(default))
