@@ -733,6 +733,17 @@ async def test_docs_false_serves_no_api_description(extractor: Extractor) -> Non
         assert (await c.get("/docs")).status_code == 200
 
 
+async def test_a_refused_extraction_is_logged_with_its_schema(
+    extractor: Extractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        response = await c.post("/v1/extract/Contact", json={"txt": "a misspelt key"})
+    assert response.status_code == 422
+    line = access_lines(caplog)[-1]
+    assert line["schema"] == "Contact" and line["status"] == 422
+
+
 async def test_rejected_requests_are_logged_too(
     extractor: Extractor, caplog: pytest.LogCaptureFixture
 ) -> None:

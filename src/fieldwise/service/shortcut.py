@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .access import record_of
 from .models import ExtractRequest
 from .paths import route_path
 
@@ -43,6 +44,10 @@ class ExtractShortcut:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = self.paths.get(route_path(scope)) if scope["type"] == "http" else None
+        if name is not None:  # logged with its schema even when the app refuses it (422...)
+            record = record_of(scope)
+            if record is not None:
+                record.schema = name
         if name is None or scope["method"] != "POST" or not _declares_json(scope):
             await self.app(scope, receive, send)
             return
