@@ -210,6 +210,9 @@ def test_cache_hit_is_free_and_marked(ex: Extractor, fake_llm: FakeLLM) -> None:
     second = ex.run("Ada 36", Person)
     assert len(fake_llm.requests) == 1
     assert second.cached and second.cost == 0 and second.value == first.value
+    # the usage of a hit is what the call spent: nothing, and known to be nothing (the
+    # result's cost and its usage's agree)
+    assert second.usage.requests == 0 and second.usage.cost == 0.0
     assert second.usage.total_tokens == 0
     assert ex.usage.requests == 1
 

@@ -70,7 +70,7 @@ def result_from_cache(
     )
     return Result(
         value=value,
-        usage=Usage(),
+        usage=Usage(cost=0.0),  # nothing was spent: known to be free
         cost=0.0,
         attempts=hit.attempts,
         cached=True,
