@@ -171,6 +171,16 @@ def test_a_thread_that_starts_later_is_woken_for_the_next_answer(
     cache.close()
 
 
+def test_stats_say_a_partly_unknown_saving_is_unknown(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    cache.set("priced", answer(2))  # cost 0.002
+    assert cache.stats()["cost_saved_per_rerun"] == pytest.approx(0.002)
+    cache.set("unpriced", CachedAnswer("{}", {"total_tokens": 3}, None, "m", None, (), 1))
+    stats = cache.stats()
+    assert stats["cost_saved_per_rerun"] is None and stats["entries_with_unknown_cost"] == 1
+    cache.close()
+
+
 def test_many_threads_writing_and_reading(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
     missing: list[str] = []

@@ -465,18 +465,23 @@ class ResultCache:
 
     def stats(self) -> dict[str, Any]:
         self.flush()
-        saved = 0.0
+        saved, unknown = 0.0, 0
         for key in self._cache.iterkeys():
             if str(key).startswith("meta:"):
                 continue
             value = self._cache.get(key)
-            if isinstance(value, tuple) and len(value) == 7 and value[2]:
-                saved += float(value[2])
+            if isinstance(value, tuple) and len(value) == 7:
+                if value[2] is None:
+                    unknown += 1
+                else:
+                    saved += float(value[2])
         return {
             "directory": str(self.directory),
             "entries": sum(1 for k in self._cache.iterkeys() if not str(k).startswith("meta:")),
             "size_bytes": self._cache.volume(),
-            "cost_saved_per_rerun": saved,
+            # as every cost here: partly unknown is unknown (None), never the known part
+            "cost_saved_per_rerun": None if unknown else saved,
+            "entries_with_unknown_cost": unknown,
         }
 
     def clear(self) -> int:

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dir is None and not directory.exists():  # a fresh install: nothing cached yet
         empty = {"directory": str(directory), "entries": 0, "size_bytes": 0}
         if args.action == "stats":
-            print_json({**empty, "cost_saved_per_rerun": 0.0})
+            print_json({**empty, "cost_saved_per_rerun": 0.0, "entries_with_unknown_cost": 0})
         else:
             print(f"Removed 0 cached answers from {directory}.")
         return 0
