@@ -297,6 +297,42 @@ def test_a_backend_price_makes_costs_known_and_max_cost_usable(fake_llm: Any) ->
         unregister()
 
 
+class StaticPriceBackend:
+    """A backend that names its price up front (``Backend.price``), before any start."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        from fieldwise import Backend, BackendEndpoint
+
+        register(
+            Backend(
+                "staticb",
+                resolve=lambda arg: BackendEndpoint(self.base_url, model="on-this-machine"),
+                price=(0.0, 0.0),
+            )
+        )
+
+
+def test_a_backends_own_price_is_known_before_it_starts(fake_llm: Any) -> None:
+    """A dry run's estimate asks for the cost before any server starts."""
+    from fieldwise import Extractor
+    from tests.models import Person
+
+    fake_llm.send_cost = False
+    unregister = register_plugin(StaticPriceBackend(fake_llm.base_url), name="staticb")
+    try:
+        with Extractor(model="staticb", cache=False) as ex:
+            assert ex.estimate_cost(1000, 100) == 0.0
+            assert not fake_llm.requests  # nothing was started or asked
+            assert ex.run("Ada", Person).cost == 0.0
+            assert ex.run("Bob", Person).cost == 0.0  # under the served model's name too
+    finally:
+        unregister()
+
+
 def test_a_plugin_with_an_unknown_hook_is_named_and_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

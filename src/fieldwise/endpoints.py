@@ -186,8 +186,18 @@ def resolve_backend(settings: EndpointSettings) -> EndpointSettings:
         profile=profile_for(endpoint.base_url, endpoint.profile),
         api_key=endpoint.api_key,
         backend=settings.backend,
-        price=endpoint.price,
+        price=endpoint.price if endpoint.price is not None else found.price,
     )
+
+
+def backend_price(settings: EndpointSettings) -> tuple[float, float] | None:
+    """A backend's own price for its model (``Backend.price``), if it names one."""
+    if settings.backend is None:
+        return None
+    from .plugins import backends
+
+    found = backends().get(settings.backend.partition(":")[0])
+    return found.price if found is not None else None
 
 
 def require_key(settings: EndpointSettings) -> None:

@@ -128,6 +128,9 @@ class Extractor:
         self._request_model = self._settings.backend or self._settings.model
         # Cache keys name the endpoint stably: a backend's server gets a new port each run.
         self._endpoint_id = endpoints.endpoint_identity(self._settings)
+        price = endpoints.backend_price(self._settings)
+        if price is not None and self._settings.backend:  # known before any server starts
+            self._prices.know(self._settings.backend, price)
         if self._settings.backend is None:
             endpoints.apply_profile(
                 {}, self._settings.profile, reasoning=reasoning, provider=provider

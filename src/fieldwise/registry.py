@@ -74,3 +74,7 @@ class Backend:
     #: starting anything; it is part of every cache key, so swapping the model behind the
     #: same name never returns the other model's cached answers.
     identity: Callable[[str], str] | None = None
+    #: USD per million (prompt, completion) tokens when it does not depend on the argument,
+    #: known before anything starts (a dry run's estimate): ``(0.0, 0.0)`` for a model
+    #: that runs on this machine. ``BackendEndpoint.price``, when given, takes precedence.
+    price: tuple[float, float] | None = None

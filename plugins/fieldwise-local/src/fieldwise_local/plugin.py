@@ -58,6 +58,7 @@ def register_backends(register: Callable[[Backend], None]) -> None:
             "(`fieldwise local pull`), or local:/path/to/model.gguf",
             available=_available,
             identity=_identity,
+            price=(0.0, 0.0),  # it runs on this machine: no money is spent per token
         )
     )
 
