@@ -98,6 +98,7 @@ def test_rerun_is_served_from_cache(ex: Extractor, fake_llm: FakeLLM) -> None:
     list(again)
     assert len(fake_llm.requests) == 20
     assert again.summary.cached == 20 and again.summary.usage.requests == 0
+    assert again.summary.cost == 0.0  # a re-run from the cache is known to cost nothing
 
 
 def test_progress_callback_sees_running_totals(ex: Extractor) -> None:

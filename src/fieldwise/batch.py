@@ -404,7 +404,7 @@ class AsyncBatch(Generic[T]):
             self.summary.done += 1
             if item.result.cached:
                 self.summary.cached += 1
-            elif not shared:
+            if not shared:  # a hit adds nothing but its known cost, 0: all-cached is $0
                 self.summary.usage = self.summary.usage + item.result.usage
         else:
             self.summary.failed += 1
