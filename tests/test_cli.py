@@ -86,16 +86,16 @@ def test_schema_command_shows_schema_and_lowerings(
 
 
 def test_bad_schema_spec_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["schema", "no_such_module_xyz:Model"]) == 1
+    assert main(["schema", "no_such_module_xyz:Model"]) == 2  # a usage error, as in fill
     assert "importing 'no_such_module_xyz' failed" in capsys.readouterr().err
-    assert main(["schema", "justaname"]) == 1
+    assert main(["schema", "justaname"]) == 2
     assert "MODULE:CLASS" in capsys.readouterr().err
 
 
 def test_a_misspelt_class_lists_the_models_the_file_defines(
     schema_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["schema", f"{schema_file}:Persn"]) == 1
+    assert main(["schema", f"{schema_file}:Persn"]) == 2
     err = capsys.readouterr().err
     assert "has no attribute 'Persn'" in err and "It defines: Person" in err
 
@@ -115,7 +115,7 @@ def test_missing_key_for_openrouter_says_what_to_do(
             "https://openrouter.ai/api/v1",
         ]
     )
-    assert code == 1 and "OPENROUTER_API_KEY" in capsys.readouterr().err
+    assert code == 2 and "OPENROUTER_API_KEY" in capsys.readouterr().err
 
 
 def test_plugins_command_lists_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -281,7 +281,7 @@ def test_eval_reads_input_files_relative_to_the_gold_file(
     assert fake_llm.requests[0].body["messages"][-1]["content"] == "Ada is 36"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"expected": {}}\n')
-    assert main(["eval", str(bad), "--schema", f"{schema_file}:Person"]) == 1
+    assert main(["eval", str(bad), "--schema", f"{schema_file}:Person"]) == 2
     assert "needs 'input' or 'input_file'" in capsys.readouterr().err
 
 

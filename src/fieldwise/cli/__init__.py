@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..exceptions import FieldwiseError
+from ..exceptions import ConfigurationError, FieldwiseError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         code: int = args.func(args)
+    except ConfigurationError as exc:  # the invocation is wrong (a --schema, a key, an option)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except FieldwiseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
