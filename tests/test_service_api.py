@@ -744,6 +744,17 @@ async def test_a_refused_extraction_is_logged_with_its_schema(
     assert line["schema"] == "Contact" and line["status"] == 422
 
 
+async def test_a_422_names_each_problem_of_the_body(client: httpx.AsyncClient) -> None:
+    """A misspelt key gives two errors (the right key missing, the wrong one not allowed):
+    the message names both, so the client sees what to change."""
+    error = assert_error(
+        await client.post("/v1/extract/Contact", json={"txt": "Ada"}), 422, "validation_error"
+    )
+    message = error["message"]
+    assert "text: Field required" in message and "txt:" in message
+    assert error["field"] == "text"
+
+
 async def test_rejected_requests_are_logged_too(
     extractor: Extractor, caplog: pytest.LogCaptureFixture
 ) -> None:

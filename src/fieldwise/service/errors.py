@@ -208,9 +208,18 @@ def validation_error(errors: list[Any], *, json_expected: bool) -> ServiceError:
         return ServiceError(415, "unsupported_media_type", "Send the body as application/json.")
     if any(e.get("type") == "json_invalid" for e in errors):
         return ServiceError(400, "bad_request", "The request body is not valid JSON.")
-    first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    field = ".".join(loc) or None
-    message = str(first.get("msg", "Invalid request"))
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ServiceError(422, "validation_error", f"{field or 'body'}: {message}{more}", field=field)
+    said = [_said(error) for error in errors[:_NAMED]] or [(None, "Invalid request")]
+    field = said[0][0]
+    text = "; ".join(f"{where or 'body'}: {message}" for where, message in said)
+    more = f" (+{len(errors) - _NAMED} more)" if len(errors) > _NAMED else ""
+    return ServiceError(422, "validation_error", f"{text}{more}", field=field)
+
+
+#: how many of a request's validation errors the message names (``field`` is the first's)
+_NAMED = 3
+
+
+def _said(error: Any) -> tuple[str | None, str]:
+    """Where a request-validation error is (``text``, ``seed``) and what it says."""
+    loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+    return ".".join(loc) or None, str(error.get("msg", "Invalid request"))
