@@ -78,12 +78,8 @@ class LocalServer:
     def endpoint(self) -> BackendEndpoint:
         """What the core's ``register_backends`` contract returns: an OpenAI-compatible URL."""
         return BackendEndpoint(
-            base_url=self.base_url,
-            model=self.model,
-            api_key=self.api_key,
-            profile="openai",
-            price=(0.0, 0.0),  # it runs on this machine: no money is spent per token
-        )
+            base_url=self.base_url, model=self.model, api_key=self.api_key, profile="openai"
+        )  # its price, nothing, is the backend's own (plugin.py): the endpoint falls back to it
 
     def stop(self) -> None:
         """Stop serving and free the port and the model's memory; idempotent."""
