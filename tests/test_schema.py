@@ -721,6 +721,70 @@ def test_long_names_are_truncated_with_a_hash() -> None:
     assert name_a == compile_schema(create_model("A" * 80 + "x", v=(int, ...))).name
 
 
+#: field names that are also words of pydantic's core schemas or of JSON Schema
+SCHEMA_WORDS = ["type", "fields", "items", "properties", "required", "anyOf",
+                "ref", "definitions", "default", "enum", "choices", "metadata", "config",
+                "serialization", "description"]  # fmt: skip
+
+
+class Debit(BaseModel):
+    type: Literal["debit"] = "debit"
+    amount: float
+
+
+class Credit(BaseModel):
+    type: Literal["credit"] = "credit"
+    amount: float
+    note: str | None = None
+
+
+class Ledger(BaseModel):
+    type: str
+    entries: list[Annotated[Debit | Credit, Field(discriminator="type")]]
+    by_type: dict[str, int]
+
+
+class TypedRow(TypedDict):
+    type: str
+    schema: int
+
+
+@dataclasses.dataclass
+class DataRow:
+    type: str
+    fields: list[str]
+
+
+@pytest.mark.parametrize("name", SCHEMA_WORDS)
+def test_a_field_may_bear_a_schema_word_as_its_name(name: str) -> None:
+    """A model's fields are a mapping keyed by field name: a field called ``type`` (or any
+    other schema word) is a field, not a schema node."""
+    inner = create_model(f"Inner_{name}", **{name: (int, ...)})
+    model = create_model(f"Outer_{name}", **{name: (str, ...), "inner": (inner, ...),
+                                             "many": (list[inner], ...)})  # fmt: skip
+    compiled = compiled_ok(model)
+    assert name in compiled.schema["properties"]
+    value = model(**{name: "x", "inner": {name: 1}, "many": [{name: 2}]})
+    assert compiled.decode(compiled.encode(value)) == value
+
+
+@pytest.mark.parametrize("target", [Ledger, TypedRow, DataRow, list[Debit | Credit]])
+def test_a_field_named_type_compiles_and_round_trips(target: Any) -> None:
+    examples: dict[Any, Any] = {
+        Ledger: Ledger(
+            type="ledger",
+            entries=[Debit(amount=1), Credit(amount=2, note="n")],
+            by_type={"debit": 1},
+        ),
+        TypedRow: TypedRow(type="row", schema=3),
+        DataRow: DataRow(type="row", fields=["a"]),
+        list[Debit | Credit]: [Credit(amount=2), Debit(amount=1)],
+    }
+    compiled = compiled_ok(target)
+    value = examples[target]
+    assert compiled.decode(compiled.encode(value)) == value
+
+
 # -- what cannot be expressed ----------------------------------------------------------------
 
 

@@ -62,9 +62,15 @@ _RAW_INPUT = ("function-before", "function-wrap", "function-plain")
 _PY = ":fieldwise-python"
 
 
+def _is_node(value: dict[str, Any]) -> bool:
+    """A core schema (its ``type`` names its kind), not a mapping of them: a model's
+    ``fields`` are keyed by field name, and a field may be called ``type``."""
+    return isinstance(value.get("type"), str)
+
+
 def _nodes(value: Any) -> Iterator[Node]:
     if isinstance(value, dict):
-        if "type" in value:
+        if _is_node(value):
             yield value
         else:
             for item in value.values():
@@ -77,7 +83,7 @@ def _nodes(value: Any) -> Iterator[Node]:
 def _map(value: Any, fn: Callable[[Node], Node]) -> Any:
     """Apply ``fn`` to every schema in a child slot, keeping the slot's container shape."""
     if isinstance(value, dict):
-        if "type" in value:
+        if _is_node(value):
             return fn(value)
         mapped = {k: _map(v, fn) for k, v in value.items()}
         return value if all(mapped[k] is value[k] for k in value) else mapped
