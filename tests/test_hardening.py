@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +13,9 @@ from fieldwise import (
     BadRequestError,
     BudgetExceededError,
     ConfigurationError,
+    ExtractionError,
     Extractor,
+    FieldwiseError,
     UnsupportedInputError,
 )
 from fieldwise.cli import main
@@ -157,3 +160,33 @@ def test_cli_missing_input_file_is_a_clean_error(
     assert main(["extract", str(tmp_path / "missing.txt"), "--schema", f"{schema}:P"]) == 1
     err = capsys.readouterr().err
     assert "missing.txt" in err and "Traceback" not in err
+
+
+def _error_classes(base: type[BaseException]) -> list[type[BaseException]]:
+    found = []
+    for sub in base.__subclasses__():
+        found += [sub, *_error_classes(sub)]
+    return found
+
+
+def test_errors_survive_pickling_as_process_pools_send_them(fake_llm: FakeLLM) -> None:
+    """A worker process sends its exception to the parent pickled; one that cannot be
+    rebuilt breaks the whole pool (``BrokenProcessPool``) instead of failing one item."""
+    fake_llm.script(*[reply.json({"name": "Ada", "age": "x"})] * 2)
+    with make(fake_llm, max_retries=1) as ex, pytest.raises(ExtractionError) as caught:
+        ex.run("Ada", Person)
+    error = caught.value
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is ExtractionError and str(copy) == str(error)
+    assert [(a.raw, a.errors) for a in copy.attempts] == [(a.raw, a.errors) for a in error.attempts]
+    assert copy.usage == error.usage and copy.usage is not None
+
+    import fieldwise_documents  # noqa: F401  (the plugins' errors are FieldwiseErrors too)
+    import fieldwise_local._errors  # noqa: F401
+
+    for cls in _error_classes(FieldwiseError):
+        made = cls("what went wrong")
+        made.usage = error.usage
+        again = pickle.loads(pickle.dumps(made))
+        assert type(again) is cls and str(again) == str(made), cls
+        assert vars(again) == vars(made), cls

@@ -184,7 +184,7 @@ class ExtractionError(FieldwiseError):
         self,
         message: str,
         *,
-        attempts: Sequence[Attempt],
+        attempts: Sequence[Attempt] = (),  # a default, so that pickle can rebuild it
         usage: Usage | None = None,
     ) -> None:
         self.attempts = list(attempts)
