@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import random
+import socket
 import threading
 import time
 import warnings
@@ -806,6 +807,41 @@ def test_api_key_never_leaks(
     assert caplog.records and KEY not in caplog.text
     assert any("retry" in r.getMessage() for r in caplog.records if r.name == "fieldwise.transport")
     assert len(fake_llm.requests) == 4
+
+
+def test_credentials_in_the_url_are_basic_auth_on_both_paths_and_never_shown(
+    fake_llm: FakeLLM, side: Side, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``http://user:password@host/v1`` (a reverse proxy with basic auth): both paths send
+    the same Basic header to the clean URL, the URL's credentials winning over the key as
+    with curl and httpx; the password shows in no error, repr or log."""
+    import base64
+
+    from fieldwise import Extractor
+
+    password = "pr0xy:pass@w0rd"  # a colon and an @, percent-encoded in the URL
+    url = fake_llm.base_url.replace("http://", "http://alice:pr0xy%3Apass%40w0rd@")
+    caplog.set_level(logging.DEBUG)
+    with Transport(url, KEY, backoff_base=0.01, network_retries=0) as transport:
+        side.chat(transport, BODY)
+        assert password not in repr(transport)
+    sent = fake_llm.requests[-1]
+    expected = base64.b64encode(f"alice:{password}".encode()).decode()
+    assert sent.headers["authorization"] == f"Basic {expected}"
+    assert sent.path.endswith("/chat/completions")
+
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    closed = f"http://alice:pr0xy%3Apass%40w0rd@127.0.0.1:{port}/v1"
+    with (
+        Transport(closed, KEY, network_retries=0) as transport,
+        pytest.raises(E.APIConnectionError) as caught,
+    ):
+        side.chat(transport, BODY)
+    extractor = Extractor(base_url=closed, api_key=KEY, model="m", cache=False)
+    for text in (str(caught.value), repr(extractor), caplog.text):
+        assert "pr0xy" not in text and expected not in text
 
 
 def test_encoded_body_is_the_same_json_with_a_reused_response_format() -> None:

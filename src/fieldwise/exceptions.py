@@ -40,6 +40,8 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]+"),
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
 ]
+#: the password of a URL's ``user:password@`` (a proxy's or an endpoint's)
+_URL_PASSWORD = re.compile(r"(?<=://)(?=[^/@\s]*@)([^/:@\s]*):[^/@\s]*(?=@)")
 _known_secrets: set[str] = set()
 
 
@@ -50,13 +52,13 @@ def register_secret(secret: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """Remove API keys and bearer tokens from ``text``."""
+    """Remove API keys, bearer tokens and URL passwords from ``text``."""
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, "[REDACTED]")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub("[REDACTED]", text)
-    return text
+    return _URL_PASSWORD.sub(r"\1:[REDACTED]", text)
 
 
 class FieldwiseError(Exception):

@@ -20,7 +20,13 @@ from .cache import CacheMode, CacheUnavailable, ResultCache, request_key
 from .chunking import Chunk, combine_results, split_document
 from .consistency import sample_plan, vote
 from .document import Document
-from .exceptions import APIConnectionError, APITimeoutError, ConfigurationError, FieldwiseError
+from .exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    FieldwiseError,
+    redact,
+)
 from .loop import (
     LOOKUP_FAILED,
     Call,
@@ -152,7 +158,7 @@ class Extractor:
         return self._usage
 
     def __repr__(self) -> str:
-        return f"Extractor(model={self.model!r}, base_url={self.base_url!r})"
+        return f"Extractor(model={self.model!r}, base_url={redact(self.base_url)!r})"
 
     def _transport_for_use(self, gone: Transport | None = None) -> Transport:
         """The transport, made on first use (a backend's server starts then).

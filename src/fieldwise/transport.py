@@ -12,6 +12,7 @@ and error mapping in ``_retry``, SSE framing in ``_sse``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -51,6 +52,25 @@ _LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None, kee
 _SSE_HEADERS = {"Accept": "text/event-stream"}
 
 
+def _credentials_apart(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:password@``, and the Basic ``Authorization`` they make.
+
+    A reverse proxy with basic auth in front of a local server is named like this. Both
+    HTTP paths then send the same header to the same clean URL (httpx would send it from
+    the URL by itself, aiohttp refuses a URL with credentials beside an ``Authorization``
+    header), and the password is remembered as a secret that no message or log shows.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    register_secret(password)
+    host = parts.netloc.rpartition("@")[2]
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    register_secret(token)
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+
+
 class Transport:
     """Pooled sync (httpx) and async (aiohttp) clients for one endpoint; safe to share across
     threads.
@@ -77,6 +97,7 @@ class Transport:
                 f"base_url must start with http:// or https://, got {redact(base_url)!r}"
             )
         register_secret(api_key)
+        base_url, basic = _credentials_apart(base_url)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.network_retries = network_retries
@@ -86,6 +107,8 @@ class Transport:
         sent.update(headers or {})
         if api_key:
             sent["Authorization"] = f"Bearer {api_key}"
+        if basic is not None:  # the URL's credentials win, as with curl and httpx
+            sent["Authorization"] = basic
         self._headers = sent
         # A loopback server (a local model, a test fake) is never reached through the
         # proxy that HTTP_PROXY may name; anything else honours the environment.
