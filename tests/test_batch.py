@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from fieldwise import BudgetExceededError, Extractor, ProviderError, RateLimitError
+from fieldwise import (
+    BudgetExceededError,
+    ConfigurationError,
+    Extractor,
+    ProviderError,
+    RateLimitError,
+)
 from fieldwise.testing import FakeLLM, reply
 from tests.models import Person
 
@@ -165,6 +171,22 @@ def test_a_retry_after_longer_than_the_transport_waits_fails_the_item(fake_llm: 
     (item,) = list(ex.run_many(["a"], Person))
     assert isinstance(item.error, RateLimitError) and "did not wait" in str(item.error)
     assert len(fake_llm.requests) == 1
+
+
+def test_max_retry_after_is_the_extractors_for_calls_and_batches(fake_llm: FakeLLM) -> None:
+    """``Extractor(max_retry_after=...)``, named by the advice of a refused wait, sets the
+    longest wait a call takes and the batch's too."""
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=1, max_retry_after=0.2)
+    fake_llm.script(reply.http_error(429, retry_after=1))
+    (item,) = list(ex.run_many(["a"], Person))
+    assert isinstance(item.error, RateLimitError) and "max_retry_after=0.2" in str(item.error)
+    assert len(fake_llm.requests) == 1
+    patient = Extractor(base_url=fake_llm.base_url, cache=False, max_retry_after=120)
+    fake_llm.script(reply.http_error(429, retry_after=0.3))
+    (item,) = list(patient.run_many(["b"], Person))
+    assert item.ok and len(fake_llm.requests) == 3
+    with pytest.raises(ConfigurationError):
+        Extractor(base_url=fake_llm.base_url, max_retry_after=float("nan"))
 
 
 @pytest.mark.parametrize("then", ["server_error", "rate_limited"])

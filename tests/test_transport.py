@@ -111,7 +111,7 @@ CASES: list[tuple[Reply, type[E.FieldwiseError], int, str]] = [
         reply.http_error(401, "No auth credentials found"),
         E.AuthenticationError,
         1,
-        "OPENROUTER_API_KEY",
+        "OPENAI_API_KEY",  # the variable a key for an endpoint other than OpenRouter is in
     ),
     (reply.http_error(402, "Insufficient credits"), E.InsufficientCreditsError, 1, "credits"),
     (
@@ -228,6 +228,26 @@ def test_backoff_is_full_jitter_and_capped() -> None:
         assert max(d for d in delays if d is not None) > cap / 2
     assert policy.delay(failure, 10, rng) is None
     assert policy.delay(Failure(E.ProviderError, "x", "", False), 0, rng) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "named", "not_named"),
+    [
+        ("https://openrouter.ai/api/v1/chat/completions", "OPENROUTER_API_KEY", "OPENAI_API_KEY"),
+        ("http://127.0.0.1:8000/v1/chat/completions", "OPENAI_API_KEY", "OPENROUTER"),
+    ],
+)
+def test_advice_names_the_key_and_credits_of_the_endpoint_called(
+    url: str, named: str, not_named: str
+) -> None:
+    """A 401 names the variable the key for that endpoint is read from; a 402 points at
+    OpenRouter's credits page only for OpenRouter."""
+    from fieldwise._retry import failure_from_status
+
+    unauthorized = str(failure_from_status(401, {}, b"", url=url, model="m").error(1))
+    assert named in unauthorized and not_named not in unauthorized
+    no_credits = str(failure_from_status(402, {}, b"", url=url, model="m").error(1))
+    assert ("openrouter.ai/settings" in no_credits) is (named == "OPENROUTER_API_KEY")
 
 
 def test_overlong_retry_after_raises_at_once(fake_llm: FakeLLM, side: Side) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .endpoints import is_openrouter
 from .exceptions import (
     APIConnectionError,
     APIError,
@@ -214,9 +215,16 @@ def _error_fields(payload: Any) -> tuple[str, Any, dict[str, Any]]:
 
 
 def _describe(
-    status: int | None, message: str, code: Any, metadata: Mapping[str, Any], model: str | None
+    status: int | None,
+    message: str,
+    code: Any,
+    metadata: Mapping[str, Any],
+    model: str | None,
+    url: str = "",
 ) -> tuple[type[FieldwiseError], str]:
-    """The exception type and what-to-do-next advice for an error status (and code/message)."""
+    """The exception type and what-to-do-next advice for an error status (and code/message);
+    the key and the credits are named as ``url``'s service has them."""
+    openrouter = is_openrouter(url)
     lowered = f"{message} {code}".lower()
     if status == 413 or (status in (400, 422) and any(h in lowered for h in _CONTEXT_HINTS)):
         return ContextLengthError, (
@@ -229,14 +237,15 @@ def _describe(
             "(model, mode, max_tokens, reasoning, provider)."
         )
     if status == 401:
+        variable = "OPENROUTER_API_KEY" if openrouter else "OPENAI_API_KEY"
         return AuthenticationError, (
-            "Check OPENROUTER_API_KEY (or the api_key= you passed): it is missing, mistyped "
-            "or revoked."
+            f"Check {variable} (or the api_key= you passed): it is missing, mistyped or revoked."
         )
     if status == 402:
+        where = " (https://openrouter.ai/settings/credits)" if openrouter else ""
         return InsufficientCreditsError, (
-            "Add credits to the account (https://openrouter.ai/settings/credits) or lower "
-            "max_tokens= so the request fits the remaining balance."
+            f"Add credits to the account{where} or lower max_tokens= so the request fits the "
+            "remaining balance."
         )
     if status == 403:
         reasons = metadata.get("reasons")
@@ -285,7 +294,7 @@ def failure_from_status(
             status=status,
             body=payload,
         )
-    kind, advice = _describe(status, message, code, metadata, model)
+    kind, advice = _describe(status, message, code, metadata, model, url)
     retry_after = parse_retry_after(headers)
     retryable = _retryable_status(status)
     hint = headers.get("x-should-retry")
@@ -315,7 +324,7 @@ def failure_from_body_error(
     """
     message, code, metadata = _error_fields({"error": error})
     status = _status_of(code)
-    kind, advice = _describe(status, message, code, metadata, model)
+    kind, advice = _describe(status, message, code, metadata, model, url)
     detail = f": {message[:500]}" if message else ""
     shown = f" (code {code})" if code is not None else ""
     return Failure(

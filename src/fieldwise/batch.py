@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._retry import MAX_RETRY_AFTER
 from .exceptions import BudgetExceededError, ConfigurationError, FieldwiseError, RateLimitError
 from .loop import LOOKUP_FAILED
 from .ratelimit import RateLimiter
@@ -215,9 +214,10 @@ class AsyncBatch(Generic[T]):
                     )
             except RateLimitError as exc:
                 wait = exc.retry_after
-                # A wait the transport refused (longer than MAX_RETRY_AFTER) is not taken
+                # A wait the transport refused (longer than max_retry_after) is not taken
                 # here either: the item fails, as ``run`` would.
-                if round_ == _RATE_LIMIT_ROUNDS or (wait is not None and wait > MAX_RETRY_AFTER):
+                longest = self._extractor.max_retry_after
+                if round_ == _RATE_LIMIT_ROUNDS or (wait is not None and wait > longest):
                     self._spend(exc.usage)
                     raise
                 self._spend(exc.usage, item_ended=False)

@@ -39,8 +39,13 @@ def profile_for(base_url: str, override: str | None = None) -> ProfileName:
                 f"profile={override!r} is not known; use 'openrouter' or 'openai'."
             )
         return override  # type: ignore[return-value]
-    host = urlparse(base_url).hostname or ""
-    return "openrouter" if host == "openrouter.ai" or host.endswith(".openrouter.ai") else "openai"
+    return "openrouter" if is_openrouter(base_url) else "openai"
+
+
+def is_openrouter(url: str) -> bool:
+    """Whether ``url`` is on an openrouter.ai host."""
+    host = (urlparse(url).hostname or "").lower()
+    return host == "openrouter.ai" or host.endswith(".openrouter.ai")
 
 
 def profile_headers(profile: ProfileName) -> dict[str, str]:

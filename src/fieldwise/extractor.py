@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import endpoints
+from ._retry import MAX_RETRY_AFTER
 from .batch import AsyncBatch, BatchSummary
 from .cache import CacheMode, CacheUnavailable, ResultCache, request_key
 from .chunking import Chunk, combine_results, split_document
@@ -92,6 +93,7 @@ class Extractor:
         profile: str | None = None,
         backoff_base: float = 0.5,
         rate_limit: float | None = None,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         if mode not in _MODES:
             raise ConfigurationError(f"mode={mode!r}: use one of {', '.join(_MODES)}.")
@@ -99,6 +101,8 @@ class Extractor:
             raise ConfigurationError("max_retries and network_retries must be >= 0.")
         if cache not in (True, False, "refresh", "read_only"):
             raise ConfigurationError("cache= must be True, False, 'refresh' or 'read_only'.")
+        if not max_retry_after >= 0:  # NaN too
+            raise ConfigurationError("max_retry_after must be a number of seconds >= 0.")
         self._settings = endpoints.resolve_endpoint(model, base_url, api_key, profile)
         self.max_retries = max_retries
         self.temperature = temperature
@@ -120,6 +124,8 @@ class Extractor:
         self.samples = samples
         self.top_p = top_p
         self._backoff_base = backoff_base
+        #: the longest Retry-After waited for (a call, a batch); a longer one fails the call
+        self.max_retry_after = max_retry_after
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._cache_dir = cache_dir
         self._cache: ResultCache | None = None
@@ -186,6 +192,7 @@ class Extractor:
                             network_retries=self.network_retries,
                             headers=endpoints.profile_headers(settings.profile),
                             backoff_base=self._backoff_base,
+                            max_retry_after=self.max_retry_after,
                         )
                         self._settings = settings
                         if settings.price is not None:  # under both names the calls use
