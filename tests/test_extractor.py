@@ -320,6 +320,30 @@ def test_generic_profile_sends_only_standard_fields(ex: Extractor, fake_llm: Fak
     assert "provider" not in body and "reasoning" not in body
 
 
+@pytest.mark.parametrize(
+    ("reasoning", "sent"), [("high", "high"), ({"effort": "low"}, "low"), (False, None)]
+)
+def test_generic_profile_sends_an_effort_as_reasoning_effort(
+    fake_llm: FakeLLM, reasoning: Any, sent: str | None
+) -> None:
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, reasoning=reasoning)
+    ex.run("Ada 36", Person)
+    assert fake_llm.requests[0].body.get("reasoning_effort") == sent
+
+
+@pytest.mark.parametrize(
+    "reasoning", [True, {"max_tokens": 100}, {"effort": "low", "exclude": True}]
+)
+def test_generic_profile_refuses_openrouters_reasoning_settings(
+    fake_llm: FakeLLM, reasoning: Any
+) -> None:
+    """What a generic server cannot take is refused before any call, as provider= is,
+    never silently dropped."""
+    with pytest.raises(ConfigurationError, match="reasoning_effort"):
+        Extractor(base_url=fake_llm.base_url, cache=False, reasoning=reasoning)
+    assert fake_llm.requests == []
+
+
 def test_openrouter_profile_sends_routing_and_reasoning_off(fake_llm: FakeLLM) -> None:
     ex = Extractor(
         base_url=fake_llm.base_url,

@@ -81,9 +81,28 @@ def apply_profile(
                 "provider= routing is an OpenRouter feature; this endpoint is a generic "
                 "OpenAI-compatible server. Drop provider= or pass profile='openrouter'."
             )
-        if isinstance(reasoning, str):
-            body["reasoning_effort"] = reasoning
+        effort = _reasoning_effort(reasoning)
+        if effort is not None:
+            body["reasoning_effort"] = effort
     return body
+
+
+def _reasoning_effort(reasoning: str | dict[str, Any] | bool | None) -> str | None:
+    """What a generic OpenAI-compatible server takes of ``reasoning=``: an effort
+    (``reasoning_effort``), nothing else; the rest is OpenRouter's and is refused, never
+    silently dropped."""
+    if reasoning is None or reasoning is False:
+        return None
+    if isinstance(reasoning, str):
+        return reasoning
+    if isinstance(reasoning, dict) and set(reasoning) == {"effort"}:
+        return str(reasoning["effort"])
+    raise ConfigurationError(
+        f"reasoning={reasoning!r} is OpenRouter's reasoning setting; this endpoint is a "
+        "generic OpenAI-compatible server, which takes an effort only: pass "
+        "reasoning='low', 'medium' or 'high' (sent as reasoning_effort), or "
+        "profile='openrouter' if the server is OpenRouter's."
+    )
 
 
 @dataclass(frozen=True)
