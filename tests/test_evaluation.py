@@ -197,3 +197,26 @@ def test_eval_compare_values_may_contain_commas(
     assert "Be exact, no guessing" in first["messages"][0]["content"]
     assert "Copy, do not invent" in second["messages"][0]["content"]
     assert second["temperature"] == 0.5
+
+
+def test_eval_counts_cached_answers_at_what_they_cost_when_made(
+    gold_and_schema: tuple[Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``max_retries`` is not in the cache key, so the second configuration reuses the
+    first's answers: it still reports their tokens and cost (what the configuration costs),
+    and says how many came from the cache."""
+    gold, schema = gold_and_schema
+    monkeypatch.setenv("FIELDWISE_CACHE_DIR", str(tmp_path / "cache"))
+    with FakeLLM() as fake:
+        answer_with(fake, lambda text: {"name": "Ada", "age": 36})
+        args = ["eval", str(gold), "--schema", schema, "--base-url", fake.base_url, "--json"]
+        code = main([*args, "--compare", "max_retries=0", "max_retries=2"])
+        assert len(fake.requests) == 1
+    assert code == 0
+    first, second = json.loads(capsys.readouterr().out)["configs"].values()
+    assert first["from_cache"] == 0 and second["from_cache"] == 1
+    assert second["tokens"] == first["tokens"] > 0
+    assert second["cost"] == first["cost"] and first["cost"] is not None and first["cost"] > 0

@@ -204,6 +204,8 @@ class EvalReport:
     attempts: float = 0.0
     tokens: int = 0
     cost: float | None = None
+    #: answers reused from the cache (their tokens and cost, as made, are counted above)
+    from_cache: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +217,7 @@ class EvalReport:
             "attempts": round(self.attempts, 3),
             "tokens": self.tokens,
             "cost": self.cost,
+            "from_cache": self.from_cache,
             "failures": self.failures,
         }
 
@@ -267,7 +270,11 @@ def evaluate(
             if item.result is not None:
                 valid += 1
                 attempts += item.result.attempts
-                usage = usage + item.result.usage
+                # as made: a configuration costs what its answers cost, whether this run
+                # paid for them or reused them (another configuration may have made them)
+                made = item.result.original_usage if item.result.cached else None
+                usage = usage + (made or item.result.usage)
+                report.from_cache += item.result.cached
                 scores = _value_scores(expected, item.result.value, adapter)
                 exact += all(s == 1.0 for s in scores.values())
             else:

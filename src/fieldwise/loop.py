@@ -80,7 +80,16 @@ def result_from_cache(
         raw=hit.raw,
         evidence=evidence,
         ungrounded=ungrounded,
+        original_usage=_original_usage(hit),
     )
+
+
+def _original_usage(hit: CachedAnswer) -> Usage | None:
+    """What the cached answer cost when it was made (its stored ``Usage.to_dict()``)."""
+    try:
+        return Usage(**hit.usage)
+    except TypeError:  # stored by another version, with other fields
+        return None
 
 
 def _grounded(call: Call, settings: LoopSettings) -> bool:

@@ -119,3 +119,5 @@ class Result(Generic[T]):
     confidence: dict[str, float] = field(default_factory=dict)
     #: fields on which the chunks of a long document disagreed (first value kept)
     conflicts: list[Any] = field(default_factory=list)
+    #: a cache hit's: the usage of the calls that made the answer (paid then, not now)
+    original_usage: Usage | None = None

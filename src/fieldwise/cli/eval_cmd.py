@@ -105,6 +105,7 @@ def _table(labels: list[str], reports: list[dict[str, Any]]) -> str:
     rows.append(
         ["cost", *("unknown" if r["cost"] is None else f"${r['cost']:.6f}" for r in reports)]
     )
+    rows.append(["from cache", *(str(r["from_cache"]) for r in reports)])
     paths = sorted({p for r in reports for p in r["fields"]})
     for path in paths:
         rows.append([f"  {path}", *(pct(r["fields"].get(path, 0.0)) for r in reports)])
