@@ -18,7 +18,7 @@ install: $(STAMP)
 lint: install
 	$(VENV)/bin/ruff check src tests plugins benchmarks examples
 	$(VENV)/bin/ruff format --check src tests plugins benchmarks examples
-	$(VENV)/bin/mypy src/fieldwise $(wildcard plugins/*/src/*)
+	$(VENV)/bin/mypy src/fieldwise $(wildcard plugins/*/src/*) tests/typecheck
 
 test: lint
 	$(VENV)/bin/pytest

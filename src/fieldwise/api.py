@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .extractor import CALL_OPTIONS, Extractor
 from .prompt import Input
@@ -44,20 +44,39 @@ def default_extractor(**settings: Any) -> Extractor:
     return extractor
 
 
-def run(data: Input, target: type[T], **kwargs: Any) -> Result[T]:
+# Each has an overload for a class (the value is typed as its instance) and one for any
+# other target (``Literal[...]``, ``A | None``, ``Union[A, B]``: typed ``Any``), which a
+# ``type[T]`` parameter alone would make a type checker refuse.
+@overload
+def run(data: Input, target: type[T], **kwargs: Any) -> Result[T]: ...
+@overload
+def run(data: Input, target: Any, **kwargs: Any) -> Result[Any]: ...
+def run(data: Input, target: Any, **kwargs: Any) -> Result[Any]:
     settings, call = _split(kwargs)
     return default_extractor(**settings).run(data, target, **call)
 
 
-async def arun(data: Input, target: type[T], **kwargs: Any) -> Result[T]:
+@overload
+async def arun(data: Input, target: type[T], **kwargs: Any) -> Result[T]: ...
+@overload
+async def arun(data: Input, target: Any, **kwargs: Any) -> Result[Any]: ...
+async def arun(data: Input, target: Any, **kwargs: Any) -> Result[Any]:
     settings, call = _split(kwargs)
     return await default_extractor(**settings).arun(data, target, **call)
 
 
-def extract(data: Input, target: type[T], **kwargs: Any) -> T:
+@overload
+def extract(data: Input, target: type[T], **kwargs: Any) -> T: ...
+@overload
+def extract(data: Input, target: Any, **kwargs: Any) -> Any: ...
+def extract(data: Input, target: Any, **kwargs: Any) -> Any:
     """Extract ``target`` (a pydantic model, or ``list[Model]``…) from ``data``."""
     return run(data, target, **kwargs).value
 
 
-async def aextract(data: Input, target: type[T], **kwargs: Any) -> T:
+@overload
+async def aextract(data: Input, target: type[T], **kwargs: Any) -> T: ...
+@overload
+async def aextract(data: Input, target: Any, **kwargs: Any) -> Any: ...
+async def aextract(data: Input, target: Any, **kwargs: Any) -> Any:
     return (await arun(data, target, **kwargs)).value

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import endpoints
 from ._retry import MAX_RETRY_AFTER
@@ -336,6 +336,7 @@ class Extractor:
 
     # -- the shells ---------------------------------------------------------------------------
 
+    @overload
     def run(
         self,
         data: Input,
@@ -344,7 +345,26 @@ class Extractor:
         instructions: str | None = None,
         examples: Sequence[tuple[Any, Any]] | None = None,
         seed: int | None = None,
-    ) -> Result[T]:
+    ) -> Result[T]: ...
+    @overload
+    def run(
+        self,
+        data: Input,
+        target: Any,
+        *,
+        instructions: str | None = None,
+        examples: Sequence[tuple[Any, Any]] | None = None,
+        seed: int | None = None,
+    ) -> Result[Any]: ...
+    def run(
+        self,
+        data: Input,
+        target: Any,
+        *,
+        instructions: str | None = None,
+        examples: Sequence[tuple[Any, Any]] | None = None,
+        seed: int | None = None,
+    ) -> Result[Any]:
         """Extract ``target`` from ``data``; the value plus usage, cost and attempts.
 
         A ``Document`` longer than ``max_chars`` is split along page and paragraph
@@ -418,6 +438,7 @@ class Extractor:
         finally:
             flow.close()  # on a network error: count the usage of earlier attempts now
 
+    @overload
     async def arun(
         self,
         data: Input,
@@ -426,7 +447,26 @@ class Extractor:
         instructions: str | None = None,
         examples: Sequence[tuple[Any, Any]] | None = None,
         seed: int | None = None,
-    ) -> Result[T]:
+    ) -> Result[T]: ...
+    @overload
+    async def arun(
+        self,
+        data: Input,
+        target: Any,
+        *,
+        instructions: str | None = None,
+        examples: Sequence[tuple[Any, Any]] | None = None,
+        seed: int | None = None,
+    ) -> Result[Any]: ...
+    async def arun(
+        self,
+        data: Input,
+        target: Any,
+        *,
+        instructions: str | None = None,
+        examples: Sequence[tuple[Any, Any]] | None = None,
+        seed: int | None = None,
+    ) -> Result[Any]:
         """``run``, without blocking the event loop (chunks and samples run concurrently)."""
         return await self._arun(data, target, instructions, examples, seed, self._limiter)
 
@@ -504,11 +544,19 @@ class Extractor:
         # Blank text yields no chunks: sent whole, as a short blank document would be.
         return split_document(data, self.max_chars) or None
 
-    def extract(self, data: Input, target: type[T], **options: Any) -> T:
+    @overload
+    def extract(self, data: Input, target: type[T], **options: Any) -> T: ...
+    @overload
+    def extract(self, data: Input, target: Any, **options: Any) -> Any: ...
+    def extract(self, data: Input, target: Any, **options: Any) -> Any:
         """The validated value alone."""
         return self.run(data, target, **options).value
 
-    async def aextract(self, data: Input, target: type[T], **options: Any) -> T:
+    @overload
+    async def aextract(self, data: Input, target: type[T], **options: Any) -> T: ...
+    @overload
+    async def aextract(self, data: Input, target: Any, **options: Any) -> Any: ...
+    async def aextract(self, data: Input, target: Any, **options: Any) -> Any:
         return (await self.arun(data, target, **options)).value
 
     def _wire(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -522,7 +570,7 @@ class Extractor:
             streamed["stream_options"] = {"include_usage": True}
         return streamed
 
-    def stream(self, data: Input, target: type[T], **options: Any) -> Iterator[Any]:
+    def stream(self, data: Input, target: Any, **options: Any) -> Iterator[Any]:
         """Yield partial values while the answer streams in, then the validated value.
 
         Partials are instances of a copy of the target whose fields are all optional;
@@ -531,7 +579,7 @@ class Extractor:
         self._check_streamable(data)
         return stream_values(self, self._prepare(data, target, *call_options(options)))
 
-    def astream(self, data: Input, target: type[T], **options: Any) -> AsyncIterator[Any]:
+    def astream(self, data: Input, target: Any, **options: Any) -> AsyncIterator[Any]:
         """``stream`` for async code."""
         self._check_streamable(data)
         return astream_values(self, self._prepare(data, target, *call_options(options)))
@@ -576,6 +624,7 @@ class Extractor:
 
     # -- batches ------------------------------------------------------------------------------
 
+    @overload
     def arun_many(
         self,
         inputs: Iterable[Input],
@@ -586,7 +635,30 @@ class Extractor:
         max_cost: float | None = None,
         on_progress: Callable[[BatchSummary], None] | None = None,
         **options: Any,
-    ) -> AsyncBatch[T]:
+    ) -> AsyncBatch[T]: ...
+    @overload
+    def arun_many(
+        self,
+        inputs: Iterable[Input],
+        target: Any,
+        *,
+        concurrency: int = 16,
+        rate_limit: float | None = None,
+        max_cost: float | None = None,
+        on_progress: Callable[[BatchSummary], None] | None = None,
+        **options: Any,
+    ) -> AsyncBatch[Any]: ...
+    def arun_many(
+        self,
+        inputs: Iterable[Input],
+        target: Any,
+        *,
+        concurrency: int = 16,
+        rate_limit: float | None = None,
+        max_cost: float | None = None,
+        on_progress: Callable[[BatchSummary], None] | None = None,
+        **options: Any,
+    ) -> AsyncBatch[Any]:
         """Extract from many inputs; ``async for item in ...`` yields them in input order."""
         return AsyncBatch(
             self,
@@ -599,6 +671,7 @@ class Extractor:
             options=options,
         )
 
+    @overload
     def run_many(
         self,
         inputs: Iterable[Input],
@@ -609,7 +682,30 @@ class Extractor:
         max_cost: float | None = None,
         on_progress: Callable[[BatchSummary], None] | None = None,
         **options: Any,
-    ) -> Batch[T]:
+    ) -> Batch[T]: ...
+    @overload
+    def run_many(
+        self,
+        inputs: Iterable[Input],
+        target: Any,
+        *,
+        concurrency: int = 16,
+        rate_limit: float | None = None,
+        max_cost: float | None = None,
+        on_progress: Callable[[BatchSummary], None] | None = None,
+        **options: Any,
+    ) -> Batch[Any]: ...
+    def run_many(
+        self,
+        inputs: Iterable[Input],
+        target: Any,
+        *,
+        concurrency: int = 16,
+        rate_limit: float | None = None,
+        max_cost: float | None = None,
+        on_progress: Callable[[BatchSummary], None] | None = None,
+        **options: Any,
+    ) -> Batch[Any]:
         """``arun_many`` for sync code: iterate the returned ``Batch``; ``.summary`` after."""
         return Batch(
             self.arun_many(
