@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 from pydantic import BaseModel
 
 from fieldwise import Extractor
@@ -49,6 +50,55 @@ def test_invented_values_trigger_a_reask_naming_them(fake_llm: FakeLLM) -> None:
     assert result.value.city == "london" and result.attempts == 2
     feedback = fake_llm.requests[1].body["messages"][-1]["content"]
     assert "city: 'Paris'" in feedback and "do not occur in the input" in feedback
+
+
+class Quote(BaseModel):
+    value: str
+
+
+def _grounded(fake: FakeLLM, text: str, value: str) -> tuple[int, int] | None:
+    """The evidence span of ``value`` extracted from ``text``, or None when it was found
+    ungrounded (the model says ``value`` and nothing else)."""
+    fake.script(*[reply.json({"value": value})] * 2)
+    ex = Extractor(base_url=fake.base_url, grounding=True, cache=False, max_retries=1)
+    result = ex.run(text, Quote)
+    return result.evidence.get("value")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Purchase order PO-555, due soon", "PO-55"),  # a number cut short
+        ("Ship to: Bucharest, Romania", "Oman"),  # a word inside another
+        ("Invoice INV2024001", "INV2024"),
+        ("Contact: Jonathan Smith", "Jon"),
+    ],
+)
+def test_a_value_found_only_inside_a_longer_word_is_not_grounded(
+    fake_llm: FakeLLM, text: str, value: str
+) -> None:
+    assert _grounded(fake_llm, text, value) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "span_text"),
+    [
+        ("Name: Jane Gri\ufb03n, Ltd", "Jane Griffin", "Jane Gri\ufb03n"),  # a PDF ligature
+        ("Mr O\u2019Brien called", "O'Brien", "O\u2019Brien"),  # a curly apostrophe
+        ("the Interna-\n  tional Trade Office", "International Trade", "Interna-\n  tional Trade"),
+        ("we co\u2011operate \u2014 always", "co-operate", "co\u2011operate"),
+        ("Herr Mu\u0308ller, Berlin", "M\u00fcller", "Mu\u0308ller"),  # composed vs not
+        ("Price\u00a0list: 5 EUR", "price list", "Price\u00a0list"),
+        ("Smith-Jones & Co", "Smith", "Smith"),
+        ("\u6771\u4eac\u90fd\u6e2f\u533a", "\u6771\u4eac", "\u6771\u4eac"),  # no spaces in CJK
+        ("ACME\u682a\u5f0f\u4f1a\u793e", "ACME", "ACME"),
+    ],
+)
+def test_a_value_typeset_differently_is_grounded_with_its_span_in_the_input(
+    fake_llm: FakeLLM, text: str, value: str, span_text: str
+) -> None:
+    span = _grounded(fake_llm, text, value)
+    assert span is not None and text[span[0] : span[1]] == span_text
 
 
 def test_grounding_off_by_default(fake_llm: FakeLLM) -> None:
