@@ -270,6 +270,21 @@ def test_a_value_equal_to_the_default_gives_way_and_is_reported() -> None:
     assert result.conflicts == [Conflict("currency", "USD", ("EUR",))]
 
 
+def test_chunks_without_items_disagree_with_nothing() -> None:
+    """A chunk without line items answers ``[]`` (and ``{}``, a set: empty), which adds
+    nothing to a concatenation: no conflict, where a chunk's scalar default is one."""
+    empty = Invoice.model_validate({"number": "INV-1", "items": [], "tags": [],
+                                    "totals_by_tax": {}, "codes": []})  # fmt: skip
+    full = Invoice(items=[Item(name="tea", price=2)], tags=["a"], totals_by_tax={"vat": 1.0},
+                   codes={"x"})  # fmt: skip
+    more = Invoice(items=[Item(name="jam", price=3)])
+    result = merge_values([empty, full, more], Invoice)
+    assert [i.name for i in result.value.items] == ["tea", "jam"]
+    assert result.value.tags == ["a"] and result.value.codes == {"x"}
+    assert result.value.totals_by_tax == {"vat": 1.0}
+    assert result.conflicts == []
+
+
 def test_false_and_zero_are_values_not_absence() -> None:
     result = merge_values([Invoice(paid=False, total=0.0), Invoice(paid=True, total=5)], Invoice)
     assert result.value.paid is False and result.value.total == 0.0

@@ -327,7 +327,7 @@ class _Merger:
             data[name] = self.merge([getattr(v, name) for v in chosen], child)
             kept = {id(v) for v in chosen}
             passed_over = [getattr(v, name) for v in given if id(v) not in kept]
-            if passed_over and not _missing(passed_over[0]):
+            if passed_over and not _missing(passed_over[0]) and not _empty_combined(passed_over[0]):
                 # A chunk may have meant its default value (not "not found"): the choice
                 # is reported, as any other disagreement between chunks is.
                 self.conflicts.append(Conflict(child, data[name], (passed_over[0],)))
@@ -340,6 +340,12 @@ class _Merger:
         return _validate(model, data)
 
 
+def _empty_combined(value: Any) -> bool:
+    """An empty list, set or mapping: these merge by combining every chunk's, so an empty
+    one (as a chunk without such items answers) adds nothing and disagrees with nothing."""
+    return isinstance(value, list | Set | Mapping) and not value
+
+
 def merge_values(values: Sequence[BaseModel], model: type[M]) -> MergeResult[M]:
     """Merge per-chunk extraction results into one value of ``model``.
 
@@ -350,7 +356,8 @@ def merge_values(values: Sequence[BaseModel], model: type[M]) -> MergeResult[M]:
       absent, and so does a field a chunk left at its default (not in
       ``model_fields_set``, or equal to the default while another chunk gives something
       else: on the wire null means the default; that choice is reported as a
-      ``Conflict`` too, since the chunk may have meant the default). Different present
+      ``Conflict`` too, since the chunk may have meant the default, unless it was an
+      empty list, set or dict, which adds nothing to a combination). Different present
       values are reported as a ``Conflict``.
 
     The merged data is validated again with ``model`` (its validators run on the
