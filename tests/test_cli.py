@@ -320,6 +320,73 @@ def test_extract_reads_stdin_as_bytes_through_the_loaders(
     assert "stdin is empty" in capsys.readouterr().err and len(fake_llm.requests) == sent
 
 
+def _pdf_bytes(*pages: str | None) -> bytes:
+    """A PDF whose pages say the given texts; ``None``: a page with an image and no text."""
+    fpdf = pytest.importorskip("fpdf")
+    image = pytest.importorskip("PIL.Image")
+    pdf = fpdf.FPDF()
+    for text in pages:
+        pdf.add_page()
+        if text is None:
+            pdf.image(image.new("RGB", (40, 20), "black"), x=10, y=10, w=40)
+        else:
+            pdf.set_font("Helvetica", size=12)
+            pdf.cell(text=text)
+    return bytes(pdf.output())
+
+
+def test_input_without_a_suffix_is_recognised_by_its_first_bytes(
+    fake_llm: FakeLLM,
+    schema_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PDF named ``invoice`` and an HTML page on stdin are read as such, never sent to
+    the model as raw bytes or markup."""
+    args = ["--schema", f"{schema_file}:Person", "--base-url", fake_llm.base_url, "--no-cache"]
+    path = tmp_path / "invoice"
+    path.write_bytes(_pdf_bytes("Ada Lovelace is 36 years old."))
+    fake_llm.script(reply.json({"name": "Ada Lovelace", "age": 36}))
+    assert main(["extract", str(path), *args]) == 0
+    sent = fake_llm.requests[-1].body["messages"][-1]["content"]
+    assert "Ada Lovelace is 36" in sent and "%PDF" not in sent
+    page = (
+        b"<!DOCTYPE html>\n<html><head><script>var total = '999.99';</script></head>"
+        b"<body><p>Grace Hopper is 85.</p></body></html>"
+    )
+    monkeypatch.setattr(sys, "stdin", _Stdin(page))
+    fake_llm.script(reply.json({"name": "Grace Hopper", "age": 85}))
+    assert main(["extract", "-", *args]) == 0
+    sent = fake_llm.requests[-1].body["messages"][-1]["content"]
+    assert "Grace Hopper is 85." in sent and "999.99" not in sent and "<p>" not in sent
+
+
+def test_extract_chunks_grounds_and_says_which_pages_have_no_text(
+    fake_llm: FakeLLM,
+    schema_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--schema", f"{schema_file}:Person", "--base-url", fake_llm.base_url, "--no-cache"]
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(_pdf_bytes("Ada Lovelace is 36 years old.", None, "The end."))
+    fake_llm.script(
+        reply.json({"name": "Grace", "age": 36}), reply.json({"name": "Ada Lovelace", "age": 36})
+    )
+    assert main(["extract", str(path), "--grounding", *args]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["name"] == "Ada Lovelace"
+    assert "do not occur" in fake_llm.requests[-1].body["messages"][-1]["content"]
+    assert "page(s) 2 of scan.pdf have no text layer" in captured.err
+    long = tmp_path / "long.txt"
+    long.write_text("Ada Lovelace is 36 years old. " * 10 + "\n\n" + "More text here. " * 20)
+    before = len(fake_llm.requests)
+    fake_llm.script(*[reply.json({"name": "Ada Lovelace", "age": 36})] * 5)
+    assert main(["extract", str(long), "--max-chars", "400", *args]) == 0
+    assert len(fake_llm.requests) - before >= 2  # one call per chunk
+    assert main(["extract", str(long), "--max-chars", "5", *args]) == 2  # a usage error
+
+
 def test_a_text_file_is_decoded_by_the_text_loader(
     fake_llm: FakeLLM, schema_file: Path, tmp_path: Path
 ) -> None:

@@ -147,11 +147,13 @@ def at_least_one(text: str) -> int:
     return value
 
 
-def make_extractor(args: argparse.Namespace) -> Any:
+def make_extractor(args: argparse.Namespace, **options: Any) -> Any:
+    """The extractor the common options describe; ``options``: a command's own."""
     from ..extractor import Extractor
 
     cache: Any = False if args.no_cache else ("refresh" if args.refresh else True)
     return Extractor(
+        **options,
         model=args.model,
         base_url=args.base_url,
         max_retries=args.max_retries,
