@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from fieldwise.tables import (
     model_columns,
     needs_work,
     ready_to_extract,
+    temp_beside,
     value_cells,
 )
 
@@ -220,6 +222,69 @@ def test_row_planner_counts_every_row_once() -> None:
     assert (report.input_chars, report.first_input) == (2, "b")
     again = RowPlanner(only_empty=False, limit=None)  # a later pass: nothing counted
     assert again.decide({"name": "KEEP"}, columns, {"notes": "a"}, ["notes"], None) == "a"
+
+
+def test_row_planner_limit_does_not_count_rows_the_cache_answers() -> None:
+    columns = [Column("name", ("name",))]
+    asked: list[list[str]] = []
+
+    def answered(texts: Any) -> list[bool]:
+        asked.append(list(texts))
+        return [text.startswith("cached") for text in texts]
+
+    texts = ["cached 1", "new 1", "cached 2", "new 2", "cached 3", "new 3"]
+    planner, report = RowPlanner(True, 2, answered=answered), FillReport()
+    for key, text in enumerate(texts, start=2):
+        planner.decide({"name": None}, columns, {"notes": text}, ["notes"], report, key)
+    planner.finish(report)
+    assert asked == [texts]  # one lookup for them all
+    assert (planner.cutoff, planner.planned, report.past_limit) == (5, 4, 2)
+    assert report.input_chars == sum(map(len, texts[:4])) and report.first_input == "cached 1"
+    later = RowPlanner(True, None, cutoff=planner.cutoff)  # the same rows, without lookups
+    plans = [
+        later.decide({"name": None}, columns, {"notes": text}, ["notes"], None, key)
+        for key, text in enumerate(texts, start=2)
+    ]
+    assert plans == [*texts[:4], None, None]
+
+
+def test_row_planner_looks_up_by_batches_and_stops_at_the_limit() -> None:
+    columns = [Column("name", ("name",))]
+    asked: list[int] = []
+
+    def answered(texts: Any) -> list[bool]:
+        asked.append(len(texts))
+        return [False] * len(texts)
+
+    planner, report = RowPlanner(True, 10, answered=answered), FillReport()
+    for key in range(100):
+        planner.decide({"name": None}, columns, {"notes": f"row {key}"}, ["notes"], report, key)
+    planner.finish(report)
+    assert asked == [64] and planner.cutoff == 9  # no lookup once the limit is placed
+    assert (planner.planned, report.past_limit) == (10, 90)
+
+
+def test_outputs_follow_links_and_the_folder_is_tried_first(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    source = tmp_path / "real" / "book.xlsx"
+    source.write_bytes(b"")
+    linked, out = tmp_path / "book.xlsx", tmp_path / "o.xlsx"
+    try:
+        linked.symlink_to(source)
+        out.symlink_to(tmp_path / "real" / "o.xlsx")
+    except OSError:  # Windows without the privilege
+        pytest.skip("symbolic links are not available")
+    assert default_output(linked, None, True) == source.resolve()
+    assert default_output(linked, out, False) == (tmp_path / "real" / "o.xlsx").resolve()
+    with pytest.raises(TableError, match="--in-place"):  # a link to the input is the input
+        default_output(source, linked, False)
+    handle, temp = temp_beside(source)
+    os.close(handle)
+    assert temp.parent == source.parent and temp.name.startswith(".book.xlsx.")
+    temp.unlink()
+    missing = tmp_path / "gone" / "o.xlsx"
+    with pytest.raises(TableError, match="cannot create a file in"):
+        temp_beside(missing)
 
 
 def test_ready_to_extract_and_input_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import threading
 import types
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -265,15 +266,26 @@ def input_file(path: str | os.PathLike[str]) -> Path:
     return source
 
 
+def _followed(path: Path) -> Path:
+    """The file a symbolic link points to (to the end of a chain of links), else ``path``.
+
+    The output is written by renaming a new file over it, which would put a plain file in
+    a link's place and leave the file it points to untouched: so a link is written
+    through, and its target gets the ``.bak`` and the lock-file check."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def default_output(path: Path, output: Path | None, in_place: bool) -> Path:
     """Where the filled file goes: ``-o``, the input itself (``--in-place``), or
-    ``NAME.filled.SUFFIX`` beside the input. Writing over the input needs ``--in-place``."""
+    ``NAME.filled.SUFFIX`` beside the input. Writing over the input needs ``--in-place``.
+    A symbolic link (the input with ``--in-place``, or ``-o``) is written through."""
     if in_place:
         if output is not None and output.resolve() != path.resolve():
             raise TableError("Give either --in-place or -o OUTPUT, not both.")
-        return path
+        return _followed(path)
     if output is None:
         return path.with_name(f"{path.stem}.filled{path.suffix}")
+    output = _followed(output)
     if output.exists() and output.resolve() == path.resolve():
         raise TableError(f"-o {output} is the input file: pass --in-place to overwrite it.")
     if not output.parent.is_dir():  # found now, not after every row has been paid for
@@ -283,18 +295,65 @@ def default_output(path: Path, output: Path | None, in_place: bool) -> Path:
     return output
 
 
+def temp_beside(destination: Path) -> tuple[int, Path]:
+    """A new hidden temporary file in the destination's folder (its open descriptor and
+    path), for the output to be renamed over the destination once written. Made before
+    the first call, so that a folder that cannot take a file is found then, not after
+    every row has been paid for."""
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+        )
+    except OSError as exc:
+        raise TableError(
+            f"cannot create a file in {destination.parent} for the output "
+            f"{destination.name} ({exc.strerror or exc}); choose another place with -o."
+        ) from None
+    return handle, Path(name)
+
+
+#: Row texts looked up in the cache at once while a ``limit`` is placed: one query for
+#: them all (``ResultCache.get_many``), and never more than this many rows read past the
+#: limit's last row for nothing.
+LOOKUP_CHUNK = 64
+
+
 class RowPlanner:
     """The decision every adapter's row planner ends with, so that all count alike.
 
     An adapter subclasses it, reads a row's target cells and source cells in its own format
     (after counting the row and dropping those it never plans: headers, blank rows), and
-    hands them to ``decide``. One planner per pass: ``planned`` counts toward ``limit``.
+    hands them to ``decide`` with the row's number (``key``, increasing). One planner per
+    pass: ``planned`` counts every row planned.
+
+    ``limit`` counts only the rows that will cost a call: a row whose answer the cache
+    holds already (``answered`` says which texts do; without it every row counts) is
+    planned without counting, so that repeated ``--limit N`` runs move on through the
+    table even when the rows they filled keep a blank (a null field) and so still need
+    work. The pass that places the limit ends with ``finish``; ``cutoff`` is then the key
+    of the last row the limit lets through (``None``: it lets every row through), which a
+    later pass over the same rows is given instead of ``limit``, so that it plans the very
+    same rows whatever the cache has learnt meanwhile.
     """
 
-    def __init__(self, only_empty: bool, limit: int | None) -> None:
+    def __init__(
+        self,
+        only_empty: bool,
+        limit: int | None,
+        *,
+        answered: Callable[[Sequence[str]], Sequence[bool]] | None = None,
+        cutoff: int | None = None,
+    ) -> None:
         self.only_empty = only_empty
         self.limit = limit
         self.planned = 0
+        self.answered = answered
+        self.cutoff = cutoff
+        #: rows counted against ``limit`` so far, and whether it is reached
+        self._counted = 0
+        self._full = False
+        #: rows whose place against ``limit`` waits for a cache lookup: ``(key, text)``
+        self._pending: list[tuple[int, str]] = []
 
     def decide(
         self,
@@ -303,13 +362,16 @@ class RowPlanner:
         row: Mapping[str, Any],
         sources: Sequence[str],
         report: FillReport | None,
+        key: int = 0,
     ) -> str | None:
         """The model's input for a row that needs a call, else ``None``.
 
         No call when no target needs work (``unchanged``), when every source cell is blank
-        (``no_input``) or past ``limit`` (``past_limit``). With ``report`` (the counting
-        pass) those counts go into it, and a planned row's text into ``input_chars`` and
-        ``first_input``.
+        (``no_input``) or past ``limit`` or ``cutoff`` (``past_limit``). With ``report``
+        (the counting pass) those counts go into it, and a planned row's text into
+        ``input_chars`` and ``first_input``. With ``limit`` and ``answered``, a text is
+        returned before its place is known (it waits for a lookup of many rows at once):
+        after ``finish``, drop the rows whose key is past ``cutoff``.
         """
         if not needs_work(existing, columns, self.only_empty):
             if report is not None:
@@ -320,16 +382,75 @@ class RowPlanner:
             if report is not None:
                 report.no_input += 1
             return None
-        if self.limit is not None and self.planned >= self.limit:
-            if report is not None:
-                report.past_limit += 1
-            return None
+        if self.limit is None:  # no limit, or a later pass given the first one's cutoff
+            if self.cutoff is None or key <= self.cutoff:
+                self._plan(text, report)
+                return text
+        elif not self._full:  # the limit is being placed: in order, by batches of rows
+            return self._wait(key, text, report)
+        if report is not None:
+            report.past_limit += 1
+        return None
+
+    def _wait(self, key: int, text: str, report: FillReport | None) -> str:
+        """Queue a row for its place against ``limit`` (at once without lookups)."""
+        self._pending.append((key, text))
+        if self.answered is None or len(self._pending) >= LOOKUP_CHUNK:
+            self._settle(report)  # without lookups, at once: the row is within the limit
+        return text
+
+    def finish(self, report: FillReport | None) -> None:
+        """Place the rows still waiting for their lookup (the end of the pass)."""
+        if self._pending:
+            self._settle(report)
+
+    def _settle(self, report: FillReport | None) -> None:
+        """Count the waiting rows against ``limit``, in order, reading the cache once for
+        all of them; the limit's last row becomes ``cutoff`` and those after it are past
+        the limit."""
+        pending, self._pending = self._pending, []
+        known = self.answered([text for _, text in pending]) if self.answered else ()
+        cached = iter(known)
+        for key, text in pending:
+            if self._full:
+                if report is not None:
+                    report.past_limit += 1
+                continue
+            self._plan(text, report)
+            if not next(cached, False):
+                self._counted += 1
+            if self.limit is not None and self._counted >= self.limit:
+                self._full, self.cutoff = True, key
+
+    def _plan(self, text: str, report: FillReport | None) -> None:
         self.planned += 1
         if report is not None:
             report.input_chars += len(text)
             if report.first_input is None:
                 report.first_input = text
-        return text
+
+
+def cache_lookup(
+    extractor: Any, target: Any, limit: int | None
+) -> Callable[[Sequence[str]], Sequence[bool]] | None:
+    """For ``RowPlanner(answered=...)``: which row texts ``extractor``'s cache answers
+    already (read with one query per batch of texts), so that they do not count against
+    ``limit``. ``None`` without a limit (nothing to place) or when the extractor is not an
+    ``Extractor``; with the cache off (``--no-cache``) every text reads as unanswered, so
+    every row counts."""
+    if limit is None or extractor is None:
+        return None
+    from .extractor import Extractor, call_options
+
+    if not isinstance(extractor, Extractor):
+        return None
+    options = call_options({})  # the adapters' run_many passes no per-call options
+
+    def answered(texts: Sequence[str]) -> list[bool]:
+        found = extractor._lookup_many(texts, target, options)
+        return [isinstance(hit, tuple) and hit[1] is not None for hit in found]
+
+    return answered
 
 
 def ready_to_extract(
@@ -365,6 +486,8 @@ class FillReport:
     skipped: int = 0
     cached: int = 0
     cells_written: int = 0
+    #: rows that got at least one target cell (an answer may only repeat what is there)
+    rows_written: int = 0
     created_columns: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False

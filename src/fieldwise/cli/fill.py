@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--in-place", action="store_true", help="replace FILE atomically")
     parser.add_argument("--sheet", help="worksheet to fill (default: the active one)")
     parser.add_argument(
+        "--header-row", type=int, metavar="N",
+        help="the header is row N, counted from 1 (default: found among the first rows)",
+    )  # fmt: skip
+    parser.add_argument(
         "--status-columns", action="store_true", help="add _status and _error columns"
     )
     parser.add_argument("--limit", type=int, metavar="N", help="fill at most N rows")
@@ -88,11 +94,12 @@ def run(args: argparse.Namespace) -> int:
         "status_columns": args.status_columns,
         "limit": args.limit,
         "sheet": args.sheet,
+        "header_row": args.header_row,
         "force": args.force,
         "concurrency": args.concurrency,
         "max_cost": args.max_cost,
     }
-    with extractor:
+    with extractor, _terminating():
         try:
             if args.dry_run:
                 return _dry_run(adapter, Path(args.input), options, extractor)
@@ -103,6 +110,50 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILURE
+        except _Terminated as exc:  # the shell's convention: 128 + the signal's number
+            print(f"error: stopped by {exc.name}", file=sys.stderr)
+            return 128 + exc.signum
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises ``KeyboardInterrupt`` and unwinding
+    the same way: the batch stops and the adapter removes its temporary file."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextmanager
+def _terminating() -> Iterator[None]:
+    """For the fill: SIGTERM and SIGHUP (a closed terminal, ``timeout``, a cancelled CI
+    job) raise ``_Terminated`` instead of ending the process on the spot, which left the
+    adapter's hidden temporary file behind. A signal the process ignores (``nohup``) stays
+    ignored, and each handler is put back afterwards."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (and receives the signals)
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    kinds = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {kind: signal.getsignal(kind) for kind in kinds}
+    for kind, handler in previous.items():
+        if handler is signal.SIG_DFL:
+            signal.signal(kind, stop)
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            if handler is signal.SIG_DFL:
+                signal.signal(kind, handler)
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -118,6 +169,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
         raise TableError(f"{path}: no such file.")
     if args.limit is not None and args.limit < 1:
         raise ConfigurationError("--limit must be at least 1.")
+    if args.header_row is not None and args.header_row < 1:
+        raise ConfigurationError("--header-row must be at least 1 (rows are counted from 1).")
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1.")
     if args.max_cost is not None and args.max_cost < 0:
@@ -242,8 +295,10 @@ def _fill(
             **options,
         )
     done, failed, skipped = report["done"], report["failed"], report["skipped"]
+    # rows answered are not rows filled: an answer may only repeat what is there already
+    filled = report.get("rows_written", done)
     parts = [
-        f"filled {done} row(s) ({report['cached']} from cache)",
+        f"filled {filled} row(s) of {done} answered ({report['cached']} from cache)",
         f"{failed} failed",
         f"{skipped} skipped at --max-cost" if skipped else "",
         f"{report['unchanged']} left as they were",

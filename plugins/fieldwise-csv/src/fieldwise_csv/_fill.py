@@ -12,10 +12,10 @@ file beside the target, then ``os.replace``: a crash never leaves half a file.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from fieldwise.tables import (
     FillReport,
     RowPlanner,
     TableError,
+    cache_lookup,
     cells_to_write,
     check_columns,
     default_output,
@@ -37,6 +38,7 @@ from fieldwise.tables import (
     input_file,
     model_columns,
     ready_to_extract,
+    temp_beside,
     value_cells,
     warner,
 )
@@ -49,6 +51,7 @@ from ._format import (
     candidate_encodings,
     detect_format,
     open_text,
+    preamble,
 )
 from ._format import split_ending as _split
 
@@ -108,8 +111,9 @@ class _Planner(RowPlanner):
         columns: Sequence[Column],
         only_empty: bool,
         limit: int | None,
+        **placing: Any,
     ) -> None:
-        super().__init__(only_empty, limit)
+        super().__init__(only_empty, limit, **placing)  # answered=, cutoff=: see RowPlanner
         self.layout = layout
         self.sources = sources
         self.columns = columns
@@ -117,23 +121,32 @@ class _Planner(RowPlanner):
     def existing(self, fields: Sequence[str]) -> dict[str, str | None]:
         return {c.header: self.layout.get(fields, c.header) for c in self.columns}
 
-    def plan(self, fields: Sequence[str], report: FillReport | None) -> str | None:
+    def plan(self, number: int, fields: Sequence[str], report: FillReport | None) -> str | None:
         if not fields:
             return None
         if report is not None:
             report.rows += 1
         row = {n: self.layout.get(fields, n) for n in self.sources}
-        return self.decide(self.existing(fields), self.columns, row, self.sources, report)
+        existing = self.existing(fields)
+        return self.decide(existing, self.columns, row, self.sources, report, number)
 
 
 def _open(path: Path, fmt: Format) -> io.TextIOWrapper:
     return open_text(path, fmt.encoding)
 
 
+def _records(stream: io.TextIOWrapper, fmt: Format) -> tuple[str, Iterator[tuple[list[str], str]]]:
+    """The lines above the header, as they are (Excel's ``sep=`` line, the rows above a
+    named header row), and the records from the header on."""
+    lines = "".join(stream.readline() for _ in range(fmt.skip_lines))
+    return lines, iter(Records(stream, fmt))
+
+
 def _check_pass(
     path: Path, sources: Sequence[str], columns: Sequence[Column], options: dict[str, Any]
-) -> tuple[Format, _Layout, FillReport]:
-    """Read the whole file once: encoding, dialect, columns, and the counts."""
+) -> tuple[Format, _Layout, FillReport, int | None]:
+    """Read the whole file once: encoding, dialect, columns, the counts, and the last row
+    that ``limit`` lets through (``None``: every row)."""
     last_error: UnicodeDecodeError | None = None
     for encoding in candidate_encodings(path):
         try:
@@ -141,7 +154,14 @@ def _check_pass(
                 sample = stream.read(SAMPLE_CHARS)
             if not sample.strip():
                 raise TableError(f"{path}: the file is empty; a CSV needs a header row.")
-            fmt, _ = detect_format(sample, encoding, path.suffix, sources)
+            skip, delimiter, rest = preamble(sample, options["header_row"])
+            if rest is None:
+                raise TableError(
+                    f"{path}: --header-row {options['header_row']}: the file has no such "
+                    f"row in its first {SAMPLE_CHARS // 1024} KiB."
+                )
+            fmt, _ = detect_format(rest, encoding, path.suffix, sources, delimiter)
+            fmt = dataclasses.replace(fmt, skip_lines=skip)
             return (fmt, *_count(path, fmt, sources, columns, options))
         except UnicodeDecodeError as exc:
             last_error = exc
@@ -150,33 +170,39 @@ def _check_pass(
 
 def _count(
     path: Path, fmt: Format, sources: Sequence[str], columns: Sequence[Column], options: Any
-) -> tuple[_Layout, FillReport]:
+) -> tuple[_Layout, FillReport, int | None]:
     report = FillReport()
+    named = options["header_row"]
+    where = str(path) if named is None else f"{path} header row {named}"
     with _open(path, fmt) as stream:
-        records = iter(Records(stream, fmt))
+        _, records = _records(stream, fmt)
         header, _ = next(records, ([], ""))
-        check_columns([h.strip() for h in header], sources, columns, str(path))
+        check_columns([h.strip() for h in header], sources, columns, where)
         layout = _layout(header, columns, options["status_columns"])
-        planner = _Planner(layout, sources, columns, options["only_empty"], options["limit"])
+        planner = _Planner(
+            layout, sources, columns, options["only_empty"], options["limit"],
+            answered=options["answered"],
+        )  # fmt: skip
         for number, (fields, _raw) in enumerate(records, start=2):
             if len(fields) > len(header) and layout.new_names and any(fields[len(header) :]):
                 raise TableError(
                     f"{path}: row {number} has {len(fields)} fields but the header has "
                     f"{len(header)}; new columns would land on its extra values. Fix the row."
                 )
-            planner.plan(fields, report)
+            planner.plan(number, fields, report)
+        planner.finish(report)
         report.planned = planner.planned
     report.created_columns = list(layout.new_names)
-    return layout, report
+    return layout, report, planner.cutoff
 
 
 def _texts(path: Path, fmt: Format, planner: _Planner) -> Iterator[tuple[int, str]]:
     """Pass two: the texts of the rows that need work, with their record numbers."""
     with _open(path, fmt) as stream:
-        records = iter(Records(stream, fmt))
+        _, records = _records(stream, fmt)
         next(records, None)
         for number, (fields, _raw) in enumerate(records, start=2):
-            text = planner.plan(fields, None)
+            text = planner.plan(number, fields, None)
             if text is not None:
                 yield number, text
 
@@ -185,6 +211,8 @@ class _Output:
     """Turns each record into its output text."""
 
     def __init__(self, fmt: Format, layout: _Layout, columns: Sequence[Column], options: Any):
+        #: target cells written, and rows that got at least one
+        self.cells = self.rows = 0
         self.writer = RowWriter(fmt)
         self.delimiter = fmt.delimiter
         self.layout = layout
@@ -193,7 +221,6 @@ class _Output:
         self.status: bool = options["status_columns"]
         self.encoding = fmt.encoding
         self.unencodable = 0
-        self.cells = 0
 
     def header(self, raw: str) -> str:
         if not self.layout.new_names:
@@ -229,6 +256,7 @@ class _Output:
             for name, value in cells_to_write(existing, new, self.only_empty).items():
                 updates[name] = self._text(value)
             self.cells += len(updates)
+            self.rows += bool(updates)
         if self.status:
             skipped = isinstance(item.error, BudgetExceededError)
             state = "ok" if item.error is None else ("skipped" if skipped else "error")
@@ -255,6 +283,7 @@ def fill(
     concurrency: int = 16,
     max_cost: float | None = None,
     sheet: str | None = None,
+    header_row: int | None = None,
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[Any], None] | None = None,
     warn: Callable[[str], None] | None = None,
@@ -268,17 +297,21 @@ def fill(
     destination = default_output(source, Path(output) if output else None, in_place)
     csv.field_size_limit(2**31 - 1)  # long notes fields are the point of this command
     columns = model_columns(target)
-    options = {"only_empty": only_empty, "status_columns": status_columns, "limit": limit}
-    fmt, layout, report = _check_pass(source, sources, columns, options)
+    if header_row is not None and header_row < 1:
+        raise TableError(f"--header-row {header_row}: rows are numbered from 1.")
+    options = {
+        "only_empty": only_empty, "status_columns": status_columns, "limit": limit,
+        "header_row": header_row, "answered": cache_lookup(extractor, target, limit),
+    }  # fmt: skip
+    fmt, layout, report, cutoff = _check_pass(source, sources, columns, options)
     report.output = str(destination)
     report.dry_run = dry_run
     if not ready_to_extract(report, dry_run=dry_run, extractor=extractor, on_total=on_total):
         return report.to_dict()
     out = _Output(fmt, layout, columns, options)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    temp = Path(temp_name)
+    # the rows the check pass planned, not counted again: the cache has changed meanwhile
+    planner = _Planner(layout, sources, columns, only_empty, None, cutoff=cutoff)
+    handle, temp = temp_beside(destination)  # an output folder that refuses it: no call made
     try:
         with (
             open(handle, "w", encoding=fmt.encoding, newline="") as sink,
@@ -287,16 +320,16 @@ def fill(
             results = extract_rows(
                 extractor,
                 target,
-                _texts(source, fmt, _Planner(layout, sources, columns, only_empty, limit)),
+                _texts(source, fmt, planner),
                 concurrency=concurrency,
                 max_cost=max_cost,
                 on_progress=on_progress,
                 report=report,
             )
             try:
-                records = iter(Records(stream, fmt))
+                above, records = _records(stream, fmt)
                 _header, raw = next(records)
-                sink.write(fmt.bom + out.header(raw))
+                sink.write(fmt.bom + above + out.header(raw))
                 # The results carry their record numbers: a row is changed exactly when the
                 # next result is for it (no second planning of every row here).
                 upcoming = next(results, None)
@@ -317,7 +350,7 @@ def fill(
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    report.cells_written = out.cells
+    report.cells_written, report.rows_written = out.cells, out.rows
     if out.unencodable:
         report.warnings.append(
             f"{out.unencodable} cell(s) held characters that {fmt.encoding} cannot store; "

@@ -68,6 +68,9 @@ class Format:
     skipinitialspace: bool
     quote_all: bool
     lineterminator: str
+    #: lines above the header (Excel's ``sep=`` line, rows before a named header row),
+    #: skipped when reading and copied as they are
+    skip_lines: int = 0
 
     @property
     def bom(self) -> str:
@@ -148,8 +151,24 @@ def _quoting(sample: str, delimiter: str) -> tuple[str, bool]:
     return max(QUOTINGS, key=scores.__getitem__)  # max keeps the first of equals
 
 
+#: Excel's first line naming the separator (``sep=;``), which Excel reads and hides
+_SEP_LINE = re.compile(r"sep=([^\"'\r\n])(?:\r\n|\n|\r)")
+
+
+def preamble(sample: str, header_row: int | None) -> tuple[int, str | None, str | None]:
+    """The lines above the header in ``sample`` (the file's first characters): how many,
+    the separator an Excel ``sep=X`` first line names (``None``: no such line), and the
+    sample from the header on (``None``: the sample ends before it). ``header_row``
+    counts rows as Excel shows them, without the ``sep=`` line."""
+    lines = io.StringIO(sample, newline="").readlines()
+    found = _SEP_LINE.fullmatch(lines[0]) if lines else None
+    skip = (1 if found else 0) + (header_row or 1) - 1
+    rest = "".join(lines[skip:]) if skip < len(lines) else None
+    return skip, found[1] if found else None, rest
+
+
 def detect_format(
-    sample: str, encoding: str, suffix: str, wanted: Sequence[str]
+    sample: str, encoding: str, suffix: str, wanted: Sequence[str], delimiter: str | None = None
 ) -> tuple[Format, list[str]]:
     """The dialect of ``sample`` (the file's first characters) and its header.
 
@@ -158,14 +177,16 @@ def detect_format(
     one under which it does not, because the sniffer is easily fooled by punctuation in
     the data. For the same reason the quote character and skipinitialspace are not the
     sniffer's but those under which the records agree with the header (``_quoting``).
+    A ``delimiter`` given (Excel's ``sep=`` line named it) is taken as it is.
     """
     cut = max(sample.rfind("\n"), sample.rfind("\r"))
     trimmed = sample[: cut + 1] if cut > 0 else sample
     default = "\t" if suffix.lower() == ".tsv" else ","
-    candidates: list[str] = []
-    with contextlib.suppress(csv.Error):
-        candidates.append(csv.Sniffer().sniff(trimmed, delimiters=DELIMITERS).delimiter)
-    candidates += [default, *DELIMITERS]
+    candidates: list[str] = [delimiter] if delimiter is not None else []
+    if delimiter is None:
+        with contextlib.suppress(csv.Error):
+            candidates.append(csv.Sniffer().sniff(trimmed, delimiters=DELIMITERS).delimiter)
+        candidates += [default, *DELIMITERS]
     delimiter, quoting = candidates[0], None
     for candidate in dict.fromkeys(candidates) if wanted else ():
         fits = _quoting(trimmed, candidate)

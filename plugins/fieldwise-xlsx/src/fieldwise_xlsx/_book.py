@@ -61,32 +61,46 @@ def _is_header(values: Sequence[Any]) -> bool:
     return texts >= 0.6 * len(used) and len(used) >= 0.5 * span
 
 
-def find_header(rows: Sequence[Sequence[Any]], sources: Sequence[str]) -> int:
-    """The header row's index in ``rows`` (the sheet's first rows).
+def find_header(
+    rows: Sequence[Sequence[Any]], sources: Sequence[str], targets: Sequence[str]
+) -> tuple[int, list[int]]:
+    """The header row's index in ``rows`` (the sheet's first rows), and the indexes of the
+    other rows that could have been it.
 
-    The first mostly-text row that names every source column; failing that, the first
-    mostly-text row (the missing-column error then lists its names); failing that, 0.
-    A title or note above the table is thereby skipped.
+    Every row that names every source column is a candidate, text or not (years as column
+    names are numbers); of those, the one that also names the most target columns wins,
+    the first of equals: a title, or a legend above the table that names a source column,
+    names fewer of them than the header. Failing any, the most header-like row (naming the
+    most targets, then mostly text, then the most text cells), whose names the
+    missing-column error lists; failing that, 0.
     """
-    candidates = [i for i, row in enumerate(rows) if _is_header(row)]
-    for i in candidates:
-        names = {source_text(v).strip() for v in rows[i]}
-        if all(name in names for name in sources):
-            return i
-    return candidates[0] if candidates else 0
+    names = [{source_text(v).strip() for v in row} for row in rows]
+    named = [sum(target in found for target in targets) for found in names]
+    candidates = [i for i, found in enumerate(names) if all(n in found for n in sources)]
+    if candidates:
+        best = max(candidates, key=named.__getitem__)  # max keeps the first of equals
+        return best, [i for i in candidates if i != best]
+    likeness = [
+        (named[i], _is_header(row), sum(isinstance(v, str) and bool(v.strip()) for v in row))
+        for i, row in enumerate(rows)
+    ]
+    return max(range(len(rows)), key=likeness.__getitem__, default=0), []
 
 
 def save(
-    write: Callable[[IO[bytes]], None], source: Path, destination: Path, *, backup: bool
+    write: Callable[[IO[bytes]], None],
+    source: Path,
+    destination: Path,
+    reserved: tuple[int, Path],
+    *,
+    backup: bool,
 ) -> None:
-    """Write the workbook (``write`` puts it into a stream) to ``destination`` through a
-    temporary file in the same folder (flushed and fsynced, then renamed), keeping
-    ``source``'s permission bits; with ``backup``, the replaced file is kept as
-    ``NAME.bak`` first."""
-    handle, name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    temp = Path(name)
+    """Write the workbook (``write`` puts it into a stream) to ``destination`` through
+    ``reserved``, a temporary file in the same folder made before the first call
+    (``fieldwise.tables.temp_beside``: descriptor and path), flushed and fsynced, then
+    renamed, keeping ``source``'s permission bits; with ``backup``, the replaced file is
+    kept as ``NAME.bak`` first."""
+    handle, temp = reserved
     try:
         with open(handle, "wb") as stream:
             write(stream)

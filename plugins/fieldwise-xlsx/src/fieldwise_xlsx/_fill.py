@@ -26,6 +26,7 @@ from fieldwise.tables import (
     FillReport,
     RowPlanner,
     TableError,
+    cache_lookup,
     cells_to_write,
     check_columns,
     default_output,
@@ -35,6 +36,7 @@ from fieldwise.tables import (
     is_blank,
     model_columns,
     ready_to_extract,
+    temp_beside,
     value_cells,
     warner,
 )
@@ -78,10 +80,11 @@ class _Planner(RowPlanner):
         sources: Sequence[str],
         columns: Sequence[Column],
         options: dict[str, Any],
-        totals: AbstractSet[int] = frozenset(),
+        not_data: AbstractSet[int] = frozenset(),
+        answered: Callable[[Sequence[str]], Sequence[bool]] | None = None,
     ) -> None:
-        super().__init__(options["only_empty"], options["limit"])
-        self.totals = totals
+        super().__init__(options["only_empty"], options["limit"], answered=answered)
+        self.not_data = not_data
         self.grid = grid
         self.layout = layout
         self.sources = sources
@@ -144,8 +147,8 @@ class _Planner(RowPlanner):
             for column in self._anchor_rows[row]:
                 self._anchors[(row, column)] = cells.value(column)
         sources = {n: self._source(row, cells, self.layout.columns[n]) for n in self.sources}
-        if row <= self.layout.header_row or row in self.totals:
-            return None  # the totals row of a table over these columns is not data
+        if row <= self.layout.header_row or row in self.not_data:
+            return None  # the header or totals row of a table over these columns
         if all(is_blank(v) for v in sources.values()) and cells.blank():
             return None  # an empty row (a merged source cell shows its anchor's text)
         if report is not None:
@@ -160,10 +163,19 @@ class _Planner(RowPlanner):
             if report is not None:
                 report.unchanged += 1
             return None
-        text = self.decide(existing, writable, sources, self.sources, report)
+        text = self.decide(existing, writable, sources, self.sources, report, row)
         if text is not None and existing != self._all_blank:
             self.targets[row] = existing  # the usual row (all blank, all writable) is not kept
         return text
+
+    def within_limit(self, texts: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """``texts`` less the rows past the limit, once ``finish`` has placed it (a row
+        is planned before the cache says whether it counts)."""
+        if self.limit is None or self.cutoff is None:
+            return texts
+        for row in [row for row in self.targets if row > self.cutoff]:
+            del self.targets[row]
+        return [(row, text) for row, text in texts if row <= self.cutoff]
 
 
 def _write_row(
@@ -211,6 +223,7 @@ def fill(
     concurrency: int = 16,
     max_cost: float | None = None,
     sheet: str | None = None,
+    header_row: int | None = None,
     force: bool = False,
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[Any], None] | None = None,
@@ -227,9 +240,11 @@ def fill(
     if destination.suffix.lower() != suffix:
         raise TableError(f"-o {destination}: keep the input's {suffix} suffix.")
     model_columns(target)  # an unusable schema fails before the file is read
-    if in_place:
+    if header_row is not None and header_row < 1:
+        raise TableError(f"--header-row {header_row}: rows are numbered from 1.")
+    if in_place and destination != source:  # a link: Excel may have opened either name
         _book.check_unlocked(source)
-    elif destination.exists():
+    if in_place or destination.exists():
         _book.check_unlocked(destination)
     _book.inspect(source, force=force)
     with _reading(source):
@@ -240,7 +255,8 @@ def fill(
             target=target, sources=sources, extractor=extractor, in_place=in_place,
             dry_run=dry_run, concurrency=concurrency, max_cost=max_cost, on_total=on_total,
             on_progress=on_progress,
-            options={"only_empty": only_empty, "limit": limit, "status": status_columns},
+            options={"only_empty": only_empty, "limit": limit, "status": status_columns,
+                     "header_row": header_row},
         )  # fmt: skip
     finally:
         book.close()
@@ -265,27 +281,32 @@ def _fill_sheet(
 ) -> dict[str, Any]:
     grid = book.grid
     columns = model_columns(target)
+    targets = [c.header for c in columns]
     with _reading(source):
-        first = [cells.values() for _, cells in islice(grid.rows(), _book.HEADER_SCAN_ROWS)]
-        index = _book.find_header(first, sources)
-        header_values = first[index] if first else ()
-        where = f"{source.name} sheet {book.title!r} header row {index + 1}"
+        header_row, header_values, notes = _header(grid, book.title, sources, targets, options)
+        where = f"{source.name} sheet {book.title!r} header row {header_row}"
         check_columns(list(header_names(header_values)), sources, columns, where)
-        targets = [c.header for c in columns]
         if options["status"]:
             targets += [STATUS_COLUMN, ERROR_COLUMN]
-        layout = build_layout(grid, book.tables, index + 1, header_values, targets, sources)
+        layout = build_layout(grid, book.tables, header_row, header_values, targets, sources)
         report = FillReport(output=str(destination), dry_run=dry_run, created_columns=layout.new)
-        totals = {
-            row for table in tables_over(grid, book.tables, layout) for row in table.totals_rows
+        not_data = {  # the header and totals rows of the tables over these columns
+            row
+            for table in tables_over(grid, book.tables, layout)
+            for rows in (table.header_rows, table.totals_rows)
+            for row in rows
         }
-        planner = _Planner(grid, layout, sources, columns, options, totals)
+        answered = cache_lookup(extractor, target, options["limit"])
+        planner = _Planner(grid, layout, sources, columns, options, not_data, answered)
         texts: list[tuple[int, str]] = []
         for row, cells in grid.rows(until=layout.merged_end):
             text = planner.plan(row, cells, report)
             if text is not None:
                 texts.append((row, text))
-        book.head, table_notes, notes = add_columns(grid, book.tables, layout)
+        planner.finish(report)
+        texts = planner.within_limit(texts)
+        book.head, table_notes, more_notes = add_columns(grid, book.tables, layout)
+        notes += more_notes
     report.planned = planner.planned
     protected = protection_warning(grid, book.title)
     if protected is not None:
@@ -300,13 +321,36 @@ def _fill_sheet(
     report.warnings.extend(notes + table_notes)  # table notes: reported, not warned
     if not ready_to_extract(report, dry_run=dry_run, extractor=extractor, on_total=on_total):
         return report.to_dict()
-    results = extract_rows(
-        extractor, target, texts, concurrency=concurrency, max_cost=max_cost,
-        on_progress=on_progress, report=report,
-    )  # fmt: skip
+    handle, temp = temp_beside(destination)  # an output folder that refuses it: no call made
+    try:
+        _extract(extractor, target, texts, grid, planner, report, say, options["status"],
+                 concurrency=concurrency, max_cost=max_cost, on_progress=on_progress)  # fmt: skip
+    except BaseException:
+        os.close(handle)
+        temp.unlink(missing_ok=True)
+        raise
+    _book.save(book.write, source, destination, (handle, temp), backup=in_place)
+    return report.to_dict()
+
+
+def _extract(
+    extractor: Any,
+    target: Any,
+    texts: list[tuple[int, str]],
+    grid: Grid,
+    planner: _Planner,
+    report: FillReport,
+    say: Callable[[str], None],
+    status: bool,
+    **batch: Any,
+) -> None:
+    """Run the planned rows and write each answer into the grid as it comes."""
+    results = extract_rows(extractor, target, texts, report=report, **batch)
     try:
         for row, item in results:
-            report.cells_written += _write_row(grid, planner, row, item, options["status"])
+            written = _write_row(grid, planner, row, item, status)
+            report.cells_written += written
+            report.rows_written += written > 0
     finally:
         results.close()
     if grid.codec.cut:
@@ -316,5 +360,30 @@ def _fill_sheet(
         )
         say(note)
         report.warnings.append(note)
-    _book.save(book.write, source, destination, backup=in_place)
-    return report.to_dict()
+
+
+def _header(
+    grid: Grid,
+    title: str,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    options: dict[str, Any],
+) -> tuple[int, tuple[Any, ...], list[str]]:
+    """The header row's number and values, and a note when other rows of the first ones
+    could have been it too (the user may have meant one of them)."""
+    chosen = options["header_row"]
+    if chosen is not None:  # named: any row, checked for the columns by the caller
+        last = grid.last_row
+        if chosen > last:
+            raise TableError(f"--header-row {chosen}: sheet {title!r} has {last} row(s).")
+        return chosen, grid.cells(chosen).values(), []
+    first = [cells.values() for _, cells in islice(grid.rows(), _book.HEADER_SCAN_ROWS)]
+    index, others = _book.find_header(first, sources, targets)
+    notes = []
+    if others:
+        rows = ", ".join(str(i + 1) for i in others)
+        notes.append(
+            f"sheet {title!r}: row {index + 1} is taken as the header; row(s) {rows} also "
+            "name every --from column (pass --header-row N to use another)."
+        )
+    return index + 1, first[index] if first else (), notes

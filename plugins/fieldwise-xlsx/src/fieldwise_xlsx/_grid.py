@@ -207,6 +207,11 @@ class Grid:
             yield expected, RowCells(self, {})
             expected += 1
 
+    @property
+    def last_row(self) -> int:
+        """The number of the last stored row (0: none)."""
+        return self._numbers[-1] if self._numbers else 0
+
     def cells(self, row: int) -> RowCells:
         """The stored cells of one row (none for a row not stored)."""
         if self._parsed[0] == row:

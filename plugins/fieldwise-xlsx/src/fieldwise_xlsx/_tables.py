@@ -90,6 +90,14 @@ class TablePart:
         ]
 
     @property
+    def header_rows(self) -> range:
+        """The table's header row, unless it hides it (``headerRowCount="0"``)."""
+        found = attributes(self._root()[1])
+        count = int(found.get("headerRowCount", "1") or 1)
+        min_row = self.bounds[1]
+        return range(min_row, min_row + count)
+
+    @property
     def totals_rows(self) -> range:
         """The rows of the table's totals row, if it shows one."""
         found = attributes(self._root()[1])
