@@ -89,20 +89,18 @@ async def test_readyz_is_503_when_the_endpoint_is_unreachable(tmp_path: Any) -> 
     assert f"127.0.0.1:{port}" not in error["message"]  # where it lives is not the client's
 
 
-async def test_readyz_is_503_whatever_the_probe_raises(fake_llm: FakeLLM, tmp_path: Any) -> None:
-    # Credentials in the base URL beside the API key: the HTTP client refuses to send
-    # that request at all (not a FieldwiseError).
-    ex = Extractor(
-        model="m",
-        base_url=fake_llm.base_url.replace("http://", "http://user:URLPASSWORD@"),
-        api_key=API_KEY,
-        cache_dir=str(tmp_path),
-        network_retries=0,
-    )
-    async with client_for(create_app(SCHEMAS, ex)) as c:
+async def test_readyz_is_503_whatever_the_probe_raises(
+    extractor: Extractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not a FieldwiseError (a transport bug, an HTTP client refusing the request), with
+    # the key and a URL's password in its text.
+    async def broken() -> None:
+        raise RuntimeError(f"refused http://user:URLPASSWORD@upstream.test/v1 ({API_KEY})")
+
+    monkeypatch.setattr(extractor, "acheck", broken)
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
         first = await c.get("/readyz")
         second = await c.get("/readyz")
-    await ex.aclose()
     for response in (first, second):
         error = assert_error(response, 503, "not_ready")
         assert API_KEY not in error["message"] and "URLPASSWORD" not in error["message"]
@@ -786,3 +784,201 @@ async def test_upload_form_fields_must_be_well_formed(
         url, files=[("file", ("a.note", b"x")), ("file", ("b.note", b"y"))]
     )
     assert assert_error(two_files, 422, "validation_error")["field"] == "file"
+
+
+# -- clients that leave, tokens from secret files, what a client is told ---------------------
+
+
+async def _post_and_leave(app: FastAPI, path: str, content_type: str, sent: bytes) -> list[Any]:
+    """Drive ``app`` as a server would for a client that sends part of a 5000-byte body and
+    then closes the connection; the messages the app sent back."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"service.test"),
+            (b"content-type", content_type.encode()),
+            (b"content-length", b"5000"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("service.test", 80),
+    }
+    pending = [{"type": "http.request", "body": sent, "more_body": True}]
+    answered: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        answered.append(message)
+
+    await app(scope, receive, send)
+    return answered
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "sent"),
+    [
+        (
+            "/v1/extract/Contact/file",
+            "multipart/form-data; boundary=XX",
+            b'--XX\r\nContent-Disposition: form-data; name="file"; filename="a.note"\r\n\r\nAda',
+        ),
+        ("/v1/extract/Contact", "application/json", b'{"text": "Ad'),  # the shortcut
+        ("/v1/extract/Contact", "text/plain", b"Ad"),  # FastAPI's route reads it
+    ],
+    ids=["upload", "json", "other-type"],
+)
+async def test_a_client_that_leaves_mid_body_is_logged_as_499(
+    extractor: Extractor,
+    fake_llm: FakeLLM,
+    notes_loader: None,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    content_type: str,
+    sent: bytes,
+) -> None:
+    """Nginx's 499: the client closed the connection before it was answered. Nobody is
+    left to answer, and it is no error of the service's (no 500, no traceback)."""
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    answered = await _post_and_leave(create_app(SCHEMAS, extractor), path, content_type, sent)
+    assert answered == []
+    (line,) = access_lines(caplog)
+    assert (line["status"], line["error"], line["schema"]) == (499, "client_closed", "Contact")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+
+
+async def test_the_service_token_is_taken_without_surrounding_whitespace(
+    extractor: Extractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token read from a secret file ends with a newline that no client sends."""
+    auth = {"authorization": f"Bearer {SERVICE_TOKEN}"}
+    monkeypatch.setenv("FIELDWISE_SERVICE_TOKEN", f"{SERVICE_TOKEN}\n")
+    async with client_for(create_app(SCHEMAS, extractor), **auth) as c:
+        from_env = await c.get("/v1/schemas")
+    async with client_for(create_app(SCHEMAS, extractor, token=f" {SERVICE_TOKEN}\t"), **auth) as c:
+        given = await c.get("/v1/schemas")
+        assert_error(
+            await c.get("/v1/schemas", headers={"authorization": "Bearer x"}), 401, "unauthorized"
+        )
+    assert from_env.status_code == given.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "token", ["svc token", "svc\ttoken", "svc\x1btoken", "svc\x7ftoken", "\n", " \r\n "]
+)
+@pytest.mark.parametrize("source", ["environment", "argument"])
+def test_a_token_no_client_can_send_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, token: str, source: str
+) -> None:
+    """Whitespace or a control character inside it, or nothing but whitespace: no bearer
+    header could carry it, so every client would get 401. Say so at start instead."""
+    ex = Extractor(model="m", base_url="http://127.0.0.1:9/v1", api_key=API_KEY)
+    if source == "environment":
+        monkeypatch.setenv("FIELDWISE_SERVICE_TOKEN", token)
+    with pytest.raises(ConfigurationError) as refused:
+        create_app(SCHEMAS, ex, token=token if source == "argument" else None)
+    assert "service token" in str(refused.value)
+    assert "svc" not in str(refused.value)  # nor any part of it
+
+
+async def test_upload_failures_are_logged_with_their_schema(
+    client: httpx.AsyncClient, notes_loader: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    url = "/v1/extract/Contact/file"
+    for body, ctype in (
+        multipart("scan.xyz", b"\x00\x01"),  # 415: no loader reads it
+        multipart("a.note", b""),  # 400: empty
+        multipart("a.note", b"x", seed="many"),  # 422
+        multipart("a.note", b"x", instructions="i" * (65 * 1024)),  # 413: a field over 64 KiB
+    ):
+        await client.post(url, content=body, headers={"content-type": ctype})
+    await client.post(url, content=b"x", headers={"content-type": "text/plain"})  # 415
+    lines = access_lines(caplog)
+    assert [line["status"] for line in lines] == [415, 400, 422, 413, 415]
+    assert {line["schema"] for line in lines} == {"Contact"}
+
+
+#: advice meant for a Python caller of the library, which an HTTP client cannot act on
+LIBRARY_ADVICE = (
+    "max_retries",
+    "max_tokens=",
+    "rate_limit=",
+    "run_many",
+    "provider=",
+    "API_KEY",
+    "api_key=",
+    "base_url",
+    "pip install",
+    "reasoning",
+    "instructions=",
+)
+
+
+LIBRARY_ERRORS = {
+    "ProviderError",
+    "RateLimitError",
+    "AuthenticationError",
+    "InsufficientCreditsError",
+    "BadRequestError",
+    "ContextLengthError",
+    "ModerationError",
+    "RefusalError",
+    "TruncatedOutputError",
+    "EmptyOutputError",
+    "ExtractionError",
+    "APIConnectionError",
+}
+
+
+@pytest.mark.parametrize(
+    ("replies", "status", "says"),
+    [
+        ([reply.http_error(500)], 502, "try again later"),
+        ([reply.error_in_body(500, "boom")], 502, "try again later"),
+        ([reply.http_error(429, retry_after=3)], 429, "Retry-After"),
+        ([reply.http_error(401)], 502, "operator"),
+        ([reply.http_error(402)], 502, "operator"),
+        ([reply.http_error(404)], 502, "operator"),
+        ([reply.http_error(400, "maximum context length exceeded")], 400, "shorten"),
+        ([reply.http_error(403)], 400, "moderation"),
+        ([reply.refusal()], 502, "refused"),
+        ([reply.truncated()], 502, "shorter"),
+        ([reply.empty()], 502, "try again"),
+        ([reply.malformed(), reply.malformed()], 502, "try again"),
+        ([reply.drop()], 502, "try again later"),
+    ],
+)
+async def test_error_messages_say_what_the_http_client_can_do(
+    client: httpx.AsyncClient,
+    fake_llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    replies: list[Any],
+    status: int,
+    says: str,
+) -> None:
+    """The library's messages advise a Python caller (``max_retries=``, ``run_many``, which
+    key to check); an HTTP client gets the service's own sentence, and the library's goes to
+    the service log."""
+    caplog.set_level(logging.DEBUG, logger="fieldwise.service")
+    fake_llm.script(*replies)
+    response = await client.post("/v1/extract/Contact", json={"text": "someone"})
+    assert response.status_code == status
+    message = response.json()["error"]["message"]
+    assert says.lower() in message.lower(), message
+    for advice in LIBRARY_ADVICE:
+        assert advice not in message, (advice, message)
+    assert "model endpoint the model endpoint" not in message
+    assert message.count("HTTP") <= 1, message
+    logged = [r.getMessage() for r in caplog.records if r.name == "fieldwise.service"]
+    # the library's own message ("ProviderError: HTTP 500 from ...") is the operator's
+    assert any(line.startswith(f"{name}: ") for line in logged for name in LIBRARY_ERRORS)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +135,27 @@ def test_serve_is_a_registered_command() -> None:
     assert args.schemas == ["a.py", "b:C"] and args.max_concurrency == 4
     assert args.host == "127.0.0.1" and args.port == 8000 and not args.insecure
     assert callable(args.func)
+
+
+def test_serve_refuses_a_token_no_client_can_send(forms: Path) -> None:
+    """A usage error (exit 2) before anything starts; on a port already taken, a server
+    that went on to start would exit 1 instead."""
+    env = {**os.environ, "OPENAI_API_KEY": "sk-unused", "FIELDWISE_SERVICE_TOKEN": "svc token"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [
+            sys.executable, "-m", "fieldwise", "serve", "--schemas", str(forms),
+            "--port", str(port), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+        ]  # fmt: skip
+        done = subprocess.run(
+            command,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert "FIELDWISE_SERVICE_TOKEN" in done.stderr and "Traceback" not in done.stderr
+    assert "svc token" not in done.stderr

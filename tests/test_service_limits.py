@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import anyio
 import httpx
@@ -12,13 +13,15 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from fieldwise import Extractor
+from fieldwise import Document, DocumentLoader, Extractor, hookimpl
+from fieldwise.plugins import register_plugin
 from fieldwise.service import create_app
 from fieldwise.service.limits import UpstreamLimiter
 from fieldwise.testing import FakeLLM, RecordedRequest, Reply, reply
 from tests.test_service_support import (
     BASE,
     SCHEMAS,
+    SERVICE_TOKEN,
     access_lines,
     assert_error,
     client_for,
@@ -268,3 +271,164 @@ async def test_the_limiter_refuses_at_once_with_a_zero_queue_timeout() -> None:
         assert limiter.in_use == 1
     with pytest.raises(ValueError):
         UpstreamLimiter(0, 1)
+
+
+# -- reading uploaded documents --------------------------------------------------------------
+
+
+class HeldLoader:
+    """A document loader for ``.held`` files that holds every read until the test lets go,
+    counting the reads that started, ran at once and finished."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self.started = self.running = self.most = self.finished = 0
+
+    @hookimpl
+    def register_document_loaders(self, register: Any) -> None:
+        register(DocumentLoader("held", self.load, suffixes=(".held",)))
+
+    def load(self, data: bytes, name: str) -> Document:
+        with self._lock:
+            self.started += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            self.release.wait(30)  # a bound, should the test fail before letting go
+        finally:
+            with self._lock:
+                self.running -= 1
+                self.finished += 1
+        return Document(data.decode(), metadata={"name": name})
+
+
+@pytest.fixture
+def held_loader() -> Iterator[HeldLoader]:
+    loader = HeldLoader()
+    unregister = register_plugin(loader, name="test-held")
+    try:
+        yield loader
+    finally:
+        loader.release.set()
+        unregister()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(10):  # a bound, not a timing assertion
+        while not condition():
+            await anyio.sleep(0.01)
+
+
+async def test_a_document_read_under_way_finishes_before_the_504(
+    extractor: Extractor, fake_llm: FakeLLM, held_loader: HeldLoader
+) -> None:
+    """A read is never abandoned to run on unseen (uncounted, piling up): the request
+    past its deadline waits for it, then answers 504 without extracting."""
+    app = create_app(SCHEMAS, extractor, request_timeout=0.05)
+    body, content_type = multipart("scan.held", b"Ada Lovelace")
+    answers: list[tuple[httpx.Response, int]] = []
+    async with client_for(app) as c:
+
+        async def upload() -> None:
+            response = await c.post(
+                "/v1/extract/Contact/file", content=body, headers={"content-type": content_type}
+            )
+            answers.append((response, held_loader.finished))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(upload)
+            await _until(lambda: held_loader.started == 1)
+            await anyio.sleep(0.3)  # past the deadline, with the read still held
+            held_loader.release.set()
+    ((response, finished_when_answered),) = answers
+    assert_error(response, 504, "timeout")
+    assert finished_when_answered == 1
+    assert not [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+
+
+async def test_document_reads_are_capped_and_a_waiting_one_gives_up_at_its_deadline(
+    extractor: Extractor, fake_llm: FakeLLM, held_loader: HeldLoader
+) -> None:
+    """With one extraction slot there is one read slot: a second upload waits for it, and
+    gives up at its deadline without starting its read."""
+    app = create_app(SCHEMAS, extractor, max_concurrency=1, request_timeout=0.2)
+    body, content_type = multipart("scan.held", b"Ada Lovelace")
+    first: list[httpx.Response] = []
+    async with client_for(app) as c:
+
+        async def upload() -> httpx.Response:
+            return await c.post(
+                "/v1/extract/Contact/file", content=body, headers={"content-type": content_type}
+            )
+
+        async def first_upload() -> None:
+            first.append(await upload())
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(first_upload)
+            await _until(lambda: held_loader.started == 1)
+            second = await upload()
+            started_meanwhile = held_loader.started
+            held_loader.release.set()
+    assert_error(second, 504, "timeout")
+    assert started_meanwhile == 1 and held_loader.most == 1
+    assert_error(first[0], 504, "timeout")  # its read outlasted the second's whole wait
+    assert held_loader.finished == 1
+
+
+# -- refusals: who is told what ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["plain", "mount", "root_path"])
+async def test_without_the_token_an_oversized_body_is_401_not_413(
+    extractor: Extractor, fake_llm: FakeLLM, how: str
+) -> None:
+    """The caps are the service's business: a client without the token learns nothing of
+    them, and its body is still never read."""
+    app = create_app(
+        SCHEMAS, extractor, token=SERVICE_TOKEN, max_body_bytes=1000, max_upload_bytes=2000
+    )
+    prefix = "" if how == "plain" else "/api"
+    if how == "mount":
+        transport = httpx.ASGITransport(app=Starlette(routes=[Mount("/api", app=app)]))
+    else:
+        transport = httpx.ASGITransport(app=app, root_path=prefix)
+    streamed = CountingBody(b'{"text": "', b"y" * 1024, 100, b'"}')
+    upload, content_type = multipart("big.note", b"z" * 5000)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+        refused = [
+            await c.post(f"{prefix}/v1/extract/Contact", json={"text": "x" * 2000}),
+            await c.post(
+                f"{prefix}/v1/extract/Contact",
+                content=streamed,
+                headers={"content-type": "application/json"},
+            ),
+            await c.post(
+                f"{prefix}/v1/extract/Contact/file",
+                content=upload,
+                headers={"content-type": content_type},
+            ),
+        ]
+        c.headers["authorization"] = f"Bearer {SERVICE_TOKEN}"
+        too_big = await c.post(f"{prefix}/v1/extract/Contact", json={"text": "x" * 2000})
+    for response in refused:
+        assert_error(response, 401, "unauthorized")
+        assert "1000" not in response.text and "2000" not in response.text
+        assert response.headers["connection"] == "close"  # its body was never read
+    assert streamed.pulled == 0
+    assert_error(too_big, 413, "payload_too_large")
+    assert not [r for r in fake_llm.requests if r.method == "POST"]
+
+
+async def test_a_form_field_over_its_cap_closes_the_connection(
+    extractor: Extractor, notes_loader: None
+) -> None:
+    """The rest of that body is never read, so the connection cannot carry another request."""
+    body, content_type = multipart("a.note", b"x", instructions="i" * (65 * 1024))
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        response = await c.post(
+            "/v1/extract/Contact/file", content=body, headers={"content-type": content_type}
+        )
+    assert_error(response, 413, "payload_too_large")
+    assert response.headers["connection"] == "close"

@@ -77,6 +77,38 @@ def test_with_a_token_every_v1_route_declares_bearer_auth_and_401(
     assert next(iter(schemes.values()))["scheme"] == "bearer"
 
 
+def test_no_operation_declares_an_answer_it_never_gives(sync_extractor: Extractor) -> None:
+    """Every error a route can give has the service's body; none is FastAPI's own 422
+    (``HTTPValidationError``, ``{"detail": [...]}``), which no route of the service sends."""
+    for token in ("", SERVICE_TOKEN):
+        doc = create_app(SCHEMAS, sync_extractor, token=token).openapi()
+        for path, item in doc["paths"].items():
+            for operation in item.values():
+                for status, response in operation["responses"].items():
+                    if status == "200":
+                        continue
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorResponse"), (path, status, ref)
+        assert "422" not in doc["paths"]["/v1/schemas/{name}"]["get"]["responses"]
+        assert {"HTTPValidationError", "ValidationError"}.isdisjoint(doc["components"]["schemas"])
+        (name,) = doc["paths"]["/v1/schemas/{name}"]["get"]["parameters"]
+        assert (name["name"], name["in"], name["required"]) == ("name", "path", True)
+
+
+def test_every_response_declares_the_headers_it_carries(sync_extractor: Extractor) -> None:
+    """``X-Request-ID`` on every answer, ``Retry-After`` on every 429 (schemathesis below
+    checks that the answers really carry them)."""
+    doc = create_app(SCHEMAS, sync_extractor, token=SERVICE_TOKEN).openapi()
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                headers = response.get("headers", {})
+                assert headers.get("X-Request-ID", {}).get("required"), (path, status)
+                assert ("Retry-After" in headers) is (status == "429"), (path, status)
+    extract = doc["paths"]["/v1/extract/Contact"]["post"]["responses"]
+    assert extract["429"]["headers"]["Retry-After"]["required"]
+
+
 # -- schemathesis ----------------------------------------------------------------------------
 
 

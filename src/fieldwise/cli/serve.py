@@ -129,7 +129,18 @@ def is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    token = os.environ.get(TOKEN_ENV) or None
+    try:
+        import uvicorn
+
+        from ..service import create_app
+        from ..service.auth import clean_token
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"`fieldwise serve` needs the 'serve' extra ({exc.name} is missing): "
+            "pip install 'fieldwise[serve]'"
+        ) from exc
+    # a token no client could send is a usage error (ConfigurationError), before anything
+    token = clean_token(os.environ.get(TOKEN_ENV, ""), TOKEN_ENV)
     if not is_loopback(args.host) and token is None and not args.insecure:
         print(
             f"error: --host {args.host} is reachable from other machines; set {TOKEN_ENV} "
@@ -137,15 +148,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        import uvicorn
-
-        from ..service import create_app
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"`fieldwise serve` needs the 'serve' extra ({exc.name} is missing): "
-            "pip install 'fieldwise[serve]'"
-        ) from exc
 
     schemas: dict[str, type[Any]] = {}
     for spec in args.schemas:

@@ -9,7 +9,8 @@ the input), headers, query strings, the API key or the service token.
 
 This middleware is the outermost one the app installs, so it also turns an exception that
 escaped everything else into the service's 500 body (with the request id), instead of the
-framework's plain-text page.
+framework's plain-text page; a client that left while its body was read is sent nothing and
+logged as 499 (``errors.CLIENT_CLOSED``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..result import Usage
-from .errors import HTTP_TYPES, error_json, map_exception
+from .errors import CLIENT_CLOSED, HTTP_TYPES, error_json, map_exception
 
 access_log = logging.getLogger("fieldwise.access")
 log = logging.getLogger("fieldwise.service")
@@ -115,6 +116,9 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             error = map_exception(exc)
+            if error.status == CLIENT_CLOSED:  # nobody is left to answer, and no fault
+                record.error = error.type
+                return
             record.error = record.error or error.type
             if status == 0:
                 await error_json(error)(scope, receive, send_with_id)
@@ -124,7 +128,13 @@ class AccessLogMiddleware:
             latency_ms = (time.perf_counter() - started) * 1000
             if status >= 400 and record.error is None:
                 record.error = HTTP_TYPES.get(status, f"http_{status}")
-            _log(scope, record, status or 500, latency_ms)
+            _log(scope, record, status or _unanswered(record), latency_ms)
+
+
+def _unanswered(record: AccessRecord) -> int:
+    """The status logged for a request that was sent no answer: 499 when its client left
+    (``errors.CLIENT_CLOSED``), 500 otherwise."""
+    return CLIENT_CLOSED if record.error == "client_closed" else 500
 
 
 def _request_id(scope: Scope) -> str:

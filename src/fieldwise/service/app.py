@@ -34,9 +34,9 @@ from ..result import Result, Usage
 from ..schema import compile_schema
 from . import errors
 from .access import AccessLogMiddleware, record_of
-from .auth import TOKEN_ENV, AuthMiddleware, TokenGuard, bearer_dependency
+from .auth import TOKEN_ENV, AuthMiddleware, TokenGuard, bearer_dependency, clean_token
 from .entry import ServiceApp
-from .errors import ServiceError, error_json, map_exception
+from .errors import CLIENT_CLOSED, ServiceError, error_json, map_exception
 from .health import ReadinessProbe
 from .limits import BodyLimitMiddleware, UpstreamLimiter
 from .models import (
@@ -54,6 +54,14 @@ from .uploads import OPENAPI_REQUEST_BODY, read_upload
 
 MiB = 1024 * 1024
 _UPLOAD_PATH = re.compile(r"/v1/extract/[^/]+/file/?")
+#: ``{name}`` of ``GET /v1/schemas/{name}``, for the OpenAPI document
+SCHEMA_NAME_PARAMETER = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "title": "Name"},
+    "description": "a registered schema's name",
+}
 
 
 def create_app(
@@ -73,7 +81,9 @@ def create_app(
 
     ``extractor``: the configured ``Extractor`` (one is made from the environment when
     omitted, and then closed with the app). ``token``: the bearer token clients must send;
-    ``None`` reads ``FIELDWISE_SERVICE_TOKEN``, ``""`` turns authentication off.
+    ``None`` reads ``FIELDWISE_SERVICE_TOKEN``, ``""`` turns authentication off; surrounding
+    whitespace is dropped, and one no client could send (whitespace or a control character
+    inside, or only whitespace) is a ``ConfigurationError``.
     ``max_body_bytes`` caps JSON bodies, ``max_upload_bytes`` file uploads (413 past
     them); ``max_concurrency`` extractions run at once, a request waits at most
     ``queue_timeout`` seconds for a slot (then 429) and an extraction at most
@@ -83,7 +93,9 @@ def create_app(
     """
     registered = _registry(schemas)
     if token is None:
-        token = os.environ.get(TOKEN_ENV) or None
+        token = clean_token(os.environ.get(TOKEN_ENV, ""), TOKEN_ENV)
+    else:
+        token = clean_token(token, "token=")
     register_secret(token)
     owns_extractor = extractor is None
     active = extractor if extractor is not None else Extractor()
@@ -160,26 +172,37 @@ def create_app(
     def limit_for(path: str) -> int:
         return max_upload_bytes if _UPLOAD_PATH.fullmatch(path) else max_body_bytes
 
-    # Added innermost first: access log (outermost) → size caps → token → the JSON
-    # extraction shortcut → the app.
+    # Added innermost first: access log (outermost) → token → size caps → the JSON
+    # extraction shortcut → the app. The token before the caps: a client without it is
+    # told nothing, not even how large a body may be.
     paths = {f"/v1/extract/{name}": name for name in registered}
     app.add_middleware(ExtractShortcut, paths=paths, extract=extract_valid)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     if guard is not None:
         app.add_middleware(AuthMiddleware, guard=guard)
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(AccessLogMiddleware)
+
+    # Reading a document is CPU work in a thread (a long PDF takes seconds): a few at a
+    # time, whatever the number of uploads, so that they cannot starve everything else.
+    readers = anyio.CapacityLimiter(min(max_concurrency, max(2, os.cpu_count() or 2)))
 
     async def load_document(request: Request) -> tuple[Document, str | None, int | None]:
         upload = await read_upload(request)
         seed = _form_seed(upload.fields.get("seed"))
         with anyio.move_on_after(request_timeout) as deadline:
+            # Waiting for a reader can be cancelled (past its deadline the request gives up
+            # without reading); a read under way cannot: a thread cannot be stopped, and
+            # an abandoned one would go on unseen and uncounted while others start.
             document = await anyio.to_thread.run_sync(
                 lambda: Document.from_bytes(
                     upload.data, name=upload.filename, media_type=upload.media_type
                 ),
-                abandon_on_cancel=True,
+                abandon_on_cancel=False,
+                limiter=readers,
             )
-        if deadline.cancelled_caught:
+        # cancel_called, not cancelled_caught: a read that outlasted the deadline ends with
+        # nothing left to cancel
+        if deadline.cancel_called:
             raise ServiceError(504, "timeout", "Reading the document took too long.")
         return document, upload.fields.get("instructions"), seed
 
@@ -202,6 +225,9 @@ def create_app(
     async def list_schemas() -> SchemaList:
         return SchemaList(schemas=list(infos.values()))
 
+    # The name is read from the request, not declared as a parameter: FastAPI declares a
+    # 422 of its own (HTTPValidationError) for any route with parameters, and this one
+    # never answers 422 (any text is a name: a known one, or a 404).
     @app.get(
         "/v1/schemas/{name}",
         response_model=SchemaInfo,
@@ -209,8 +235,10 @@ def create_app(
         responses=errors.responses(*common, 404),
         tags=["schemas"],
         summary="One registered schema",
+        openapi_extra={"parameters": [SCHEMA_NAME_PARAMETER]},
     )
-    async def get_schema(name: str) -> SchemaInfo:
+    async def get_schema(request: Request) -> SchemaInfo:
+        name: str = request.path_params["name"]
         if name not in infos:
             raise _unknown_schema(name, registered)
         return infos[name]
@@ -295,6 +323,9 @@ def _file_route(
     name: str, extract: Extract, load: LoadDocument
 ) -> Callable[..., Coroutine[Any, Any, Response]]:
     async def route(request: Request) -> Response:
+        record = record_of(request.scope)
+        if record is not None:  # logged with its schema when the upload is refused too
+            record.schema = name
         document, instructions, seed = await load(request)
         return await extract(request.scope, name, document, instructions, seed)
 
@@ -353,7 +384,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     """Every error, whichever layer raised it, as ``{"error": {...}}``; one mapping."""
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
-        return _error_response(request.scope, map_exception(exc))
+        error = map_exception(exc)
+        if error.status == CLIENT_CLOSED:  # FastAPI's 400 for a body it could not finish:
+            raise exc  # no answer is sent, and the access log records the 499
+        return _error_response(request.scope, error)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -10,6 +10,7 @@ constant-time comparison.
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,11 +18,34 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..exceptions import ConfigurationError
 from .access import record_of
 from .errors import ServiceError, error_json
 from .paths import is_api_path
 
 TOKEN_ENV = "FIELDWISE_SERVICE_TOKEN"
+
+
+def clean_token(value: str, source: str) -> str | None:
+    """The service token from ``value`` (named ``source`` in errors), or ``None`` for
+    ``""``, no authentication.
+
+    Surrounding whitespace is dropped: a token read from a secret file ends with its
+    newline, which no client sends. One with whitespace or a control character inside, or
+    nothing but whitespace, could never arrive in a bearer header, so every client would
+    get 401: refused at start instead. The message never shows the token.
+    """
+    if not value:
+        return None
+    token = value.strip()
+    if not token:
+        raise ConfigurationError(f"{source}: the service token is only whitespace.")
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in token):
+        raise ConfigurationError(
+            f"{source}: the service token has whitespace or a control character inside it, "
+            "which an 'Authorization: Bearer' header cannot carry."
+        )
+    return token
 
 
 class TokenGuard:
@@ -43,12 +67,17 @@ class TokenGuard:
         return hmac.compare_digest(value.strip(), self._expected)
 
     @staticmethod
-    def refusal() -> ServiceError:
+    def refusal(*, closing: bool = False) -> ServiceError:
+        """The 401; ``closing`` when the request's body is left unread, so that the
+        connection is closed rather than read to the end of a body of any size."""
+        headers = {"WWW-Authenticate": "Bearer"}
+        if closing:
+            headers["Connection"] = "close"
         return ServiceError(
             401,
             "unauthorized",
             "Send the service token as 'Authorization: Bearer <token>'.",
-            headers={"WWW-Authenticate": "Bearer"},
+            headers=headers,
         )
 
 
@@ -67,13 +96,21 @@ class AuthMiddleware:
         if scope["type"] == "http" and is_api_path(scope):
             header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
             if not self.guard.accepts(header):
-                error = self.guard.refusal()
+                error = self.guard.refusal(closing=_has_body(scope))
                 record = record_of(scope)
                 if record is not None:
                     record.error = error.type
                 await error_json(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a length over 0, or a chunked one)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
 
 
 def bearer_dependency(guard: TokenGuard) -> Callable[..., Coroutine[Any, Any, None]]:

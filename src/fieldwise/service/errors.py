@@ -14,24 +14,30 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from typing import Any
 
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
 from ..exceptions import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
     ConfigurationError,
     ContextLengthError,
+    EmptyOutputError,
     ExtractionError,
     FieldwiseError,
+    InsufficientCreditsError,
     ModerationError,
     OutputError,
     RateLimitError,
+    RefusalError,
+    TruncatedOutputError,
     UnsupportedInputError,
 )
 
@@ -99,12 +105,36 @@ HTTP_TYPES = {
 }
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` argument declaring ``statuses`` with the error model."""
-    return {
-        status: {"model": ErrorResponse, "description": DESCRIPTIONS[status]}
-        for status in sorted(set(statuses))
+#: on every response (``access.AccessLogMiddleware`` adds it), the success included
+_REQUEST_ID = {
+    "X-Request-ID": {
+        "description": "the request's id in the access log",
+        "required": True,
+        "schema": {"type": "string"},
     }
+}
+#: on every 429: the service's queue and the model endpoint's rate limit both say when
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` argument declaring ``statuses`` with the error model, and the
+    headers every answer carries (the success's body is the route's own model)."""
+    declared: dict[int | str, dict[str, Any]] = {200: {"headers": _REQUEST_ID}}
+    for status in sorted(set(statuses)):
+        headers = {**_REQUEST_ID, **_RETRY_AFTER} if status == 429 else _REQUEST_ID
+        declared[status] = {
+            "model": ErrorResponse,
+            "description": DESCRIPTIONS[status],
+            "headers": headers,
+        }
+    return declared
 
 
 def error_json(error: ServiceError) -> JSONResponse:
@@ -136,14 +166,23 @@ def _retry_after(seconds: float | None) -> dict[str, str]:
     return {"Retry-After": str(math.ceil(min(max(seconds, 1.0), MAX_RETRY_AFTER)))}
 
 
+#: nginx's "client closed request": the status logged for a client that left before it
+#: was answered (nothing is sent: nobody is there to read it)
+CLIENT_CLOSED = 499
+
+
 def map_exception(exc: BaseException) -> ServiceError:
     """The one mapping from any exception raised while serving to an HTTP error.
 
-    Messages are the library's, with every URL replaced: where the service's model
-    endpoint lives is the operator's business, not the client's (it is logged instead).
+    The messages are the service's own, written for an HTTP client: what failed and what it
+    can do (try again, shorten the input, ask the service's operator). The library's
+    messages advise a Python caller (``max_retries=``, which key to set) and name the model
+    endpoint, which is the operator's business: they go to the service log instead.
     """
     if isinstance(exc, ServiceError):
         return exc
+    if _client_left(exc):
+        return ServiceError(CLIENT_CLOSED, "client_closed", "The client closed the connection.")
     if isinstance(exc, StarletteHTTPException):
         # an HTTP status raised by the framework around the app, such as a parent app's
         # body limit tripping while this app reads the body (413), is that status
@@ -151,43 +190,153 @@ def map_exception(exc: BaseException) -> ServiceError:
         return http_error(exc.status_code, message, dict(exc.headers or {}))
     if not isinstance(exc, FieldwiseError):
         log.error("unexpected error while serving", exc_info=exc)
-        return ServiceError(500, "internal_error", "Internal error; see the service log.")
-    text = without_addresses(exc.message)
-    if isinstance(exc, UnsupportedInputError):
-        return ServiceError(415, "unsupported_file_type", text)
-    if isinstance(exc, ContextLengthError):
-        return ServiceError(400, "input_too_long", text)
-    if isinstance(exc, ModerationError):
-        return ServiceError(400, "input_flagged", text)
-    if isinstance(exc, RateLimitError):
-        headers = _retry_after(exc.retry_after)
-        return ServiceError(429, "upstream_rate_limited", text, headers=headers)
-    if isinstance(exc, APIError):
-        status = f"HTTP {exc.status_code}" if exc.status_code else "an error"
-        return ServiceError(502, "upstream_error", f"The model endpoint answered {status}: {text}")
-    if isinstance(exc, APIConnectionError):  # timeouts included: the details are the log's
-        log.warning("the model endpoint failed: %s", exc.message)
-        if isinstance(exc, APITimeoutError):
-            return ServiceError(504, "upstream_timeout", "The model endpoint did not answer.")
+        return ServiceError(500, "internal_error", _INTERNAL)
+    error = _for_client(exc)
+    _log_failure(exc, error)
+    return error
+
+
+def _client_left(exc: BaseException) -> bool:
+    """The client closed the connection while its body was read: Starlette's
+    ``ClientDisconnect``, or the 400 FastAPI makes of one while it reads a JSON body."""
+    return isinstance(exc, ClientDisconnect) or (
+        isinstance(exc, StarletteHTTPException) and isinstance(exc.__cause__, ClientDisconnect)
+    )
+
+
+_INTERNAL = "Internal error; contact the service's operator if it persists."
+_OPERATOR = "contact the service's operator"
+#: (library error, status, type, what the client is told); the first match wins, so a
+#: class comes before its bases
+_ANSWERS: tuple[tuple[type[FieldwiseError], int, str, str], ...] = (
+    (
+        UnsupportedInputError,
+        415,
+        "unsupported_file_type",
+        "This service has no document loader for this type of file; send the document in "
+        "another format, or its text as JSON.",
+    ),
+    (
+        ContextLengthError,
+        400,
+        "input_too_long",
+        "The input is too long for the model's context window; shorten it, or send it in parts.",
+    ),
+    (
+        ModerationError,
+        400,
+        "input_flagged",
+        "The model provider's moderation refused the input; remove or rephrase what it flagged.",
+    ),
+    (
+        AuthenticationError,
+        502,
+        "upstream_error",
+        f"The model endpoint refused the service's credentials; {_OPERATOR}.",
+    ),
+    (
+        InsufficientCreditsError,
+        502,
+        "upstream_error",
+        f"The service's account with the model provider is out of credits; {_OPERATOR}.",
+    ),
+    (
+        BadRequestError,
+        502,
+        "upstream_error",
+        f"The model endpoint refused the service's request; {_OPERATOR} if it persists.",
+    ),
+    (APIError, 502, "upstream_error", "The model endpoint failed; try again later."),
+    (
+        APITimeoutError,
+        504,
+        "upstream_timeout",
+        "The model endpoint did not answer in time; try again later.",
+    ),
+    (
+        APIConnectionError,
+        502,
+        "upstream_unreachable",
+        "The model endpoint could not be reached; try again later.",
+    ),
+    (
+        TruncatedOutputError,
+        502,
+        "unusable_output",
+        f"The model's answer was cut off at its length limit; try a shorter input, or {_OPERATOR}.",
+    ),
+    (
+        RefusalError,
+        502,
+        "unusable_output",
+        "The model refused to answer; rephrase the instructions or the input.",
+    ),
+    (EmptyOutputError, 502, "unusable_output", "The model's answer was empty; try again."),
+    (OutputError, 502, "unusable_output", "The model's answer could not be used; try again."),
+    (
+        ConfigurationError,
+        500,
+        "configuration_error",
+        f"The service is misconfigured; {_OPERATOR}.",
+    ),
+)
+
+
+def _for_client(exc: FieldwiseError) -> ServiceError:
+    """The error a library exception is for the HTTP client."""
+    if isinstance(exc, RateLimitError):  # before APIError, its base
         return ServiceError(
-            502, "upstream_unreachable", "The model endpoint could not be reached; try later."
+            429,
+            "upstream_rate_limited",
+            "The model endpoint is rate limiting this service; try again after the "
+            "Retry-After seconds.",
+            headers=_retry_after(exc.retry_after),
         )
-    if isinstance(exc, OutputError):
-        return ServiceError(502, "unusable_output", f"{type(exc).__name__}: {text}")
     if isinstance(exc, ExtractionError):
-        return ServiceError(502, "extraction_failed", text, field=_first_field(exc))
-    if isinstance(exc, ConfigurationError):
-        return ServiceError(500, "configuration_error", text)
-    return ServiceError(500, "internal_error", text)
+        return _never_validated(exc)
+    for kind, status, type_, message in _ANSWERS:
+        if isinstance(exc, kind):
+            return ServiceError(status, type_, message)
+    return ServiceError(500, "internal_error", _INTERNAL)
 
 
-_ADDRESS = re.compile(r"\bhttps?://[^\s'\"<>()]+")
+def _never_validated(exc: ExtractionError) -> ServiceError:
+    field = _first_field(exc)
+    tries = f" after {len(exc.attempts)} attempts" if len(exc.attempts) > 1 else ""
+    advice = f"how to fill '{field}'" if field else "what to extract"
+    return ServiceError(
+        502,
+        "extraction_failed",
+        f"The model's answer did not fit the schema{tries}; try again, or send instructions "
+        f"that say {advice}.",
+        field=field,
+    )
 
 
-def without_addresses(text: str) -> str:
-    """``text`` with every URL replaced: an upstream error names the endpoint's address,
-    which is the operator's business, not the client's."""
-    return _ADDRESS.sub("the model endpoint", text)
+#: library errors whose message is about the service's own setup (its key, its credits,
+#: where its endpoint is, which loaders it has), never about what a request sent
+_ABOUT_THE_SERVICE = (
+    ConfigurationError,
+    AuthenticationError,
+    InsufficientCreditsError,
+    APIConnectionError,
+    UnsupportedInputError,
+)
+
+
+def _log_failure(exc: FieldwiseError, error: ServiceError) -> None:
+    """The library's message, for the operator: at warning level, or info when it was the
+    client's own input (400, 415). What the endpoint or the model answered can quote the
+    input, which the log does not hold: those messages are logged at debug level only,
+    with their type and status at the usual level."""
+    level = logging.WARNING if error.status >= 429 else logging.INFO
+    if isinstance(exc, _ABOUT_THE_SERVICE):
+        log.log(level, "%s: %s", type(exc).__name__, exc.message)
+        return
+    status = getattr(exc, "status_code", None)
+    upstream = f", status {status}" if status else ""
+    log.log(level, "%s (%s%s)", error.type, type(exc).__name__, upstream)
+    log.debug("%s: %s", type(exc).__name__, exc.message)
 
 
 def _first_field(exc: ExtractionError) -> str | None:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,8 +53,8 @@ class ExtractShortcut:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        if body is None:  # the client went away
-            return
+        if body is None:  # the client went away: the access log records it, as it does
+            raise ClientDisconnect  # for a body the app was reading
         try:
             request = ExtractRequest.model_validate_json(body)
         except ValidationError:

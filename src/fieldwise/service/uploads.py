@@ -114,8 +114,12 @@ class _Collector:
             return
         part.data += data[start:end]
         if not part.is_file and len(part.data) > MAX_TEXT_FIELD_BYTES:
+            # as for a body over its cap: the rest is never read, so the connection closes
             raise ServiceError(
-                413, "payload_too_large", f"Form field {part.name!r} is over 64 KiB."
+                413,
+                "payload_too_large",
+                f"Form field {part.name!r} is over 64 KiB.",
+                headers={"Connection": "close"},
             )
 
     def on_part_end(self) -> None:
