@@ -260,6 +260,22 @@ async def test_an_extraction_past_the_request_timeout_is_504(
     assert app.state.fieldwise_limiter.in_use == 0
 
 
+async def test_a_504_logs_what_the_attempts_before_the_timeout_cost(
+    extractor: Extractor, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An invalid answer (paid), then a re-ask slower than the request's time: the
+    timeout cancels the extraction, and the access line still has the paid tokens."""
+    caplog.set_level(logging.INFO, logger="fieldwise.access")
+    fake_llm.script(reply.json({"name": 3}), reply.slow(10.0))
+    app = create_app(SCHEMAS, extractor, request_timeout=0.5)
+    async with client_for(app) as c:
+        response = await c.post("/v1/extract/Contact", json={"text": "x"})
+    assert_error(response, 504, "timeout")
+    assert len(fake_llm.requests) == 2
+    (line,) = access_lines(caplog)
+    assert line["status"] == 504 and line["prompt_tokens"] > 0 and line["cost"] > 0
+
+
 async def test_the_limiter_refuses_at_once_with_a_zero_queue_timeout() -> None:
     limiter = UpstreamLimiter(1, 0)
     async with limiter.slot():

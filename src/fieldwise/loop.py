@@ -8,6 +8,7 @@ neither pays for the other (no event loop per sync call, no thread per async cal
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,14 @@ class LoopSettings:
 
 #: ``Extractor._lookup_many``'s answer for an input whose preparation raised
 LOOKUP_FAILED: Any = object()
+
+#: When set (in the caller's context, which tasks inherit), also told the usage of every
+#: call that ends here, answered, failed or abandoned: an extraction cancelled by a
+#: timeout raises no error that could carry what its earlier attempts were paid for (the
+#: service's 504 logs it from here).
+usage_sink: ContextVar[Callable[[Usage], None] | None] = ContextVar(
+    "fieldwise_usage_sink", default=None
+)
 
 
 def cached_result(call: Call, settings: LoopSettings) -> Result[Any] | None:
@@ -165,6 +174,9 @@ def extraction_flow(
         )
     finally:
         settings.on_usage(usage)
+        sink = usage_sink.get()
+        if sink is not None and usage.requests:
+            sink(usage)
 
 
 def _ungrounded_errors(ungrounded: dict[str, str]) -> list[dict[str, Any]]:

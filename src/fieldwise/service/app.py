@@ -30,6 +30,7 @@ from .. import __version__
 from ..document import Document
 from ..exceptions import ConfigurationError, FieldwiseError, register_secret
 from ..extractor import Extractor
+from ..loop import usage_sink
 from ..result import Result, Usage
 from ..schema import compile_schema
 from . import errors
@@ -138,6 +139,10 @@ def create_app(
         record = record_of(scope)
         if record is not None:
             record.schema = name
+        # what the calls cost, told as each ends: a timeout cancels the extraction, and no
+        # error is left to carry what its earlier attempts were paid for
+        spent: list[Usage] = []
+        told = usage_sink.set(spent.append)
         try:
             async with limiter.slot():
                 # asyncio's timeout, not anyio's cancel scope: ~1 µs against ~8 here
@@ -150,6 +155,9 @@ def create_app(
                 except TimeoutError:
                     if not deadline.expired():
                         raise
+                    if record is not None and spent:
+                        record.usage = sum(spent[1:], spent[0])
+                        record.cost = record.usage.cost
                     raise ServiceError(
                         504, "timeout", f"The extraction took longer than {request_timeout:g} s."
                     ) from None
@@ -158,6 +166,8 @@ def create_app(
             if record is not None and isinstance(usage, Usage):
                 record.usage, record.cost = usage, usage.cost
             raise
+        finally:
+            usage_sink.reset(told)
         if record is not None:
             record.usage, record.cost = result.usage, result.cost
             record.cached, record.attempts = result.cached, result.attempts
