@@ -162,3 +162,61 @@ def test_tables_follow_the_visibility_rules() -> None:
     )
     doc = load_html(html.encode(), "orders.html")
     assert doc.text == "Orders\nTea | 1\n\nCups"
+
+
+def test_inline_styles_that_hide_are_skipped() -> None:
+    html = (
+        '<div style="display:none;max-height:0">Preheader: order INV-000 total 555.55</div>'
+        '<p style="color:red; VISIBILITY: hidden !important">HIDDEN_VISIBILITY</p>'
+        '<table><tr style="display: none"><td>HIDDEN_ROW</td></tr><tr><td>Tea</td></tr></table>'
+        '<p style="font-display:none; display:block">Your order has shipped.</p>'
+    )
+    assert load_html(html.encode(), "mail.html").text == "Tea\n\nYour order has shipped."
+
+
+def test_form_values_appear_next_to_their_labels() -> None:
+    html = (
+        "<form>"
+        '<div><label for="po">PO number</label><input id="po" name="po" value="PO-99"></div>'
+        '<div><label>Email <input type="email" value="ann@example.com"></label></div>'
+        '<div>Currency <select name="cur"><option>EUR</option><option selected>CHF</option>'
+        "</select></div>"
+        '<div>Extras <select multiple><optgroup label="x"><option selected>Gift wrap</option>'
+        "<option>Card</option><option selected>Box</option></optgroup></select></div>"
+        "<div>Pick one <select><option>Choose...</option><option>A</option></select></div>"
+        '<div><input type="checkbox" checked> Express <input type="radio"> Pickup</div>'
+        '<div>Password <input type="password" value="hunter2">'
+        '<input type="hidden" name="token" value="TOKEN123"><input type="submit" value="Send">'
+        '<input placeholder="Your name"></div>'
+        "<div>Notes <textarea>Leave at the door</textarea></div>"
+        "</form>"
+    )
+    assert load_html(html.encode(), "form.html").text == (
+        "PO number PO-99\n"
+        "Email ann@example.com\n"
+        "Currency CHF\n"
+        "Extras Gift wrap, Box\n"
+        "Pick one\n"  # nothing chosen: its first option is a prompt, not a value
+        "\u2612 Express \u2610 Pickup\n"
+        "Password\n"
+        "Notes Leave at the door"
+    )
+
+
+def test_table_footer_comes_after_the_body() -> None:
+    html = (
+        "<table><tfoot><tr><td>Total</td><td>36.00</td></tr></tfoot>"
+        "<thead><tr><th>Item</th><th>Amount</th></tr></thead>"
+        "<tbody><tr><td>Bolt</td><td>12.00</td></tr></tbody>"
+        "<tbody><tr><td>Nut</td><td>24.00</td></tr></tbody></table>"
+    )
+    assert load_html(html.encode(), "totals.html").text == (
+        "Item | Amount\nBolt | 12.00\nNut | 24.00\nTotal | 36.00"
+    )
+
+
+def test_collapsed_details_are_read() -> None:
+    """A browser shows only the summary until it is opened; the content is still text
+    of the document (terms, specifications), so it is read."""
+    html = "<details><summary>Terms</summary><p>Payment within 30 days.</p></details>"
+    assert load_html(html.encode(), "faq.html").text == "Terms\n\nPayment within 30 days."

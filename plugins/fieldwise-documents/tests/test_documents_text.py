@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,3 +124,70 @@ def test_bad_cap_is_a_configuration_error(value: str, monkeypatch: pytest.Monkey
     monkeypatch.setenv("FIELDWISE_MAX_DOCUMENT_BYTES", value)
     with pytest.raises(ConfigurationError, match="FIELDWISE_MAX_DOCUMENT_BYTES"):
         load_text(b"hello", "a.txt")
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "Счёт № 17\nПокупатель: ООО Ромашка\nИтого: 1 200,00 руб.\n",
+        "Τιμολόγιο αριθμός δεκαεπτά\nΠελάτης: Εταιρεία Άλφα\n",
+        "請求書番号は十七です。\n合計金額は千二百円です。\n",
+        "发票号码是一二三四五\n第二行的内容\n",
+    ],
+    ids=["cyrillic", "greek", "japanese", "chinese"],
+)
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_bomless_utf16_in_other_scripts(sample: str, codec: str) -> None:
+    """Only the ASCII characters (spaces, digits, newlines) give such text zero bytes."""
+    doc = load_text(sample.encode(codec), "invoice.txt")
+    assert doc.text == sample
+    assert doc.metadata == {"encoding": codec, "encoding_guessed": True}
+
+
+def _wide_samples(count: int) -> bytes:
+    """16-bit little-endian measurements: mostly large, every 50th small (a zero high
+    byte, the pattern of UTF-16 text in other scripts), never a surrogate; read as
+    UTF-16 they are unassigned and control characters among ideographs."""
+    rng = random.Random(7)
+    values = (
+        rng.randrange(1, 0x100) if index % 50 == 0 else rng.randrange(0x100, 0xD800)
+        for index in range(count)
+    )
+    return b"".join(value.to_bytes(2, "little") for value in values)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # ASCII with a few stray NULs: read as UTF-16 it is printable CJK-looking noise.
+        b"ab" * 2000 + b"c\x00" * 3 + b"de" * 2000,
+        _wide_samples(4000),
+    ],
+    ids=["stray-nuls", "binary"],
+)
+def test_not_mistaken_for_bomless_utf16(data: bytes) -> None:
+    try:
+        doc = load_text(data, "data.txt")
+    except CorruptDocumentError:
+        return  # refused as binary: fine
+    assert not doc.metadata["encoding"].startswith("utf-16")
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        (
+            "Master Services Agreement\n=========================\n\nBody.\n",
+            "Master Services Agreement",
+        ),
+        ("Intro paragraph.\n\nRelease notes\n---\n\n# Later\n", "Release notes"),
+        ("Intro paragraph.\n\n---\n\n# Real title\n", "Real title"),  # a rule, not a heading
+        ("- item\n---\n\n## After the list\n", "After the list"),
+        ("---\ntitle: Front matter\n---\n\nDocument\n========\n", "Document"),
+    ],
+    ids=["equals", "dashes", "thematic-break", "list-item", "front-matter"],
+)
+def test_markdown_setext_title(text: str, title: str) -> None:
+    doc = load_text(text.encode(), "README.md")
+    assert doc.metadata["title"] == title
+    assert doc.text == text

@@ -2,7 +2,9 @@
 
 Order of evidence, strongest first: a byte-order mark; an encoding the file declares
 (HTML ``<meta charset>``, an XML declaration); UTF-16 without a BOM, recognised by its
-zero bytes; strict UTF-8, which almost never decodes text that is not UTF-8; then
+zero bytes (one byte of each pair for Latin text; for other scripts the zeros of the
+ASCII characters, always on the same side, and a strict decode of printable text);
+strict UTF-8, which almost never decodes text that is not UTF-8; then
 Windows-1252, which is what unlabeled legacy Western text nearly always is, and finally
 Latin-1, which maps every byte and so cannot fail. A statistical detector
 (charset-normalizer) is deliberately not used: on short documents its guesses are
@@ -103,9 +105,12 @@ def declared_html_encoding(data: bytes) -> str | None:
 
 
 def _looks_utf16(data: bytes) -> str | None:
-    """``utf-16-le``/``-be`` for BOM-less UTF-16 of mostly Latin text, else None.
+    """``utf-16-le``/``-be`` for BOM-less UTF-16, else None.
 
-    Such text has a zero in every other byte; real 8-bit text has almost none.
+    Mostly Latin text has a zero in every other byte; real 8-bit text has almost none.
+    Text in another script (Cyrillic, Greek, CJK...) has zeros only where it uses an
+    ASCII character (space, digit, newline), and always in the same byte of the pair,
+    so it is recognised by that one-sided pattern, checked by decoding the sample.
     """
     if len(data) < 4 or len(data) % 2:
         return None
@@ -117,7 +122,34 @@ def _looks_utf16(data: bytes) -> str | None:
         return "utf-16-le"
     if even_zeros > 0.4 * half and odd_zeros < 0.05 * half:
         return "utf-16-be"
+    sides = (("utf-16-le", odd_zeros, even_zeros), ("utf-16-be", even_zeros, odd_zeros))
+    for codec, high, low in sides:
+        # At least 1% ASCII characters, so that a stray NUL in an 8-bit file (which
+        # read as UTF-16 is CJK-looking noise) is not enough.
+        if high >= max(2, half // 100) and low < high and _decodes_as_text(sample, codec):
+            return codec
     return None
+
+
+# Characters real text holds that str.isprintable() rejects: whitespace, spacing and
+# invisible format characters (soft hyphen, zero-width and bidi marks, BOM).
+_INVISIBLE = re.compile(
+    r"[\t\n\r\f\v \xa0\xad\u1680\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]+"
+)
+
+
+def _decodes_as_text(sample: bytes, codec: str) -> bool:
+    """Whether ``sample`` is valid ``codec`` holding only assigned, printable characters.
+
+    Binary data read as UTF-16 hits lone surrogates, control characters, private-use
+    or unassigned code points within a few hundred bytes; text in any script does not.
+    The sample may end inside a surrogate pair, hence the incremental decoder.
+    """
+    try:
+        text = codecs.getincrementaldecoder(codec)("strict").decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and _INVISIBLE.sub("", text).isprintable()
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> Decoded:

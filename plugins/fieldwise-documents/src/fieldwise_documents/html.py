@@ -6,8 +6,17 @@ charset>``, then UTF-8, then Windows-1252, as browsers do) so the encoding used 
 and recorded. Then one walk over the tree: scripts, styles, ``noscript``, templates,
 embedded objects and ``hidden`` elements are skipped; block elements end lines
 (paragraph-level ones leave a blank line, which chunking splits on); headings become
-``#`` lines, list items ``- `` lines and table rows ``cell | cell`` lines. The walk uses
-an explicit stack, so absurdly deep nesting cannot overflow Python's recursion.
+``#`` lines, list items ``- `` lines and table rows ``cell | cell`` lines (header rows
+first and footer rows last, as browsers draw them). The walk uses an explicit stack, so
+absurdly deep nesting cannot overflow Python's recursion.
+
+Elements hidden by an inline ``style`` (``display: none``, ``visibility: hidden``; the
+preheader of a marketing email) are skipped like ``hidden`` ones; stylesheets and
+classes are not evaluated. Form controls show their values where they stand, next to
+their labels: an ``<input>``'s value (not a password's or hidden input's; ☒/☐ for a
+checkbox or radio button), a ``<select>``'s selected options, a ``<textarea>``'s text.
+The content of a closed ``<details>`` is read: a browser shows only its summary until
+it is opened, but the content is part of the document.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ __all__ = ["html_to_text", "load_html"]
 _SKIP = frozenset(
     {
         "head", "script", "style", "noscript", "template", "svg", "canvas", "iframe",
-        "object", "embed", "select", "datalist", "audio", "video", "picture", "map",
+        "object", "embed", "datalist", "audio", "video", "picture", "map",
     }
 )  # fmt: skip
 # Blocks that stand as paragraphs: a blank line around them.
@@ -44,7 +53,7 @@ _PARAGRAPH = frozenset(
 _LINE = frozenset(
     {
         "div", "li", "dt", "dd", "tr", "caption", "figcaption", "summary", "legend",
-        "center", "dialog", "menu", "search", "body", "html", "option", "label",
+        "center", "dialog", "menu", "search", "body", "html", "option",
     }
 )  # fmt: skip
 _PREFORMATTED = frozenset({"pre", "textarea", "listing", "xmp", "plaintext"})
@@ -53,6 +62,19 @@ _SPACE = re.compile(r"[ \t\n\r\f\v\xa0]+")
 _TRAILING = re.compile(r"[ \t]+\n")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _MAX_TABLE_DEPTH = 8  # deeper tables are walked as plain blocks
+# An inline style that hides the element (email preheaders): a declaration of its own,
+# ``!important`` or not. No CSS engine: stylesheets and classes are not looked at.
+_HIDING_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse))\s*"
+    r"(?:!\s*important\s*)?(?:;|$)",
+    re.IGNORECASE,
+)
+# <input> types whose value is not text a reader sees as typed in: secrets, hidden
+# data, buttons (their value is a caption), files and sliders.
+_NO_VALUE_INPUTS = frozenset(
+    {"hidden", "password", "submit", "reset", "button", "image", "file", "range", "color"}
+)
+_BOXES = {True: "\u2612", False: "\u2610"}  # ☒ ☐, as the DOCX loader draws them
 
 
 def _children(node: LexborNode) -> list[LexborNode]:
@@ -102,8 +124,31 @@ class _Writer:
 
 def _shown(node: LexborNode) -> bool:
     """Whether ``node`` can reach the reader: not a script, style or other non-text element,
-    nor ``hidden``. One rule for the whole walk, tables included."""
-    return (node.tag or "") not in _SKIP and "hidden" not in node.attrs
+    nor ``hidden``, nor hidden by its inline style. One rule for the whole walk, tables
+    included."""
+    if (node.tag or "") in _SKIP:
+        return False
+    attrs = node.attrs
+    if "hidden" in attrs:
+        return False
+    style = attrs.get("style")
+    return not (style and _HIDING_STYLE.search(style))
+
+
+def _control_value(node: LexborNode) -> str:
+    """What a form control shows: an ``<input>``'s value (☒/☐ for a checkbox or radio
+    button), a ``<select>``'s selected options. Password and hidden inputs, buttons and
+    placeholders are not values. A ``<textarea>``'s content is text of the page already."""
+    attrs = node.attrs
+    if node.tag == "select":
+        chosen = [option for option in node.css("option") if "selected" in option.attrs]
+        return ", ".join(_SPACE.sub(" ", option.text()).strip() for option in chosen)
+    kind = (attrs.get("type") or "text").strip().lower()
+    if kind in ("checkbox", "radio"):
+        return _BOXES["checked" in attrs]
+    if kind in _NO_VALUE_INPUTS:
+        return ""
+    return attrs.get("value") or ""
 
 
 def _shown_children(node: LexborNode, *tags: str) -> list[LexborNode]:
@@ -127,10 +172,20 @@ def _table_lines(table: LexborNode, depth: int) -> list[str]:
         for caption in (_inline(node, depth + 1) for node in _shown_children(table, "caption"))
         if caption
     ]
-    rows = _shown_children(table, "tr")
-    for group in _shown_children(table, "thead", "tbody", "tfoot"):
-        rows.extend(_shown_children(group, "tr"))
-    for row in rows:
+    # Browsers draw the header rows first and the footer rows last, wherever the source
+    # puts <thead> and <tfoot> (a <tfoot> written before <tbody> holds the totals).
+    head: list[LexborNode] = []
+    body: list[LexborNode] = []
+    foot: list[LexborNode] = []
+    for child in _shown_children(table, "tr", "thead", "tbody", "tfoot"):
+        rows = [child] if child.tag == "tr" else _shown_children(child, "tr")
+        if child.tag == "thead":
+            head.extend(rows)
+        elif child.tag == "tfoot":
+            foot.extend(rows)
+        else:
+            body.extend(rows)
+    for row in head + body + foot:
         cells = [_inline(cell, depth + 1) for cell in _children(row) if cell.tag in ("td", "th")]
         if any(cells):
             lines.append(" | ".join(cells))
@@ -166,6 +221,12 @@ def _render(root: LexborNode, depth: int = 0) -> str:
             continue
         if tag == "br":
             out.breaks = min(out.breaks + 1, 2)
+            continue
+        if tag in ("input", "select"):
+            # Spaces around it: a control stands apart from its label on the screen.
+            value = _control_value(node)
+            if value:
+                out.text(f" {value} ")
             continue
         if tag == "table" and depth < _MAX_TABLE_DEPTH:
             out.request_break(2)

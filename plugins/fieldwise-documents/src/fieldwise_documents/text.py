@@ -1,8 +1,10 @@
 """Plain text, Markdown, CSV, JSON and logs: decode carefully, keep the text as it is.
 
 Markdown is kept as Markdown: models read it well and its headings and lists are
-structure worth keeping. Form feeds (``\\f``), which printers and ``pdftotext`` use
-between pages, become page boundaries so results can still cite a page.
+structure worth keeping. Its first heading, ATX (``# Title``) or Setext (a line
+underlined with ``===`` or ``---``; YAML front matter skipped), is its title. Form
+feeds (``\\f``), which printers and ``pdftotext`` use between pages, become page
+boundaries so results can still cite a page.
 """
 
 from __future__ import annotations
@@ -21,12 +23,29 @@ __all__ = ["MARKDOWN_SUFFIXES", "load_text"]
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdown", ".mkd"})
 _ATX_HEADING = re.compile(r"^[ ]{0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+# A Setext heading: a line of text directly underlined with ``===`` or ``---``. The text
+# line must not be blank (``---`` after a blank line is a thematic break), nor a list
+# item, quote, ATX heading or rule of its own.
+_SETEXT_HEADING = re.compile(
+    r"^[ ]{0,3}(?![-*+>][ \t]|\d{1,9}[.)][ \t]|#|[-=*_ \t]+$)(\S[^\n]*?)[ \t]*\n"
+    r"[ ]{0,3}(?:=+|-+)[ \t]*$",
+    re.MULTILINE,
+)
+# YAML front matter (Jekyll, Hugo...): its closing ``---`` would underline its last line.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
 def _markdown_title(text: str) -> str | None:
-    """The first ATX heading (``# Title``) near the top, the title people would read."""
-    match = _ATX_HEADING.search(text[:20_000])
-    return match.group(1).strip() if match else None
+    """The first heading near the top, ATX (``# Title``) or Setext (``Title`` over
+    ``=====``), the title people would read."""
+    head = text[:20_000]
+    front = _FRONT_MATTER.match(head)
+    start = front.end() if front else 0
+    matches = (_ATX_HEADING.search(head, start), _SETEXT_HEADING.search(head, start))
+    found = [match for match in matches if match]
+    if not found:
+        return None
+    return min(found, key=lambda match: match.start()).group(1).strip()
 
 
 def load_text(data: bytes, name: str) -> Document:

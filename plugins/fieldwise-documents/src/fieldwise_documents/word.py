@@ -3,8 +3,11 @@
 The text is what a reader sees in Word: besides plain paragraphs, runs and tables, the
 text inside content controls (block, inline, around table rows and cells; where Word
 forms keep their fields), tracked insertions and moves, smart tags, custom XML, fields'
-results and text boxes (after the paragraph anchoring them). Tracked deletions and
-field codes stay out; checkboxes show as ☒/☐.
+results and text boxes (after the paragraph anchoring them). Tracked deletions, field
+codes and hidden text (``w:vanish`` or ``w:specVanish`` on the run, or ``w:vanish`` from
+its character style or a style that one is based on) stay out; checkboxes show as ☒/☐.
+A line, page or column break ends a line, except inside a table cell, where the lines
+join with `` / `` as the cell's paragraphs do, so a row stays one line.
 
 Headers, footers, footnotes and endnotes are read too (an invoice's sender, address and
 VAT number often live in its header or footer), with the same rules, and laid out
@@ -56,7 +59,10 @@ silently dropped text.
 
 Headings become ``#`` lines, list paragraphs ``- `` lines, table rows
 ``cell | cell`` lines: a model reads that structure, and chunking splits on the blank
-lines between blocks.
+lines between blocks. Automatic numbers are written as Word draws them (``1.``,
+``2.1``, ``(a)``, ``IV)``; see ``_Numbering``): before a list item instead of ``- ``,
+before a numbered heading's or clause's text. Numbering in table cells, and number
+formats other than decimal, letters and Roman numerals, are not rendered.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.part import Part
 from docx.oxml.ns import qn
 from docx.oxml.parser import parse_xml
+from docx.oxml.styles import CT_Styles
 from docx.oxml.table import CT_Row, CT_Tbl, CT_Tc
 from docx.oxml.text.paragraph import CT_P
 from docx.oxml.text.run import CT_R
@@ -94,6 +101,7 @@ from .errors import (
     UnsafeDocumentError,
 )
 from .limits import ENV_VARS, Limits, check_chars, check_size, human_size
+from .word_numbering import Numbering, on, roman
 
 __all__ = ["check_archive", "load_docx"]
 
@@ -239,17 +247,24 @@ _WRAPPERS = frozenset(
     }
 )
 _BOXES = {True: "\u2612", False: "\u2610"}  # ☒ ☐
-_FALSE = frozenset({"0", "false", "off"})
 _FOOTNOTE_REFERENCE = qn("w:footnoteReference")
 _ENDNOTE_REFERENCE = qn("w:endnoteReference")
 _W_ID = qn("w:id")
 _W_TYPE = qn("w:type")
 _CUSTOM_MARK = qn("w:customMarkFollows")
 _W_T = qn("w:t")
-_ROMAN = (
-    (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
-    (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"),
-)  # fmt: skip
+_BR = qn("w:br")
+# What python-docx's CT_R.text reads, in the order it reads it.
+_RUN_CONTENT = "w:br | w:cr | w:noBreakHyphen | w:ptab | w:t | w:tab"
+_R_PR = qn("w:rPr")
+_R_STYLE = qn("w:rStyle")
+_VANISH = qn("w:vanish")
+# "Always hidden", even when Word shows hidden text; Word writes it on the paragraph
+# mark of a style separator, but on a run it hides the run just as surely.
+_SPEC_VANISH = qn("w:specVanish")
+_STYLE = qn("w:style")
+_STYLE_ID = qn("w:styleId")
+_BASED_ON = qn("w:basedOn")
 
 
 class _Para(NamedTuple):
@@ -260,21 +275,20 @@ class _Para(NamedTuple):
 _Block = _Para | list[str]  # a paragraph, or a table's rows
 
 
-def _roman(number: int) -> str:
-    letters: list[str] = []
-    for value, numeral in _ROMAN:
-        count, number = divmod(number, value)
-        letters.append(numeral * count)
-    return "".join(letters)
-
-
 class _Notes:
     """A document's footnotes and endnotes (``w:footnote``/``w:endnote`` by ``w:id``,
     in file order), and the labels the text gives them: numbered in the order the text
     refers to them, as Word numbers them."""
 
-    def __init__(self, notes: dict[str, dict[str, _Element]]) -> None:
+    def __init__(
+        self,
+        notes: dict[str, dict[str, _Element]],
+        hidden_styles: frozenset[str] = frozenset(),
+    ) -> None:
         self.notes = notes  # kind ("footnote", "endnote") -> id -> element
+        # Character styles that hide their runs: carried here because this object
+        # already travels through every story's walk down to the runs.
+        self.hidden_styles = hidden_styles
         self.labels: dict[str, dict[str, str]] = {kind: {} for kind in notes}
         self._numbered = dict.fromkeys(notes, 0)  # numbers given so far, by kind
 
@@ -284,8 +298,8 @@ class _Notes:
             self._numbered[kind] += 1
             number = self._numbered[kind]
             # Roman numerals grow without bound; Word's own stop at 3999 too
-            roman = kind == "endnote" and number < 4000
-            labels[note_id] = _roman(number) if roman else str(number)
+            in_roman = kind == "endnote" and number < 4000
+            labels[note_id] = roman(number) if in_roman else str(number)
         return labels[note_id]
 
     def marks(self, run: _Element) -> str:
@@ -300,7 +314,7 @@ class _Notes:
             if note_id is None or note_id not in self.notes[kind]:
                 continue
             custom = reference.get(_CUSTOM_MARK)  # an attribute: absent means off
-            if custom is not None and _on(custom):
+            if custom is not None and on(custom):
                 mark = _custom_mark(run, reference)
                 if mark and note_id not in self.labels[kind]:
                     self.labels[kind][note_id] = mark
@@ -354,10 +368,6 @@ def _unwrapped(parent: _Element) -> Iterator[_Element]:
             yield child
 
 
-def _on(value: str | None) -> bool:
-    return value is None or value.lower() not in _FALSE
-
-
 def _form_checkbox(run: _Element) -> str:
     """The box of a legacy FORMCHECKBOX field, whose state is in its ``w:fldChar``."""
     for field in run.iterchildren(_FLD_CHAR):
@@ -367,9 +377,60 @@ def _form_checkbox(run: _Element) -> str:
         checked = box.find(_FF_CHECKED)
         if checked is None:
             checked = box.find(_FF_DEFAULT)
-            return _BOXES[checked is not None and _on(checked.get(_W_VAL))]
-        return _BOXES[_on(checked.get(_W_VAL))]
+            return _BOXES[checked is not None and on(checked.get(_W_VAL))]
+        return _BOXES[on(checked.get(_W_VAL))]
     return ""
+
+
+def _run_text(run: CT_R) -> str:
+    """A run's text as python-docx reads it (``CT_R.text``), except that a page or
+    column break ends a line as a line break does: python-docx reads them as nothing,
+    which glues the words on either side ("99.00Terms")."""
+    return "".join("\n" if item.tag == _BR else str(item) for item in run.xpath(_RUN_CONTENT))
+
+
+def _hidden(run: CT_R, hidden_styles: frozenset[str]) -> bool:
+    """Whether Word hides the run (``w:vanish``): set on the run, which wins, or by its
+    character style. Hidden text is not what a reader sees (internal notes, costs)."""
+    properties = run.find(_R_PR)
+    if properties is None:
+        return False
+    always = properties.find(_SPEC_VANISH)
+    if always is not None and on(always.get(_W_VAL)):
+        return True
+    vanish = properties.find(_VANISH)
+    if vanish is not None:
+        return on(vanish.get(_W_VAL))
+    style = properties.find(_R_STYLE)
+    return style is not None and style.get(_W_VAL) in hidden_styles
+
+
+def _hidden_styles(document: DocxDocument) -> frozenset[str]:
+    """The ids of character styles that hide their text, set on them or on a style they
+    are based on (the nearest setting wins); read once per document."""
+    try:
+        root = document.styles.element
+    except Exception:  # a missing or broken styles part hides nothing
+        return frozenset()
+    styles: dict[str, _Element] = {}
+    for style in root.iterchildren(_STYLE):
+        style_id = style.get(_STYLE_ID)
+        if style_id is not None and style.get(_W_TYPE) == "character":
+            styles[style_id] = style
+    hidden: set[str] = set()
+    for style_id in styles:
+        current: str | None = style_id
+        seen: set[str] = set()
+        while current in styles and current not in seen:  # basedOn loops end too
+            seen.add(current)
+            vanish = styles[current].find(f"{_R_PR}/{_VANISH}")
+            if vanish is not None:
+                if on(vanish.get(_W_VAL)):
+                    hidden.add(style_id)
+                break
+            based_on = styles[current].find(_BASED_ON)
+            current = based_on.get(_W_VAL) if based_on is not None else None
+    return frozenset(hidden)
 
 
 def _text_boxes(element: _Element) -> Iterator[_Element]:
@@ -390,7 +451,9 @@ def _inline(parent: _Element, parts: list[str], boxes: list[_Element], notes: _N
     for child in parent.iterchildren():
         tag = child.tag
         if isinstance(child, CT_R):
-            parts.append(_form_checkbox(child) + child.text + notes.marks(child))
+            if _hidden(child, notes.hidden_styles):
+                continue
+            parts.append(_form_checkbox(child) + _run_text(child) + notes.marks(child))
             boxes.extend(_text_boxes(child))
         elif tag == _SDT:
             content = _sdt_content(child)
@@ -401,7 +464,7 @@ def _inline(parent: _Element, parts: list[str], boxes: list[_Element], notes: _N
             if checkbox is not None and not "".join(parts[start:]).strip():
                 # Word writes the box as a glyph run; draw it if that run is missing.
                 checked = checkbox.find(_CHECKED)
-                parts.append(_BOXES[checked is not None and _on(checked.get(_CHECKED_VAL))])
+                parts.append(_BOXES[checked is not None and on(checked.get(_CHECKED_VAL))])
         elif tag in _WRAPPERS:
             _inline(child, parts, boxes, notes)
         elif tag == _ALTERNATE:
@@ -443,20 +506,36 @@ def _style_name(paragraph: Paragraph, names: dict[str | None, str]) -> str:
     return name
 
 
-def _paragraph(paragraph: Paragraph, text: str, names: dict[str | None, str]) -> tuple[str, str]:
-    """``(kind, text)`` for one paragraph; kind is heading, item or text."""
+def _numbering(document: DocxDocument) -> Numbering:
+    styles: CT_Styles | None = None
+    try:
+        styles = document.styles.element
+        root = _part_xml(document.part.part_related_by(RT.NUMBERING))
+    except Exception:  # no numbering part (KeyError), or a broken one: no numbers
+        root = None
+    return Numbering(styles, root)
+
+
+def _paragraph(
+    paragraph: Paragraph, text: str, names: dict[str | None, str], number: str | None = None
+) -> tuple[str, str]:
+    """``(kind, text)`` for one paragraph; kind is heading, item or text. ``number`` is
+    its automatic number ("2.1"), "" for a bullet, None when it has none."""
     text = _clean(text)
     if not text:
         return "text", ""
     style = _style_name(paragraph, names)
+    numbered = f"{number} {text}" if number else text
     heading = _HEADING.match(style)
     if heading:
-        return "heading", "#" * int(heading.group(1)) + " " + text
+        return "heading", "#" * int(heading.group(1)) + " " + numbered
     if style.lower() == "title":
-        return "heading", "# " + text
-    if style.lower().startswith("list"):
-        return "item", "- " + text
-    return "text", text
+        return "heading", "# " + numbered
+    if style.lower().startswith("list") or number == "":
+        # A list paragraph, or one with a bullet: an item; its number, else "- ".
+        return "item", numbered if number else "- " + text
+    # A numbered paragraph of another style (a contract's clauses) stays a paragraph.
+    return "text", numbered
 
 
 def _cell_text(tc: CT_Tc, notes: _Notes) -> str:
@@ -464,9 +543,10 @@ def _cell_text(tc: CT_Tc, notes: _Notes) -> str:
     parts: list[str] = []
     for block in _blocks(tc, notes):
         if isinstance(block, _Para):
-            text = _clean(block.text)
-            if text:
-                parts.append(text)
+            # A line break (Shift+Enter, as in an address) joins like a paragraph does:
+            # a row split over several lines no longer reads as one row.
+            lines = (line.strip() for line in _clean(block.text).split("\n"))
+            parts.extend(line for line in lines if line)
         else:
             parts.extend(f"[{row}]" for row in block)
     return " / ".join(parts)
@@ -507,8 +587,9 @@ class _Reader:
         self.name = name
         self.limits = limits
         self.total = 0
-        self.notes = _Notes(_note_parts(document))
+        self.notes = _Notes(_note_parts(document), _hidden_styles(document))
         self.style_names: dict[str | None, str] = {}  # by style id (see _style_name)
+        self.numbering = _numbering(document)
 
     def blocks(self, container: _Element) -> list[tuple[str, str]]:
         """The non-empty blocks of a ``w:body``, ``w:hdr``, ``w:ftr`` or note."""
@@ -516,7 +597,8 @@ class _Reader:
         for block in _blocks(container, self.notes):
             if isinstance(block, _Para):
                 paragraph = Paragraph(block.p, self.document)
-                kind, text = _paragraph(paragraph, block.text, self.style_names)
+                number = self.numbering.label(block.p)  # empty paragraphs count too
+                kind, text = _paragraph(paragraph, block.text, self.style_names, number)
             else:
                 kind, text = "table", "\n".join(block)
             if not text:
@@ -726,6 +808,35 @@ def _metadata(document: DocxDocument) -> dict[str, Any]:
     return found
 
 
+# Zip-based files that get renamed .docx by mistake, by a member only they have.
+_OTHER_PACKAGES = (
+    ("xl/", "an Excel workbook (.xlsx)"),
+    ("ppt/", "a PowerPoint presentation (.pptx)"),
+    ("content.xml", "an OpenDocument file (.odt, .ods...)"),
+)
+
+
+def _unreadable(name: str, exc: BaseException, members: list[str]) -> CorruptDocumentError:
+    """The error for a zip python-docx cannot read. One without Word's ``word/`` part
+    is not a Word document at all, which python-docx's own error does not say (for a
+    bare ``[Content_Types].xml`` it is an AttributeError on an lxml element)."""
+    if not any(member.startswith("word/") for member in members):
+        kinds = (
+            kind for prefix, kind in _OTHER_PACKAGES if any(m.startswith(prefix) for m in members)
+        )
+        kind = next(kinds, None)
+        looks = f"; it looks like {kind}" if kind else ""
+        return CorruptDocumentError(
+            f"this is not a readable Word document: the zip archive has no Word document "
+            f"part{looks}. Check the file type, or save it as .docx in Word.",
+            name=name,
+        )
+    detail = str(exc).strip() or type(exc).__name__
+    return CorruptDocumentError(
+        f"this is not a readable Word document ({detail}). Re-save it as .docx.", name=name
+    )
+
+
 def load_docx(data: bytes, name: str) -> Document:
     """Read a DOCX: archive checked first, then headers, body, notes and footers."""
     limits = Limits.from_env()
@@ -754,6 +865,7 @@ def load_docx(data: bytes, name: str) -> Document:
     try:
         with archive:
             check_archive(archive, name, limits)
+            members = archive.namelist()
     except DocumentError:
         raise
     except Exception as exc:  # a member that fails its CRC or will not decompress
@@ -766,11 +878,7 @@ def load_docx(data: bytes, name: str) -> Document:
     except DocumentError:
         raise
     except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors...
-        detail = str(exc).strip() or type(exc).__name__
-        raise CorruptDocumentError(
-            f"this is not a readable Word document ({detail}). Re-save it as .docx.",
-            name=name,
-        ) from exc
+        raise _unreadable(name, exc, members) from exc
     if not text.strip():
         raise EmptyDocumentError("the document holds no text.", name=name)
     # Word lays pages out at render time, so the text is one page (no page numbers).
