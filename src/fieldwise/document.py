@@ -10,9 +10,12 @@ import bisect
 import mimetypes
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import UnsupportedInputError
+
+if TYPE_CHECKING:
+    from .registry import DocumentLoader
 
 
 @dataclass
@@ -56,21 +59,31 @@ class Document:
     @classmethod
     def from_bytes(cls, data: bytes, *, name: str, media_type: str | None = None) -> Document:
         """Load bytes with the plugin registered for ``name``'s suffix (or ``media_type``)."""
-        from .plugins import pick_document_loader
-
-        suffix = Path(name).suffix.lower()
-        if media_type is None:
-            media_type = mimetypes.guess_type(name)[0]
-        loader = pick_document_loader(suffix, media_type)
-        document = loader.load(data, name)
-        document.metadata.setdefault("loader", loader.name)
-        document.name = document.name or name
-        return document
+        return _load(_loader_for(name, media_type), data, name)
 
     @classmethod
     def open(cls, path: str | Path) -> Document:
-        """Read a file (PDF, DOCX, HTML, text...) with the matching loader plugin."""
+        """Read a file (PDF, DOCX, HTML, text...) with the matching loader plugin; one the
+        loader would refuse as too large is refused before it is read."""
         path = Path(path)
         if not path.is_file():
             raise UnsupportedInputError(f"{path}: no such file")
-        return cls.from_bytes(path.read_bytes(), name=path.name)
+        loader = _loader_for(path.name, None)
+        if loader.check_size is not None:
+            loader.check_size(path.stat().st_size, path.name)
+        return _load(loader, path.read_bytes(), path.name)
+
+
+def _loader_for(name: str, media_type: str | None) -> DocumentLoader:
+    from .plugins import pick_document_loader
+
+    if media_type is None:
+        media_type = mimetypes.guess_type(name)[0]
+    return pick_document_loader(Path(name).suffix.lower(), media_type)
+
+
+def _load(loader: DocumentLoader, data: bytes, name: str) -> Document:
+    document = loader.load(data, name)
+    document.metadata.setdefault("loader", loader.name)
+    document.name = document.name or name
+    return document

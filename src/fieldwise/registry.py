@@ -18,7 +18,10 @@ class DocumentLoader:
     """Reads one kind of file into a ``Document``.
 
     ``load(data, name)`` gets the file's bytes and its file name. Among loaders that
-    accept a file, the highest ``priority`` wins.
+    accept a file, the highest ``priority`` wins. ``check_size(size, name)``, when given,
+    is asked before a file is read (``Document.open``) and raises the loader's own error
+    for a file too large to load, so that such a file is refused without being read into
+    memory first.
     """
 
     name: str
@@ -26,6 +29,7 @@ class DocumentLoader:
     suffixes: tuple[str, ...] = ()
     media_types: tuple[str, ...] = ()
     priority: int = 0
+    check_size: Callable[[int, str], None] | None = None
 
 
 @dataclass(frozen=True)

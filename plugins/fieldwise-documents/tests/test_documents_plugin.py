@@ -78,3 +78,27 @@ def test_loading_the_plugin_does_not_import_parsers() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("suffix", [".pdf", ".docx", ".html", ".txt"])
+def test_a_file_over_the_size_cap_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """``Document.open`` asks the loader before reading: a 64 MiB file over a 1 MiB cap
+    is refused without 64 MiB ever being held in memory."""
+    import tracemalloc
+
+    from fieldwise_documents import DocumentTooLargeError
+
+    monkeypatch.setenv("FIELDWISE_MAX_DOCUMENT_BYTES", "1M")
+    path = tmp_path / f"huge{suffix}"
+    with path.open("wb") as sparse:  # takes no disk: a hole of 64 MiB
+        sparse.truncate(64 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DocumentTooLargeError, match="64.0 MiB, over the 1.0 MiB cap"):
+            Document.open(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024

@@ -80,9 +80,16 @@ def human_size(size: int) -> str:
 
 def check_size(data: bytes, name: str, limits: Limits) -> None:
     """Refuse a file over ``max_document_bytes`` before any parser touches it."""
-    if len(data) > limits.max_document_bytes:
+    check_file_size(len(data), name, limits)
+
+
+def check_file_size(size: int, name: str, limits: Limits | None = None) -> None:
+    """``check_size`` for a file of ``size`` bytes not read yet (``Document.open`` asks
+    before reading it); ``limits`` from the environment when not given."""
+    limits = limits or Limits.from_env()
+    if size > limits.max_document_bytes:
         raise DocumentTooLargeError(
-            f"the file is {human_size(len(data))}, over the "
+            f"the file is {human_size(size)}, over the "
             f"{human_size(limits.max_document_bytes)} cap; split it, or raise "
             f"{ENV_VARS['max_document_bytes']}.",
             name=name,

@@ -41,24 +41,34 @@ def _text(data: bytes, name: str) -> Document:
     return load_text(data, name)
 
 
+def _check_size(size: int, name: str) -> None:
+    """A file over the size cap is refused before ``Document.open`` reads it."""
+    from .limits import check_file_size
+
+    check_file_size(size, name)
+
+
 LOADERS: tuple[DocumentLoader, ...] = (
     DocumentLoader(
         name="pdf",
         load=_pdf,
         suffixes=(".pdf",),
         media_types=("application/pdf",),
+        check_size=_check_size,
     ),
     DocumentLoader(
         name="docx",
         load=_docx,
         suffixes=(".docx",),
         media_types=("application/vnd.openxmlformats-officedocument.wordprocessingml.document",),
+        check_size=_check_size,
     ),
     DocumentLoader(
         name="html",
         load=_html,
         suffixes=(".html", ".htm", ".xhtml"),
         media_types=("text/html", "application/xhtml+xml"),
+        check_size=_check_size,
     ),
     DocumentLoader(
         name="text",
@@ -72,6 +82,7 @@ LOADERS: tuple[DocumentLoader, ...] = (
             "text/tab-separated-values", "application/json", "application/x-ndjson",
         ),
         priority=-10,
+        check_size=_check_size,
     ),
 )  # fmt: skip
 
