@@ -72,6 +72,13 @@ def _grounded(fake: FakeLLM, text: str, value: str) -> tuple[int, int] | None:
         ("Ship to: Bucharest, Romania", "Oman"),  # a word inside another
         ("Invoice INV2024001", "INV2024"),
         ("Contact: Jonathan Smith", "Jon"),
+        ("Guest: Ren\u00e9e Martin", "Ren\u00e9"),  # an accent is part of its letter
+        ("Guest: Andr\u00e9e", "Andre"),
+        ("\u0938\u0940\u0924\u093e \u0926\u0947\u0935\u0940", "\u0924\u093e"),  # Hindi vowel signs
+        (
+            "\u10d0\u10ee\u10d0\u10da\u10d8\u10d7\u10d1\u10d8\u10da\u10d8\u10e1\u10d8",
+            "\u10d7\u10d1\u10d8\u10da\u10d8\u10e1\u10d8",
+        ),  # Georgian has spaces
     ],
 )
 def test_a_value_found_only_inside_a_longer_word_is_not_grounded(
@@ -90,6 +97,8 @@ def test_a_value_found_only_inside_a_longer_word_is_not_grounded(
         ("Herr Mu\u0308ller, Berlin", "M\u00fcller", "Mu\u0308ller"),  # composed vs not
         ("Price\u00a0list: 5 EUR", "price list", "Price\u00a0list"),
         ("Smith-Jones & Co", "Smith", "Smith"),
+        ("a well-\nknown fact", "well-known", "well-\nknown"),
+        ("Guest: Ren\u00e9 Martin", "Ren\u00e9", "Ren\u00e9"),
         ("\u6771\u4eac\u90fd\u6e2f\u533a", "\u6771\u4eac", "\u6771\u4eac"),  # no spaces in CJK
         ("ACME\u682a\u5f0f\u4f1a\u793e", "ACME", "ACME"),
     ],

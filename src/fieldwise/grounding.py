@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import enum
 import functools
-import itertools
 import re
 import types
 import unicodedata
@@ -45,9 +44,17 @@ _FOLDS = {
     **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
     **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),  # soft hyphen, zero-width
 }
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-#: a word broken across a line end: the hyphen, the line break and the indentation
-_LINE_BREAK_HYPHEN = r"(?:-[^\S\n]*\n\s*)?"
+#: what folding edits: a run of non-ASCII characters, or a word hyphenated across a line
+#: end (the hyphen, the line break and the next line's indentation, between two letters)
+_EDITS = re.compile(r"[^\x00-\x7f]+|(?<=[^\W\d_])-[^\S\n]*\n\s*(?=[^\W\d_])")
+#: scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, CJK, kana,
+#: and Hangul, whose particles attach to the noun, as syllables and as the jamo folding
+#: decomposes them into): no word boundary can be asked of them
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff"
+    "\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff"
+    "\U00020000-\U0003ffff]"
+)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -56,76 +63,78 @@ def _fold_char(char: str) -> str:
     return unicodedata.normalize("NFKD", char) if folded is None else folded
 
 
+def _unchanged(run: str) -> bool:
+    """A run of non-ASCII characters that folding leaves as it is (most CJK text)."""
+    return unicodedata.is_normalized("NFKD", run) and not any(c in _FOLDS for c in run)
+
+
 class _Folded:
-    """A text with its non-ASCII characters folded (``_fold_char``), and the way back from
-    a position in it to the original text's (only the folded characters are visited)."""
+    """A text as values are matched against it (see the module), and the way back from a
+    position in it to the original text's. Only what folding changes is visited."""
 
     def __init__(self, text: str) -> None:
         pieces: list[str] = []
-        #: (folded position, original position) where each folded character starts and ends
+        #: (folded position, original position) where each changed piece starts and ends
         self._marks: list[tuple[int, int]] = []
         done = length = 0
-        for match in _NON_ASCII.finditer(text):
-            at = match.start()
-            folded = _fold_char(text[at])
-            if folded == text[at]:
-                continue
-            pieces.append(text[done:at])
-            length += at - done
-            self._marks.append((length, at))
-            pieces.append(folded)
-            length += len(folded)
-            done = at + 1
-            self._marks.append((length, done))
+        for match in _EDITS.finditer(text):
+            found = match.group()
+            if found[0] != "-":  # a run of non-ASCII characters
+                if _unchanged(found):
+                    continue
+                edits = [(match.start() + i, c, _fold_char(c)) for i, c in enumerate(found)]
+            else:  # a line-end hyphen inside a word
+                edits = [(match.start(), found, "")]
+            for at, original, folded in edits:
+                if folded == original:
+                    continue
+                pieces.append(text[done:at])
+                length += at - done
+                self._marks.append((length, at))
+                pieces.append(folded)
+                length += len(folded)
+                done = at + len(original)
+                self._marks.append((length, done))
         pieces.append(text[done:])
         self.text = "".join(pieces) if self._marks else text
         self._starts = [folded for folded, _ in self._marks]
 
     def original(self, position: int, *, end: bool) -> int:
-        """``position`` in the original text; one inside a folded character maps to that
-        character's start (``end=False``) or end."""
+        """``position`` in the original text; one inside a changed piece maps to that
+        piece's start (``end=False``) or end."""
         k = bisect.bisect_right(self._starts, position) - 1
         if k < 0:
             return position
         folded, original = self._marks[k]
-        if k % 2 == 0 and position > folded:  # inside one character's folded form
-            return original + 1 if end else original
+        if k % 2 == 0 and position > folded:  # inside one piece's folded form
+            return self._marks[k + 1][1] if end else original
         return original + (position - folded)
 
 
-#: scripts written without spaces between words (CJK, kana, Hangul with its attached
-#: particles, Thai, Lao, Myanmar, Khmer): no word boundary can be asked of them
-_UNSPACED = (
-    "\u0e00-\u0eff\u1000-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f"
-    "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff"
-    "\U00020000-\U0003ffff"
-)  # Hangul as syllables and as the jamo that folding decomposes them into
-#: a word character of a spaced script
-_SPACED_WORD = re.compile(rf"[^\W{_UNSPACED}]")
+@functools.lru_cache(maxsize=2)
+def _folded(text: str) -> _Folded:
+    """One fold per text: every attempt, and every cache hit, checks the same input."""
+    return _Folded(text)
+
+
+def _in_word(char: str) -> bool:
+    """A letter, digit, combining mark or ``_`` of a script written with spaces: what may
+    not touch a value that starts or ends with one (a mark is part of its letter)."""
+    return (char == "_" or unicodedata.category(char)[0] in "LNM") and not _UNSPACED.match(char)
+
+
+#: an escaped hyphen between two letters of a value
+_OPTIONAL_HYPHEN = re.compile(r"(?<=[^\W\d_])\\-(?=[^\W\d_])")
 
 
 def _pattern(value: str) -> re.Pattern[str] | None:
-    """``value`` (folded) as a whole: whitespace-insensitive, a hyphen and line break
-    allowed inside its words, and, where it starts or ends with a word character of a
-    spaced script, no such character right before or after it."""
+    """``value`` (folded): whitespace-insensitive, and a hyphen between two letters may
+    be missing (the input's was a line-end hyphen, which folding removed)."""
     words = _Folded(value).text.split()
     if not words:
         return None
-    body = r"\s+".join(_LINE_BREAK_HYPHEN.join(_word_parts(word)) for word in words)
-    before = rf"(?<![^\W{_UNSPACED}])" if _SPACED_WORD.match(words[0][0]) else ""
-    after = rf"(?![^\W{_UNSPACED}])" if _SPACED_WORD.match(words[-1][-1]) else ""
-    return re.compile(before + body + after, re.IGNORECASE)
-
-
-def _word_parts(word: str) -> list[str]:
-    """``word`` escaped and cut between its letters, where a line-end hyphen may fall."""
-    parts = [re.escape(word[0])]
-    for previous, char in itertools.pairwise(word):
-        if previous.isalpha() and char.isalpha():
-            parts.append(re.escape(char))
-        else:
-            parts[-1] += re.escape(char)
-    return parts
+    body = r"\s+".join(_OPTIONAL_HYPHEN.sub("-?", re.escape(word)) for word in words)
+    return re.compile(body, re.IGNORECASE)
 
 
 def locate(value: str, text: str | _Folded) -> tuple[int, int] | None:
@@ -133,11 +142,20 @@ def locate(value: str, text: str | _Folded) -> tuple[int, int] | None:
     pattern = _pattern(value)
     if pattern is None:
         return None
-    folded = text if isinstance(text, _Folded) else _Folded(text)
-    found = pattern.search(folded.text)
-    if found is None:
-        return None
-    return folded.original(found.start(), end=False), folded.original(found.end(), end=True)
+    folded = text if isinstance(text, _Folded) else _folded(text)
+    edges = _Folded(value).text.strip()
+    before, after = _in_word(edges[0]), _in_word(edges[-1])
+    haystack = folded.text
+    position = 0
+    while (found := pattern.search(haystack, position)) is not None:
+        start, end = found.span()
+        if (before and start > 0 and _in_word(haystack[start - 1])) or (
+            after and end < len(haystack) and _in_word(haystack[end])
+        ):
+            position = start + 1  # inside a longer word: look further on
+            continue
+        return folded.original(start, end=False), folded.original(end, end=True)
+    return None
 
 
 def _item_annotation(annotation: Any) -> Any:
@@ -179,7 +197,7 @@ def check_grounding(value: Any, text: str) -> tuple[dict[str, tuple[int, int]], 
     _walk(value, "", type(value) if isinstance(value, BaseModel) else None, strings)
     evidence: dict[str, tuple[int, int]] = {}
     ungrounded: dict[str, str] = {}
-    folded = _Folded(text) if strings else None
+    folded = _folded(text) if strings else None
     for path, string in strings:
         if not string.strip():
             continue
