@@ -220,3 +220,21 @@ def test_eval_counts_cached_answers_at_what_they_cost_when_made(
     assert first["from_cache"] == 0 and second["from_cache"] == 1
     assert second["tokens"] == first["tokens"] > 0
     assert second["cost"] == first["cost"] and first["cost"] is not None and first["cost"] > 0
+
+
+def test_a_result_of_several_cached_calls_says_what_they_cost_when_made(tmp_path: Path) -> None:
+    """Samples and chunks combine several calls' results; answered again from the cache,
+    the combined result's original_usage is what those calls cost (what eval counts)."""
+    from fieldwise import Document, Extractor
+
+    long = Document(text="Ada is 38. " * 20 + "\n\n" + "More text here. " * 20)
+    with FakeLLM() as fake:
+        answer_with(fake, lambda text: {"name": "Ada", "email": None, "phone": None})
+        for options, data in (
+            ({"samples": 3, "temperature": 0.7}, "Ada"),
+            ({"max_chars": 150}, long),
+        ):
+            ex = Extractor(base_url=fake.base_url, cache_dir=str(tmp_path), **options)
+            first, again = ex.run(data, Contact), ex.run(data, Contact)
+            assert again.cached and again.original_usage is not None
+            assert again.original_usage.total_tokens >= first.usage.total_tokens > 0

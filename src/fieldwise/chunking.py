@@ -34,7 +34,7 @@ from pydantic.fields import FieldInfo
 
 from .document import Document
 from .grounding import check_grounding
-from .result import Result, Usage
+from .result import Result, Usage, original_usage_of
 
 __all__ = ["Chunk", "Conflict", "MergeResult", "merge_values", "split_document"]
 
@@ -421,4 +421,5 @@ def combine_results(
         evidence=evidence,
         ungrounded=ungrounded,
         conflicts=list(conflicts),
+        original_usage=original_usage_of(results),
     )

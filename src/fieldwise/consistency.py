@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from .result import Result, Usage
+from .result import Result, Usage, original_usage_of
 
 SAMPLE_TEMPERATURE = 0.7
 
@@ -78,6 +78,7 @@ def vote(results: Sequence[Result[Any]], target: Any) -> Result[Any]:
         evidence=chosen.evidence if chosen else {},
         ungrounded=chosen.ungrounded if chosen else {},
         confidence=confidence,
+        original_usage=original_usage_of(results),
     )
 
 

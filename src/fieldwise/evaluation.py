@@ -272,8 +272,8 @@ def evaluate(
                 attempts += item.result.attempts
                 # as made: a configuration costs what its answers cost, whether this run
                 # paid for them or reused them (another configuration may have made them)
-                made = item.result.original_usage if item.result.cached else None
-                usage = usage + (made or item.result.usage)
+                made = item.result.original_usage
+                usage = usage + (made if made is not None else item.result.usage)
                 report.from_cache += item.result.cached
                 scores = _value_scores(expected, item.result.value, adapter)
                 exact += all(s == 1.0 for s in scores.values())

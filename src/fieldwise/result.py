@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -119,5 +120,17 @@ class Result(Generic[T]):
     confidence: dict[str, float] = field(default_factory=dict)
     #: fields on which the chunks of a long document disagreed (first value kept)
     conflicts: list[Any] = field(default_factory=list)
-    #: a cache hit's: the usage of the calls that made the answer (paid then, not now)
+    #: answered from the cache, wholly or in part (chunks, samples): what all its calls
+    #: cost when they were made (paid then, not now); None when nothing came from the cache
     original_usage: Usage | None = None
+
+
+def original_usage_of(results: Sequence[Result[Any]]) -> Usage | None:
+    """The ``original_usage`` of a result combined from ``results`` (chunks, samples):
+    what each part cost when it was made, or None when no part came from the cache."""
+    if all(r.original_usage is None for r in results):
+        return None
+    total = Usage()
+    for r in results:
+        total = total + (r.original_usage if r.original_usage is not None else r.usage)
+    return total
