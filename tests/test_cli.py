@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -385,6 +386,25 @@ def test_extract_chunks_grounds_and_says_which_pages_have_no_text(
     assert main(["extract", str(long), "--max-chars", "400", *args]) == 0
     assert len(fake_llm.requests) - before >= 2  # one call per chunk
     assert main(["extract", str(long), "--max-chars", "5", *args]) == 2  # a usage error
+
+
+def test_max_chars_splits_plain_text_without_the_documents_plugin(
+    fake_llm: FakeLLM, schema_file: Path, tmp_path: Path
+) -> None:
+    """Without a text loader the file is read as UTF-8 alone, and still split (a fresh
+    process: plugins are loaded once per process)."""
+    long = tmp_path / "long.text"
+    long.write_text(("Ada Lovelace wrote notes. " * 20 + "\n\n") * 4)
+    fake_llm.script(*[reply.json({"name": "Ada Lovelace", "age": 36})] * 8)
+    args = ["--schema", f"{schema_file}:Person", "--base-url", fake_llm.base_url, "--no-cache"]
+    done = subprocess.run(
+        [sys.executable, "-m", "fieldwise", "extract", str(long), "--max-chars", "600", *args],
+        env={**os.environ, "FIELDWISE_DISABLE_PLUGINS": "documents"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(fake_llm.requests) >= 2
 
 
 def test_a_text_file_is_decoded_by_the_text_loader(

@@ -85,7 +85,7 @@ def _text_input(data: bytes, name: str) -> Any:
 
     if _has_text_loader():
         return Document.from_bytes(data, name=f"{Path(name).stem or 'input'}.txt")
-    return _utf8(data, name)
+    return Document(_utf8(data, name), name=name)  # a Document, so that --max-chars splits it
 
 
 def _has_text_loader() -> bool:
