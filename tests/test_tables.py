@@ -224,6 +224,15 @@ def test_row_planner_counts_every_row_once() -> None:
     assert again.decide({"name": "KEEP"}, columns, {"notes": "a"}, ["notes"], None) == "a"
 
 
+def test_row_planner_limit_zero_plans_nothing() -> None:
+    columns = [Column("name", ("name",))]
+    planner, report = RowPlanner(only_empty=True, limit=0), FillReport()
+    plans = [planner.decide({"name": None}, columns, {"notes": t}, ["notes"], report, k)
+             for k, t in enumerate("abc")]  # fmt: skip
+    planner.finish(report)
+    assert plans == [None, None, None] and planner.planned == 0 and report.past_limit == 3
+
+
 def test_row_planner_limit_does_not_count_rows_the_cache_answers() -> None:
     columns = [Column("name", ("name",))]
     asked: list[list[str]] = []

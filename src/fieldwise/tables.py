@@ -351,7 +351,7 @@ class RowPlanner:
         self.cutoff = cutoff
         #: rows counted against ``limit`` so far, and whether it is reached
         self._counted = 0
-        self._full = False
+        self._full = limit is not None and limit <= 0
         #: rows whose place against ``limit`` waits for a cache lookup: ``(key, text)``
         self._pending: list[tuple[int, str]] = []
 
