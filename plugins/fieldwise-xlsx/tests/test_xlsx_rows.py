@@ -116,6 +116,27 @@ def test_a_legend_above_the_table_is_not_the_header(stub: Any, tmp_path: Path) -
     assert any("row 5 is taken as the header" in w and "row(s) 2" in w for w in warnings)
 
 
+def test_a_legend_that_ties_with_the_header_is_refused_before_any_call(
+    stub: Any, tmp_path: Path
+) -> None:
+    """The usual first fill: the schema's column is still to be made, so the legend and the
+    header both name the source column and no schema column; no guess, no call."""
+    rows: list[list[Any]] = [
+        ["Legend:", "notes", "= free text from the CRM"],
+        [],
+        ["id", "notes", "owner"],
+        [1, "acme corp", "bob"],
+    ]
+    source = book(tmp_path / "b.xlsx", rows)
+    before = source.read_bytes()
+    ex = stub(upper)
+    with pytest.raises(TableError, match=r"rows 1, 3 .*--header-row"):
+        fill(source, target=Company, sources=["notes"], extractor=ex)
+    assert ex.seen == [] and source.read_bytes() == before
+    fill(source, target=Company, sources=["notes"], extractor=ex, header_row=3)
+    assert values(tmp_path / "b.filled.xlsx")[3] == (1, "acme corp", "bob", "ACME")
+
+
 def test_a_header_with_year_columns_under_a_title_is_found(stub: Any, tmp_path: Path) -> None:
     rows: list[list[Any]] = [
         ["Revenue by year (USD k)"],

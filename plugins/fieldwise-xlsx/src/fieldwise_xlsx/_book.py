@@ -68,17 +68,27 @@ def find_header(
     other rows that could have been it.
 
     Every row that names every source column is a candidate, text or not (years as column
-    names are numbers); of those, the one that also names the most target columns wins,
-    the first of equals: a title, or a legend above the table that names a source column,
-    names fewer of them than the header. Failing any, the most header-like row (naming the
-    most targets, then mostly text, then the most text cells), whose names the
-    missing-column error lists; failing that, 0.
+    names are numbers); of those, the one that also names the most target columns wins:
+    a title, or a legend above the table that names a source column, names fewer of them
+    than the header. Of equals, the first when they name the same columns (tables stacked
+    on the sheet); else the header cannot be told and ``TableError`` asks for
+    ``--header-row`` (a guess would send the wrong rows, paid). Failing any, the most
+    header-like row (naming the most targets, then mostly text, then the most text
+    cells), whose names the missing-column error lists; failing that, 0.
     """
-    names = [{source_text(v).strip() for v in row} for row in rows]
+    names = [{source_text(v).strip() for v in row} - {""} for row in rows]
     named = [sum(target in found for target in targets) for found in names]
     candidates = [i for i, found in enumerate(names) if all(n in found for n in sources)]
     if candidates:
         best = max(candidates, key=named.__getitem__)  # max keeps the first of equals
+        tied = [i for i in candidates if named[i] == named[best] and names[i] != names[best]]
+        if tied:  # a legend above a table whose schema columns are still to be made
+            listed = ", ".join(str(i + 1) for i in [best, *tied])
+            raise TableError(
+                f"rows {listed} all name the --from column(s) and as many schema columns, "
+                "with different other names, so the header row cannot be told; pass "
+                "--header-row N."
+            )
         return best, [i for i in candidates if i != best]
     likeness = [
         (named[i], _is_header(row), sum(isinstance(v, str) and bool(v.strip()) for v in row))
