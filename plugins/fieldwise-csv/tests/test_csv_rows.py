@@ -73,6 +73,18 @@ def test_header_row_names_the_header(stub: Any, tmp_path: Path) -> None:
     assert sha(source) == before
 
 
+@pytest.mark.parametrize("sep_line", ["", "sep=;\n"])
+def test_a_row_is_named_by_its_number_as_excel_shows_it(
+    stub: Any, tmp_path: Path, sep_line: str
+) -> None:
+    """Under a title and a named header row (and Excel's sep= line, which Excel does not
+    show as a row), a bad row is called by the number Excel gives it."""
+    path = tmp_path / "t.csv"
+    path.write_text(f"{sep_line}Export of May;\n;\nnotes;company\nacme;\nglobex;;EXTRA\n")
+    with pytest.raises(TableError, match="row 5 has 3 fields"):
+        fill(path, target=CompanySize, sources=["notes"], extractor=stub(upper), header_row=3)
+
+
 def test_limit_batches_move_on_past_rows_the_cache_answers(
     stub: Any, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:

@@ -161,7 +161,7 @@ def _check_pass(
                     f"row in its first {SAMPLE_CHARS // 1024} KiB."
                 )
             fmt, _ = detect_format(rest, encoding, path.suffix, sources, delimiter)
-            fmt = dataclasses.replace(fmt, skip_lines=skip)
+            fmt = dataclasses.replace(fmt, skip_lines=skip, sep_line=delimiter is not None)
             return (fmt, *_count(path, fmt, sources, columns, options))
         except UnicodeDecodeError as exc:
             last_error = exc
@@ -183,7 +183,7 @@ def _count(
             layout, sources, columns, options["only_empty"], options["limit"],
             answered=options["answered"],
         )  # fmt: skip
-        for number, (fields, _raw) in enumerate(records, start=2):
+        for number, (fields, _raw) in enumerate(records, start=fmt.first_row):
             if len(fields) > len(header) and layout.new_names and any(fields[len(header) :]):
                 raise TableError(
                     f"{path}: row {number} has {len(fields)} fields but the header has "
@@ -201,7 +201,7 @@ def _texts(path: Path, fmt: Format, planner: _Planner) -> Iterator[tuple[int, st
     with _open(path, fmt) as stream:
         _, records = _records(stream, fmt)
         next(records, None)
-        for number, (fields, _raw) in enumerate(records, start=2):
+        for number, (fields, _raw) in enumerate(records, start=fmt.first_row):
             text = planner.plan(number, fields, None)
             if text is not None:
                 yield number, text
@@ -333,7 +333,7 @@ def fill(
                 # The results carry their record numbers: a row is changed exactly when the
                 # next result is for it (no second planning of every row here).
                 upcoming = next(results, None)
-                for number, (fields, raw) in enumerate(records, start=2):
+                for number, (fields, raw) in enumerate(records, start=fmt.first_row):
                     if upcoming is None or upcoming[0] != number:
                         sink.write(out.unchanged(fields, raw))
                         continue

@@ -71,6 +71,14 @@ class Format:
     #: lines above the header (Excel's ``sep=`` line, rows before a named header row),
     #: skipped when reading and copied as they are
     skip_lines: int = 0
+    #: whether the first of them is a ``sep=`` line (which Excel does not show as a row)
+    sep_line: bool = False
+
+    @property
+    def first_row(self) -> int:
+        """The number of the first row under the header, as Excel numbers the rows (and
+        ``--header-row`` counts them): what messages about a row call it."""
+        return self.skip_lines - self.sep_line + 2
 
     @property
     def bom(self) -> str:
