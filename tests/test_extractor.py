@@ -359,6 +359,17 @@ def test_openrouter_profile_sends_routing_and_reasoning_off(fake_llm: FakeLLM) -
     assert request.headers["x-openrouter-title"] == "fieldwise"
 
 
+def test_error_advice_follows_the_endpoints_profile(fake_llm: FakeLLM) -> None:
+    """profile='openrouter' on any URL (a gateway, a proxy): the key it sends is
+    OPENROUTER_API_KEY's, and a 401 or 402 says so."""
+    ex = Extractor(base_url=fake_llm.base_url, profile="openrouter", api_key=SECRET, cache=False)
+    fake_llm.script(reply.http_error(401), reply.http_error(402))
+    with pytest.raises(AuthenticationError, match="OPENROUTER_API_KEY"):
+        ex.run("Ada", Person)
+    with pytest.raises(InsufficientCreditsError, match=r"openrouter\.ai/settings/credits"):
+        ex.run("Ada", Person)
+
+
 def test_openrouter_without_key_fails_before_any_call() -> None:
     ex = Extractor(profile="openrouter", cache=False)
     with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY") as caught:

@@ -862,6 +862,8 @@ def test_credentials_in_the_url_are_basic_auth_on_both_paths_and_never_shown(
     extractor = Extractor(base_url=closed, api_key=KEY, model="m", cache=False)
     for text in (str(caught.value), repr(extractor), caplog.text):
         assert "pr0xy" not in text and expected not in text
+    token_only = Extractor(base_url="http://T0KEN-4u7h@127.0.0.1:9/v1", model="m", cache=False)
+    assert "T0KEN" not in repr(token_only)
 
 
 def test_encoded_body_is_the_same_json_with_a_reused_response_format() -> None:

@@ -220,11 +220,10 @@ def _describe(
     code: Any,
     metadata: Mapping[str, Any],
     model: str | None,
-    url: str = "",
+    openrouter: bool,
 ) -> tuple[type[FieldwiseError], str]:
     """The exception type and what-to-do-next advice for an error status (and code/message);
-    the key and the credits are named as ``url``'s service has them."""
-    openrouter = is_openrouter(url)
+    the key and the credits are named as OpenRouter has them, or as any other service."""
     lowered = f"{message} {code}".lower()
     if status == 413 or (status in (400, 422) and any(h in lowered for h in _CONTEXT_HINTS)):
         return ContextLengthError, (
@@ -276,7 +275,13 @@ def _describe(
 
 
 def failure_from_status(
-    status: int, headers: Mapping[str, str], content: bytes, *, url: str, model: str | None
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    *,
+    url: str,
+    model: str | None,
+    openrouter: bool | None = None,
 ) -> Failure:
     """A non-2xx answer: retryable for 408/409/429/5xx unless ``x-should-retry`` says no."""
     try:
@@ -294,7 +299,9 @@ def failure_from_status(
             status=status,
             body=payload,
         )
-    kind, advice = _describe(status, message, code, metadata, model, url)
+    if openrouter is None:  # the endpoint's profile, else its host, says whose key it is
+        openrouter = is_openrouter(url)
+    kind, advice = _describe(status, message, code, metadata, model, openrouter)
     retry_after = parse_retry_after(headers)
     retryable = _retryable_status(status)
     hint = headers.get("x-should-retry")
@@ -324,7 +331,7 @@ def failure_from_body_error(
     """
     message, code, metadata = _error_fields({"error": error})
     status = _status_of(code)
-    kind, advice = _describe(status, message, code, metadata, model, url)
+    kind, advice = _describe(status, message, code, metadata, model, is_openrouter(url))
     detail = f": {message[:500]}" if message else ""
     shown = f" (code {code})" if code is not None else ""
     return Failure(

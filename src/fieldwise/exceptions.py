@@ -42,6 +42,8 @@ _SECRET_PATTERNS = [
 ]
 #: the password of a URL's ``user:password@`` (a proxy's or an endpoint's)
 _URL_PASSWORD = re.compile(r"(?<=://)(?=[^/@\s]*@)([^/:@\s]*):[^/@\s]*(?=@)")
+#: a URL's ``token@`` without a password: a token sent as the user name
+_URL_TOKEN = re.compile(r"(?<=://)[^/:@\s]+(?=@)")
 _known_secrets: set[str] = set()
 
 
@@ -58,7 +60,7 @@ def redact(text: str) -> str:
             text = text.replace(secret, "[REDACTED]")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub("[REDACTED]", text)
-    return _URL_PASSWORD.sub(r"\1:[REDACTED]", text)
+    return _URL_TOKEN.sub("[REDACTED]", _URL_PASSWORD.sub(r"\1:[REDACTED]", text))
 
 
 class FieldwiseError(Exception):

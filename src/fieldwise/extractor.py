@@ -193,6 +193,7 @@ class Extractor:
                             headers=endpoints.profile_headers(settings.profile),
                             backoff_base=self._backoff_base,
                             max_retry_after=self.max_retry_after,
+                            openrouter=settings.profile == "openrouter",
                         )
                         self._settings = settings
                         if settings.price is not None:  # under both names the calls use

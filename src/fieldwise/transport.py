@@ -91,6 +91,7 @@ class Transport:
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         max_retry_after: float = MAX_RETRY_AFTER,
+        openrouter: bool | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigurationError(
@@ -99,6 +100,8 @@ class Transport:
         register_secret(api_key)
         base_url, basic = _credentials_apart(base_url)
         self.base_url = base_url.rstrip("/")
+        #: whose key and credits error advice names (None: as the URL's host says)
+        self._openrouter = openrouter
         self.timeout = timeout
         self.network_retries = network_retries
         self._policy = RetryPolicy(network_retries, backoff_base, backoff_max, max_retry_after)
@@ -219,8 +222,8 @@ class Transport:
         )
         return delay
 
-    @staticmethod
     def _outcome(
+        self,
         status: int,
         headers: Mapping[str, str],
         content: bytes,
@@ -231,7 +234,9 @@ class Transport:
         if 200 <= status < 300:
             payload = parse_json(content, url)
             return payload if isinstance(payload, Failure) else parse(payload, url, model)
-        return failure_from_status(status, headers, content, url=url, model=model)
+        return failure_from_status(
+            status, headers, content, url=url, model=model, openrouter=self._openrouter
+        )
 
     def _request(
         self,
