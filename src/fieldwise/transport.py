@@ -64,7 +64,7 @@ def _credentials_apart(url: str) -> tuple[str, str | None]:
     if parts.username is None and parts.password is None:
         return url, None
     user, password = unquote(parts.username or ""), unquote(parts.password or "")
-    register_secret(password)
+    register_secret(password if parts.password is not None else user)  # a token as user
     host = parts.netloc.rpartition("@")[2]
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     register_secret(token)
