@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -176,12 +175,7 @@ def resolve_endpoint(
     if unset and not os.environ.get("OPENROUTER_API_KEY"):
         offline = _offline_backend()
         if offline is not None:
-            print(
-                f"fieldwise: no OPENROUTER_API_KEY set; using the small offline model "
-                f"({offline!r}), whose quality is limited. Set OPENROUTER_API_KEY, or pass "
-                "model=/base_url=, to use a hosted model.",
-                file=sys.stderr,
-            )
+            _offline_notice(offline)
             return EndpointSettings(model=offline, base_url="", profile="openai", backend=offline)
     base_url = (base_url or OPENROUTER_BASE_URL).rstrip("/")
     chosen = profile_for(base_url, profile)
@@ -190,6 +184,24 @@ def resolve_endpoint(
         base_url=base_url,
         profile=chosen,
         api_key=_key_for(chosen, api_key),
+    )
+
+
+_noticed: set[str] = set()
+
+
+def _offline_notice(offline: str) -> None:
+    """Say once per process that the offline model was chosen, on the ``fieldwise.endpoints``
+    logger: with no logging configured Python prints a warning to stderr, and an
+    application that makes extractors often can lower or route it as any other log."""
+    if offline in _noticed:
+        return
+    _noticed.add(offline)
+    log.warning(
+        "fieldwise: no OPENROUTER_API_KEY set; using the small offline model (%r), whose "
+        "quality is limited. Set OPENROUTER_API_KEY, or pass model=/base_url=, to use a "
+        "hosted model.",
+        offline,
     )
 
 

@@ -198,3 +198,19 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIELDWISE_LOCAL_LOG", "error")
     settings = fieldwise_local.LocalSettings.from_env()
     assert (settings.threads, settings.cache_prompt, settings.log_verbosity) == (3, True, 1)
+
+
+def test_the_offline_default_is_noticed_once_and_can_be_silenced(copied_model: Path) -> None:
+    """No key, no model named: the offline model is chosen with a notice on the
+    ``fieldwise.endpoints`` logger, once per process, which logging can lower."""
+    import subprocess
+    import sys
+
+    make_two = "from fieldwise import Extractor; Extractor(); Extractor()"
+    quiet = "import logging; logging.getLogger('fieldwise.endpoints').setLevel(logging.ERROR); "
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for code in (make_two, quiet + make_two)
+    ]
+    assert runs[0].stderr.count("using the small offline model ('local')") == 1
+    assert "offline model" not in runs[1].stderr

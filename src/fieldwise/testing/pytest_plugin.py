@@ -26,6 +26,7 @@ ENVIRONMENT = (
     "FIELDWISE_BASE_URL",
     "FIELDWISE_LOAD_PLUGINS",
     "FIELDWISE_DISABLE_PLUGINS",
+    "FIELDWISE_LOCAL_MODEL",
 )
 
 
@@ -33,7 +34,9 @@ ENVIRONMENT = (
 def fieldwise_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """No keys or model settings from the environment, and a cache directory of the
     test's own (``FIELDWISE_CACHE_DIR``); returns that directory. Use it with
-    ``autouse`` in a conftest to isolate every test."""
+    ``autouse`` in a conftest to isolate every test. It does not hide a pulled offline
+    model: an ``Extractor()`` given no ``model=``/``base_url=`` still picks it where
+    ``fieldwise local pull`` was run, so tests should name their endpoint."""
     for name in ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     cache = tmp_path / "cache"
