@@ -420,6 +420,24 @@ def test_streaming_answer(fake_llm: FakeLLM, client: httpx.Client) -> None:
     _validate(SCHEMA, json.loads("".join(pieces)))
 
 
+def test_a_trickled_stream_sends_its_pieces_one_by_one(fake_llm: FakeLLM) -> None:
+    """``reply.trickle``: the client has the first piece while the rest is still to come,
+    so stopping the fake then cuts the answer (sent at once, it would be whole)."""
+    from fieldwise import APIConnectionError, Extractor
+
+    class Named(BaseModel):
+        name: str
+
+    fake_llm.script(reply.trickle(1.0, reply.json({"name": "Ada Lovelace"})))
+    ex = Extractor(base_url=fake_llm.base_url, cache=False, network_retries=0)
+    pieces = iter(ex.stream("x", Named))
+    next(pieces)  # the first partial, while the fake still holds the rest
+    fake_llm.stop()
+    with pytest.raises(APIConnectionError):
+        list(pieces)
+    assert reply.trickle(1).then is None  # valid() by default, as reply.slow
+
+
 def test_streaming_tool_call_reasoning_and_mid_stream_error(
     fake_llm: FakeLLM, client: httpx.Client
 ) -> None:

@@ -14,6 +14,7 @@ completions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from typing import TYPE_CHECKING, cast
 
@@ -168,10 +169,20 @@ class _Connection(asyncio.Protocol):
                 return
         else:
             events = out.events[1:] if head_sent else out.events
+            if out.interval > 0 and len(events) > 1:  # one event now, the rest one by one
+                if not head_sent:
+                    self._send_head(out, keep, events[:1])
+                else:
+                    transport.writelines(_chunked(events[:1]))
+                rest = dataclasses.replace(out, events=events)  # its first one is sent
+                self.timer = asyncio.get_running_loop().call_later(
+                    out.interval, self._send, rest, keep, True
+                )
+                return
             if not head_sent:
                 self._send_head(out, keep, events)
             else:
-                transport.writelines(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
+                transport.writelines(_chunked(events))
             transport.write(b"0\r\n\r\n")
         if not keep:
             transport.close()
@@ -185,6 +196,10 @@ class _Connection(asyncio.Protocol):
         self.busy = True
         self.buffer.clear()
         self._send(error_body(status, message), False, False)
+
+
+def _chunked(events: list[bytes]) -> list[bytes]:
+    return [b"%x\r\n%s\r\n" % (len(event), event) for event in events]
 
 
 def _dechunk(buffer: bytearray, start: int) -> tuple[bytes | None, int]:

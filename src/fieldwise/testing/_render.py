@@ -51,6 +51,7 @@ class Rendered:
     drop: bool = False
     short: int | None = None  # send only this many bytes of ``body``, then close
     delay: float = 0.0
+    interval: float = 0.0  # seconds between stream events (``reply.trickle``)
     bodiless: bool = False  # the answer to a HEAD request: headers only
     said: str | None = None  # the answer's text (content or tool arguments), as sent
 
@@ -104,13 +105,17 @@ def _fenced_schema(messages: Any) -> Any:
 
 def render(reply: Reply, ctx: Context) -> Rendered:
     """Turn ``reply`` into the bytes (or events) answering the request in ``ctx``."""
-    delay = 0.0
-    while reply.kind == "slow":
-        delay += reply.seconds
+    delay = interval = 0.0
+    while reply.kind in ("slow", "trickle"):
+        if reply.kind == "slow":
+            delay += reply.seconds
+        else:
+            interval = reply.seconds
         reply = reply.then or valid()
     stream = isinstance(ctx.body, Mapping) and ctx.body.get("stream") is True
     out = _render(reply, ctx, stream)
     out.delay = delay
+    out.interval = interval if out.events else 0.0
     return out
 
 

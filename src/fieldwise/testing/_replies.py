@@ -34,6 +34,7 @@ __all__ = [
     "stream_error",
     "text",
     "tool_call",
+    "trickle",
     "truncated",
     "valid",
 ]
@@ -198,6 +199,13 @@ def finish_error(
 def slow(seconds: float, then: Reply | None = None) -> Reply:
     """Wait ``seconds`` (on top of the fake's latency), then answer ``then`` (default: valid)."""
     return Reply("slow", seconds=seconds, then=then)
+
+
+def trickle(seconds: float, then: Reply | None = None) -> Reply:
+    """Stream ``then`` (default: valid) one piece every ``seconds``, as a model generates,
+    instead of all pieces at once: for a UI that shows partials as they come, or a client
+    that cancels mid-answer. A request that does not stream gets ``then`` whole."""
+    return Reply("trickle", seconds=seconds, then=then)
 
 
 def drop() -> Reply:
