@@ -58,8 +58,12 @@ class Document:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, name: str, media_type: str | None = None) -> Document:
-        """Load bytes with the plugin registered for ``name``'s suffix (or ``media_type``)."""
-        return _load(_loader_for(name, media_type), data, name)
+        """Load bytes with the plugin registered for ``name``'s suffix (or ``media_type``);
+        bytes the loader would refuse as too large are refused before it reads them, as
+        ``open`` refuses such a file (the service's uploads come this way)."""
+        loader = _loader_for(name, media_type)
+        _check_size(loader, len(data), name)
+        return _load(loader, data, name)
 
     @classmethod
     def open(cls, path: str | Path) -> Document:
@@ -69,8 +73,7 @@ class Document:
         if not path.is_file():
             raise UnsupportedInputError(f"{path}: no such file")
         loader = _loader_for(path.name, None)
-        if loader.check_size is not None:
-            loader.check_size(path.stat().st_size, path.name)
+        _check_size(loader, path.stat().st_size, path.name)
         return _load(loader, path.read_bytes(), path.name)
 
 
@@ -82,8 +85,25 @@ def _loader_for(name: str, media_type: str | None) -> DocumentLoader:
     return pick_document_loader(Path(name).suffix.lower(), media_type)
 
 
+def _check_size(loader: DocumentLoader, size: int, name: str) -> None:
+    """The loader's own refusal of an input too large for it, when it has one."""
+    from .plugins import held_to_contract
+
+    if loader.check_size is not None:
+        with held_to_contract(loader, "check_size()"):
+            loader.check_size(size, name)
+
+
 def _load(loader: DocumentLoader, data: bytes, name: str) -> Document:
-    document = loader.load(data, name)
+    """The loader's ``Document``; a loader that raises something other than fieldwise's
+    errors, or returns anything else, is a ``PluginError`` naming its plugin."""
+    from .plugins import broken_contract, held_to_contract
+
+    with held_to_contract(loader, "load()"):
+        document = loader.load(data, name)
+    if not isinstance(document, Document):
+        kind = type(document).__name__
+        raise broken_contract(loader, f"load() returned {kind}, not a fieldwise Document")
     document.metadata.setdefault("loader", loader.name)
     document.name = document.name or name
     return document

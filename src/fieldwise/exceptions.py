@@ -6,6 +6,7 @@ Hierarchy::
     ├── ConfigurationError        bad option or missing key/model, found before any call
     ├── SchemaError               a model the strict subset cannot express (compile time)
     ├── UnsupportedInputError     no installed plugin reads this input
+    ├── PluginError               a plugin broke its contract (a bug in the plugin)
     ├── APIError                  the endpoint answered with an error (after network retries)
     │   ├── BadRequestError           400/404/422: the request itself is wrong
     │   │   └── ContextLengthError    the input does not fit the model's context
@@ -97,6 +98,18 @@ class SchemaError(FieldwiseError):
 
 class UnsupportedInputError(FieldwiseError):
     """No installed plugin can read this input."""
+
+
+class PluginError(FieldwiseError):
+    """A plugin broke its contract: a loader returned something that is not a
+    ``Document``, an adapter's report is not one, a command sets no function, or its code
+    raised an error that is not fieldwise's (chained as ``__cause__``). A bug in the
+    plugin, not in the input: ``plugin`` names it (``""`` when unknown).
+    """
+
+    def __init__(self, message: str, *, plugin: str = "") -> None:
+        self.plugin = plugin  # keyword with a default, so that pickle can rebuild it
+        super().__init__(message)
 
 
 class APIError(FieldwiseError):

@@ -6,7 +6,7 @@ Plain frozen dataclasses, so a plugin needs nothing from the core but these name
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,9 +19,10 @@ class DocumentLoader:
 
     ``load(data, name)`` gets the file's bytes and its file name. Among loaders that
     accept a file, the highest ``priority`` wins. ``check_size(size, name)``, when given,
-    is asked before a file is read (``Document.open``) and raises the loader's own error
-    for a file too large to load, so that such a file is refused without being read into
-    memory first.
+    is asked before a file is read (``Document.open``) or bytes are loaded
+    (``Document.from_bytes``) and raises the loader's own error for a file too large to
+    load, so that such a file is refused without being read into memory first, and
+    ``load`` only ever gets bytes within the cap.
     """
 
     name: str
@@ -30,6 +31,9 @@ class DocumentLoader:
     media_types: tuple[str, ...] = ()
     priority: int = 0
     check_size: Callable[[int, str], None] | None = None
+    #: the plugin that registered it, filled in by fieldwise (leave it out) so that a
+    #: message can name the plugin; not compared, so equal registrations stay equal
+    plugin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class TableAdapter:
     suffixes: tuple[str, ...] = ()
     media_types: tuple[str, ...] = ()
     priority: int = 0
+    #: the plugin that registered it, filled in by fieldwise (leave it out) so that a
+    #: message can name the plugin; not compared, so equal registrations stay equal
+    plugin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -82,3 +89,6 @@ class Backend:
     #: known before anything starts (a dry run's estimate): ``(0.0, 0.0)`` for a model
     #: that runs on this machine. ``BackendEndpoint.price``, when given, takes precedence.
     price: tuple[float, float] | None = None
+    #: the plugin that registered it, filled in by fieldwise (leave it out) so that a
+    #: message can name the plugin; not compared, so equal registrations stay equal
+    plugin: str = field(default="", compare=False)

@@ -275,10 +275,19 @@ def _followed(path: Path) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def default_output(path: Path, output: Path | None, in_place: bool) -> Path:
+def default_output(
+    path: str | os.PathLike[str], output: str | os.PathLike[str] | None, in_place: bool
+) -> Path:
     """Where the filled file goes: ``-o``, the input itself (``--in-place``), or
     ``NAME.filled.SUFFIX`` beside the input. Writing over the input needs ``--in-place``.
-    A symbolic link (the input with ``--in-place``, or ``-o``) is written through."""
+    A symbolic link (the input with ``--in-place``, or ``-o``) is written through.
+
+    Strings are taken as well as paths, so that an adapter can hand on the ``path`` and
+    ``output`` it was given as they came (an empty ``output`` is no ``-o``)."""
+    return _output_path(Path(path), Path(output) if output else None, in_place)
+
+
+def _output_path(path: Path, output: Path | None, in_place: bool) -> Path:
     if in_place:
         if output is not None and output.resolve() != path.resolve():
             raise TableError("Give either --in-place or -o OUTPUT, not both.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,18 +22,39 @@ from ._common import add_extractor_options, load_target, make_extractor
 #: Rough completion size per target column in a dry-run estimate (key, quotes, a short value).
 _OUTPUT_CHARS_PER_COLUMN = 24
 
+#: What the command reads from an adapter's report, unconditionally (``.get`` for others):
+#: a report without one is the adapter's bug, said as such rather than a KeyError.
+_READ_ALWAYS = ("output", "planned", "unchanged", "no_input")
+_READ_AFTER_DRY_RUN = (*_READ_ALWAYS, "rows", "first_input", "input_chars", "created_columns")
+_READ_AFTER_FILL = (
+    *_READ_ALWAYS,
+    "done",
+    "failed",
+    "skipped",
+    "cached",
+    "cells_written",
+    "tokens",
+    "cost",
+    "wall_time",
+)
+
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "fill",
-        help="fill a CSV/XLSX file's columns from its text columns, row by row",
+        help="fill a table's columns (CSV, XLSX...) from its text columns, row by row",
         description=(
             "Each field of the schema is a column (nested models as outer.inner, lists as "
             "JSON); missing columns are added. By default only blank cells are filled, so a "
             "re-run retries just the rows that failed."
         ),
     )
-    parser.add_argument("input", metavar="FILE", help="a .csv, .tsv, .xlsx or .xlsm file")
+    parser.add_argument(
+        "input",
+        metavar="FILE",
+        # not the suffixes themselves: finding them loads every plugin, and --help is fast
+        help="a table file a plugin reads (`fieldwise plugins` lists them)",
+    )
     parser.add_argument("--schema", required=True, help="MODULE:CLASS or FILE.py:CLASS")
     parser.add_argument(
         "--from", dest="sources", action="append", required=True, metavar="COLUMN",
@@ -88,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "target": target,
         "sources": args.sources,
-        "output": args.output,
+        # a Path, as the adapter contract says (an adapter may pass it on to Path methods)
+        "output": Path(args.output) if args.output else None,
         "in_place": args.in_place,
         "only_empty": args.only_empty,
         "status_columns": args.status_columns,
@@ -185,7 +207,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
 def _dry_run(adapter: Any, path: Path, options: dict[str, Any], extractor: Any) -> int:
     from ..tables import model_columns
 
-    report = adapter.fill(path, dry_run=True, extractor=extractor, **options)
+    report = _adapter_fill(
+        adapter, path, _READ_AFTER_DRY_RUN, dry_run=True, extractor=extractor, **options
+    )
     planned = report["planned"]
     if not planned:
         print(
@@ -214,7 +238,29 @@ def _dry_run(adapter: Any, path: Path, options: dict[str, Any], extractor: Any) 
     return EXIT_OK
 
 
-def _not_sent(report: dict[str, Any]) -> str:
+def _adapter_fill(
+    adapter: Any, path: Path, needed: tuple[str, ...], **options: Any
+) -> Mapping[str, Any]:
+    """``adapter.fill(path, **options)``, held to its contract: an error that is not
+    fieldwise's (nor the system's, nor an interruption) and a report that is not a mapping
+    with the ``needed`` keys are a ``PluginError`` naming the plugin, which the command
+    prints as an error instead of a traceback."""
+    from ..plugins import broken_contract, held_to_contract
+
+    with held_to_contract(adapter, "fill()"):
+        report = adapter.fill(path, **options)
+    if not isinstance(report, Mapping):
+        kind = type(report).__name__
+        raise broken_contract(adapter, f"fill() returned {kind}, not a report dict")
+    missing = [key for key in needed if key not in report]
+    if missing:
+        raise broken_contract(
+            adapter, f"fill() returned a report without {', '.join(map(repr, missing))}"
+        )
+    return report
+
+
+def _not_sent(report: Mapping[str, Any]) -> str:
     """Why the other rows are not sent: filled already, no input, or past ``--limit``."""
     parts = [
         f"{report['unchanged']} already filled",
@@ -286,8 +332,10 @@ def _fill(
 ) -> int:
     progress = _Progress(no_progress)
     with progress:
-        report = adapter.fill(
+        report = _adapter_fill(
+            adapter,
             path,
+            _READ_AFTER_FILL,
             extractor=extractor,
             on_total=progress.total,
             on_progress=progress.update,
