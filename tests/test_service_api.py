@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from fieldwise import ConfigurationError, Extractor, compile_schema
+from fieldwise import ConfigurationError, DocumentLoader, Extractor, compile_schema, hookimpl
+from fieldwise.plugins import register_plugin
 from fieldwise.service import create_app
 from fieldwise.service.errors import MAX_RETRY_AFTER
 from fieldwise.testing import FakeLLM, reply
@@ -982,3 +983,27 @@ async def test_error_messages_say_what_the_http_client_can_do(
     logged = [r.getMessage() for r in caplog.records if r.name == "fieldwise.service"]
     # the library's own message ("ProviderError: HTTP 500 from ...") is the operator's
     assert any(line.startswith(f"{name}: ") for line in logged for name in LIBRARY_ERRORS)
+
+
+class _BrokenLoader:
+    """A loader plugin that breaks its contract (returns text, not a Document)."""
+
+    @hookimpl
+    def register_document_loaders(self, register: Any) -> None:
+        register(DocumentLoader("broken", lambda data, name: "just text", suffixes=(".brk",)))
+
+
+async def test_a_broken_plugin_is_a_500_with_its_traceback_for_the_operator(
+    extractor: Extractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    unregister = register_plugin(_BrokenLoader(), name="test-broken-loader")
+    try:
+        async with client_for(create_app(SCHEMAS, extractor)) as c:
+            response = await c.post(
+                "/v1/extract/Contact/file", files={"file": ("a.brk", b"x", "text/plain")}
+            )
+    finally:
+        unregister()
+    assert_error(response, 500, "internal_error")
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None and "test-broken-loader" in str(record.exc_info[1])

@@ -35,6 +35,7 @@ from ..exceptions import (
     InsufficientCreditsError,
     ModerationError,
     OutputError,
+    PluginError,
     RateLimitError,
     RefusalError,
     TruncatedOutputError,
@@ -188,7 +189,8 @@ def map_exception(exc: BaseException) -> ServiceError:
         # body limit tripping while this app reads the body (413), is that status
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         return http_error(exc.status_code, message, dict(exc.headers or {}))
-    if not isinstance(exc, FieldwiseError):
+    if not isinstance(exc, FieldwiseError) or isinstance(exc, PluginError):
+        # a bug, here or in a plugin (PluginError names it): the operator gets the traceback
         log.error("unexpected error while serving", exc_info=exc)
         return ServiceError(500, "internal_error", _INTERNAL)
     error = _for_client(exc)
