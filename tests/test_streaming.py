@@ -107,15 +107,16 @@ class Tagged(BaseModel):
     summary: str
 
 
-def test_a_field_a_partial_cannot_read_yet_does_not_stop_the_others(
+def test_a_typed_dict_field_streams_as_a_dict_and_the_fields_after_it_too(
     ex: Extractor, fake_llm: FakeLLM
 ) -> None:
-    """A dict inside a TypedDict stays in its wire shape in a partial: that field is left
-    out of the partial, and the fields after it still stream."""
+    """A TypedDict's partial is an all-optional TypedDict, a dict inside it read from its
+    wire entries; the fields after it still stream."""
     value = Tagged(meta={"tags": {"a": "b"}}, summary="a long summary of the text " * 4)
     fake_llm.script(reply.text(wire(Tagged, value)))
     *partials, final = ex.stream("text", Tagged)
     assert final == value
+    assert any(p.meta == {"tags": {"a": "b"}} for p in partials)
     assert any(p.summary and p.summary != value.summary for p in partials)
 
 
@@ -200,15 +201,19 @@ def test_a_fence_split_across_chunks_still_streams_partials() -> None:
 # -- errors and usage ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failure", [reply.http_error(400), reply.cut(15)])
+@pytest.mark.parametrize(
+    ("failure", "requests"),
+    # a cut stream was answered in part: it counts too, as a stream left early does
+    [(reply.http_error(400), 1), (reply.cut(15), 2)],
+)
 def test_an_error_mid_stream_carries_the_usage_of_earlier_attempts(
-    ex: Extractor, fake_llm: FakeLLM, failure: Any
+    ex: Extractor, fake_llm: FakeLLM, failure: Any, requests: int
 ) -> None:
     fake_llm.script(reply.json({"name": 1, "bio": "x"}), failure)
     with pytest.raises((BadRequestError, APIConnectionError)) as caught:
         list(ex.stream("Ada", Name))
     paid = caught.value.usage
-    assert paid is not None and paid.requests == 1 and paid.total_tokens > 0
+    assert paid is not None and paid.requests == requests and paid.total_tokens > 0
     assert paid == ex.usage
 
 
@@ -248,6 +253,70 @@ def test_a_stream_left_during_a_re_ask_counts_both_requests(
 def test_a_whole_stream_counts_its_request_once(ex: Extractor, fake_llm: FakeLLM) -> None:
     list(ex.stream("Ada", Name))
     assert ex.usage.requests == 1 and ex.usage.cost is not None
+
+
+def test_a_cut_stream_counts_its_request_as_a_stream_left_at_the_same_point(
+    ex: Extractor, fake_llm: FakeLLM
+) -> None:
+    """The cut request was sent and answered in part: it counts, and the error says so."""
+    fake_llm.script(reply.cut(20))
+    seen = 0
+    with pytest.raises(APIConnectionError) as caught:
+        for _ in ex.stream("Ada", Name):
+            seen += 1
+    assert seen  # the cut came after partials
+    paid = caught.value.usage
+    assert paid is not None and paid.requests == 1 and paid == ex.usage
+    with Extractor(base_url=fake_llm.base_url, api_key=SECRET, cache=False) as left:
+        stream = left.stream("Ada", Name)
+        assert isinstance(stream, Generator)
+        for _ in range(seen):
+            next(stream)
+        stream.close()
+        assert left.usage.requests == paid.requests and left.usage.cost == paid.cost
+
+
+@pytest.mark.anyio
+async def test_a_cut_astream_counts_its_request(ex: Extractor, fake_llm: FakeLLM) -> None:
+    fake_llm.script(reply.cut(20))
+    with pytest.raises(APIConnectionError) as caught:
+        [item async for item in ex.astream("Ada", Name)]
+    paid = caught.value.usage
+    assert paid is not None and paid.requests == 1 and paid == ex.usage
+
+
+@pytest.mark.parametrize("price", [(0.0, 0.0), (1.0, 2.0)])
+def test_a_stream_left_early_costs_nothing_where_every_token_is_free(
+    fake_llm: FakeLLM, price: tuple[float, float]
+) -> None:
+    """Its size is unknown, and so is its cost, unless the price is zero (a local model's)."""
+    with Extractor(
+        base_url=fake_llm.base_url,
+        api_key=SECRET,
+        cache=False,
+        model="some/model",
+        prices={"some/model": price},
+    ) as free:
+        stream = free.stream("Ada", Name)
+        assert isinstance(stream, Generator)
+        next(stream)
+        stream.close()
+        assert free.usage.requests == 1
+        assert free.usage.cost == (0.0 if price == (0.0, 0.0) else None)
+
+
+def test_after_a_re_ask_the_partials_start_again_from_the_new_answer(
+    ex: Extractor, fake_llm: FakeLLM
+) -> None:
+    """As documented (docs/architecture.md): the partials of an answer that failed
+    validation were shown; those of the re-ask's answer follow, starting again."""
+    first = {"name": "Ada", "bio": 12345}  # bio is not a string: re-asked
+    fake_llm.script(reply.json(first), reply.json({"name": "Ada Lovelace", "bio": "maths"}))
+    *partials, final = ex.stream("Ada", Name)
+    assert final == Name(name="Ada Lovelace", bio="maths") and len(fake_llm.requests) == 2
+    names = [p.name for p in partials]
+    restart = names.index(None, names.index("Ada"))  # the new answer's first partial
+    assert "Ada" in names[:restart] and names[-1] == "Ada Lovelace"
 
 
 @pytest.mark.anyio

@@ -574,8 +574,14 @@ class Extractor:
     def stream(self, data: Input, target: Any, **options: Any) -> Iterator[Any]:
         """Yield partial values while the answer streams in, then the validated value.
 
-        Partials are instances of a copy of the target whose fields are all optional;
-        the last item is a real, validated ``target`` instance.
+        Partials have the target's kind: for a model, instances of a copy of it whose
+        fields are all optional; for ``list[Model]`` or ``dict[str, Model]``, lists or
+        mappings of those; for an enum, ``Literal``, date or other single value, that value
+        once complete. A partial never shows a value the answer does not have (a date,
+        enum or number still being written is None until complete; a union waits for its
+        tag), and each differs from the one before. After a re-ask (the answer failed
+        validation) the partials start again from the new answer. The last item is a
+        real, validated ``target`` instance.
         """
         self._check_streamable(data)
         return stream_values(self, self._prepare(data, target, *call_options(options)))

@@ -3,7 +3,8 @@
 In order: the ``usage.cost`` the endpoint sent (OpenRouter always does); a price table the
 user gave; OpenRouter's ``/models`` prices (fetched once when a cost is missing, kept in
 the cache directory for a day); else
-``None`` — an unknown cost is never guessed as zero.
+``None`` — an unknown cost is never guessed as zero. A request whose size is unknown (no
+``usage``) costs ``None`` too, except at a price of zero (a local model's): 0.0.
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ class PriceBook:
                 self._prices.setdefault(model, price)
 
     def cost(self, model: str, usage: Mapping[str, Any] | None) -> float | None:
-        if not usage:
-            return None
+        if not usage:  # the size is unknown (a stream left before its usage chunk)...
+            # ...and so is the cost, unless every token is free (a local model's (0, 0)):
+            # then any size costs 0. Only a price at hand: no fetch for a request this size.
+            return 0.0 if self._prices.get(model) == (0.0, 0.0) else None
         sent = money(usage.get("cost"))
         if sent is not None:
             return sent

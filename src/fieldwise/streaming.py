@@ -13,13 +13,23 @@ how a partial model is built and how the text so far becomes a partial value liv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from ._partials import _json_start, _without_trailing_number, _wrapped_shape, partial_model
+from ._partials import (
+    HELD,
+    Cut,
+    StringScan,
+    _json_start,
+    _without_trailing_number,
+    last_string,
+    partial_model,
+    partial_wrapper,
+    same_partial,
+)
 from ._sse import ChatChunk
 from .exceptions import FieldwiseError
 from .responses import ChatResponse
@@ -41,7 +51,10 @@ class StreamAssembler:
         self._start: int | None = None
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
-        self._last: Any = None
+        self._last: BaseModel | None = None  # the partial shown last
+        self._read: Any = None  # what it was read from
+        self._scan = StringScan()
+        self._held: set[tuple[Any, ...]] = set()  # where a string being written is no text
         self.chunks = 0
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -50,12 +63,13 @@ class StreamAssembler:
         self.id: str | None = None
         self.tool_call_id: str | None = None  # the first the server sent, if any
         target = compiled.target
-        self._partial = (
-            partial_model(target)
-            if isinstance(target, type) and issubclass(target, BaseModel) and not compiled.wrapped
-            else None
-        )
-        self._shape = _wrapped_shape(target) if compiled.wrapped else None
+        # a wrapped target's partial is the ``value`` of a one-field model; a model target's
+        # is its partial model (compiling sends every target that is not a model wrapped)
+        self._partial = partial_wrapper(target) if compiled.wrapped else partial_model(target)
+        self._names = {
+            info.validation_alias if isinstance(info.validation_alias, str) else name: name
+            for name, info in self._partial.model_fields.items()
+        }
 
     def feed(self, chunk: ChatChunk) -> Any:
         self.chunks += 1
@@ -79,34 +93,85 @@ class StreamAssembler:
             self._start = _json_start(self._text)
             if self._start is None:
                 return None
+            self._scan.feed(self._text[self._start :])
+        else:
+            self._scan.feed(piece)
         text = _without_trailing_number(self._text)
         try:
             obj = pydantic_core.from_json(text[self._start :], allow_partial="trailing-strings")
         except ValueError:
             return None
-        if obj == self._last:
+        cut = last_string(obj) if self._scan.in_value else None
+        if cut is not None:
+            parent, key, path = cut
+            if path in self._held:  # no text there before: held back again, unasked
+                del parent[key]
+                cut = None
+            else:
+                parent[key] = Cut(parent[key])
+        if obj == self._read:  # nothing new to read (a key, a number or a value held back)
             return None
-        self._last = obj
-        if self._compiled.wrapped:
-            value = obj.get("value") if isinstance(obj, dict) else None
-            return value if self._shape is None or value is None else self._shape(value)
-        if self._partial is None:
-            return obj
+        partial = self._partial_of(obj, cut)
+        self._read = obj
+        # the same partial again (the text grew where the partial does not show it) is no
+        # new one
+        if partial is None or same_partial(partial, self._last):
+            return None
+        self._last = partial
+        return getattr(partial, "value", None) if self._compiled.wrapped else partial
+
+    def _partial_of(
+        self, obj: Any, cut: tuple[Any, Any, tuple[Any, ...]] | None
+    ) -> BaseModel | None:
+        """The partial value of ``obj``. A string the text ends inside (``cut``) shows only
+        where it is text: a date, an enum, a UUID… waits for its closing quote, as a number
+        does, and its path is kept so that the next chunks hold it back at once."""
+        if cut is None:
+            return self._validate(obj)
+        context: dict[str, bool] = {}  # told (HELD) when a value refused the cut string
+        try:
+            partial = self._partial.model_validate(obj, context=context)
+        except ValidationError as exc:
+            if not context.get(HELD):
+                return self._readable(obj, exc)
+        else:
+            if not context.get(HELD):
+                return partial  # text, or a union's text branch took it
+        parent, key, path = cut
+        self._held.add(path)
+        del parent[key]  # as if its opening quote had not come yet
         return self._validate(obj)
 
-    def _validate(self, obj: Any) -> Any:
-        assert self._partial is not None
+    def _validate(self, obj: Any) -> BaseModel | None:
         try:
             return self._partial.model_validate(obj)
         except ValidationError as exc:
-            if not isinstance(obj, dict):
-                return None
-            # A field that cannot be read yet is left out, rather than every partial after it.
-            bad = {e["loc"][0] for e in exc.errors(include_url=False) if e["loc"]}
-            try:
-                return self._partial.model_validate({k: v for k, v in obj.items() if k not in bad})
-            except ValidationError:
-                return None
+            return self._readable(obj, exc)
+
+    def _readable(self, obj: Any, exc: ValidationError) -> BaseModel | None:
+        """The partial of the fields of ``obj`` that can be read: one that cannot (yet) is
+        left out, rather than every partial after it, and one already shown keeps its last
+        partial rather than vanish for a chunk."""
+        if not isinstance(obj, dict):
+            return None
+        bad = {e["loc"][0] for e in exc.errors(include_url=False) if e["loc"]}
+        try:
+            partial = self._partial.model_validate({k: v for k, v in obj.items() if k not in bad})
+        except ValidationError:
+            return None
+        return self._kept(partial, bad)
+
+    def _kept(self, partial: BaseModel, bad: set[Any]) -> BaseModel:
+        """``partial`` with the fields in ``bad`` (wire keys) as the last partial had them."""
+        if self._last is None:
+            return partial
+        last = self._last
+        update = {
+            name: getattr(last, name)
+            for key in bad
+            if (name := self._names.get(key)) is not None and getattr(last, name) is not None
+        }
+        return partial.model_copy(update=update) if update else partial
 
     def response(self) -> ChatResponse:
         text = self._text
@@ -128,6 +193,39 @@ class StreamAssembler:
         """The usage of a request left unfinished: what its chunks reported, if any, else
         one request of unknown size."""
         return Usage.from_response(self.usage)
+
+
+def _paid(extractor: Extractor, assembler: StreamAssembler | None, *, fetch: bool) -> Usage | None:
+    """What a request left part way cost (the caller stopped reading, or the connection was
+    cut after some of the answer): it was sent and answered in part, so it counts, as what
+    its chunks reported or one request of unknown size. None when nothing came back (then
+    it counts as ``run`` counts a failed request). ``fetch=False``: async code, which never
+    waits on the price list on the event loop (the cost stays unknown instead)."""
+    if assembler is None or not assembler.chunks:
+        return None
+    usage = assembler.abandoned_usage()
+    model = extractor._settings.model
+    if fetch or not extractor._prices.needs_remote(model, assembler.usage):
+        usage.cost = extractor._prices.cost(model, assembler.usage)
+    return usage
+
+
+def _fail(
+    extractor: Extractor,
+    flow: Generator[Any, Any, Any],
+    exc: FieldwiseError,
+    paid: Usage | None,
+) -> NoReturn:
+    """Raise ``exc`` through the extraction loop (which notes on it what earlier attempts
+    paid), adding what the failed request itself paid, if anything came back."""
+    try:
+        flow.throw(exc)
+    except FieldwiseError as raised:
+        if paid is not None:
+            extractor._add_usage(paid)
+            raised.usage = paid if raised.usage is None else raised.usage + paid
+        raise
+    raise AssertionError("the extraction loop went on after a failed request")
 
 
 def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
@@ -157,9 +255,8 @@ def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
                             moved = extractor._transport_for_use(gone=transport)
                             if moved is not transport:
                                 break
-                        pending = None  # counted as run() counts a failed request
-                        flow.throw(exc)  # notes what was paid on the error, and raises it
-                        raise
+                        pending = None  # counted here, not again as a stream left early
+                        _fail(extractor, flow, exc, _paid(extractor, assembler, fetch=True))
                     partial = assembler.feed(chunk)
                     if partial is not None:
                         yield partial
@@ -175,10 +272,9 @@ def stream_values(extractor: Extractor, call: Call) -> Iterator[Any]:
     except StopIteration as done:
         yield done.value.value
     finally:
-        if pending is not None and pending.chunks:  # the caller stopped reading
-            usage = pending.abandoned_usage()
-            usage.cost = extractor._prices.cost(extractor._settings.model, pending.usage)
-            extractor._add_usage(usage)
+        paid = _paid(extractor, pending, fetch=True)
+        if paid is not None:  # the caller stopped reading
+            extractor._add_usage(paid)
         flow.close()
 
 
@@ -212,9 +308,8 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
                             moved = await asyncio.to_thread(extractor._transport_for_use, transport)
                             if moved is not transport:
                                 break
-                        pending = None  # counted as arun() counts a failed request
-                        flow.throw(exc)  # notes what was paid on the error, and raises it
-                        raise
+                        pending = None  # counted here, not again as a stream left early
+                        _fail(extractor, flow, exc, _paid(extractor, assembler, fetch=False))
                     partial = assembler.feed(chunk)
                     if partial is not None:
                         yield partial
@@ -232,10 +327,7 @@ async def astream_values(extractor: Extractor, call: Call) -> AsyncIterator[Any]
     except StopIteration as done:
         yield done.value.value
     finally:
-        if pending is not None and pending.chunks:  # the caller stopped reading
-            usage = pending.abandoned_usage()
-            model = extractor._settings.model
-            if not prices.needs_remote(model, pending.usage):  # never a fetch on the loop
-                usage.cost = prices.cost(model, pending.usage)
-            extractor._add_usage(usage)
+        paid = _paid(extractor, pending, fetch=False)
+        if paid is not None:  # the caller stopped reading
+            extractor._add_usage(paid)
         flow.close()
