@@ -16,6 +16,7 @@ from fieldwise.exceptions import UnsupportedInputError
 from fieldwise.plugins import (
     backends,
     list_plugins,
+    pick_document_loader,
     pick_table_adapter,
     register_plugin,
     reset_plugins,
@@ -97,12 +98,13 @@ def test_a_second_package_with_the_same_entry_point_name_is_named(
     expected = "entry point 'twin' of package pkg-b skipped: package pkg-a has one of the same name"
     with caplog.at_level(logging.WARNING, logger="fieldwise.plugins"):
         infos = {info.name: info for info in list_plugins()}
-    assert infos["twin"].error == expected
+    assert infos["twin (pkg-b)"].error == expected
+    assert infos["twin"].error is None  # the plugin kept works: it is not shown as failed
     assert [loader.name for loader in infos["twin"].document_loaders] == ["a"]
     assert expected in caplog.text
     assert main(["plugins", "--json"]) == 0
     listed = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
-    assert listed["twin"]["errors"] == [expected]
+    assert listed["twin (pkg-b)"]["errors"] == [expected] and listed["twin"]["errors"] == []
 
 
 def test_equal_priority_ties_go_by_plugin_name_and_in_process_wins(
@@ -217,21 +219,32 @@ def test_unknown_names_in_the_environment_variables_are_warned_about(
     assert "'fieldwise-csv' is a package; its plugins are csv" in caplog.text
 
 
-def test_a_file_only_a_plugin_left_out_would_read_names_it(
+def test_a_file_nothing_loaded_reads_names_the_plugins_left_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FIELDWISE_DISABLE_PLUGINS", "csv")
     with pytest.raises(UnsupportedInputError) as caught:
         pick_table_adapter(".csv")
-    assert "'csv' reads it, but is not loaded: FIELDWISE_DISABLE_PLUGINS disables it" in str(
-        caught.value
-    )
+    assert "'csv' (FIELDWISE_DISABLE_PLUGINS disables it)" in str(caught.value)
     monkeypatch.delenv("FIELDWISE_DISABLE_PLUGINS")
     monkeypatch.setenv("FIELDWISE_LOAD_PLUGINS", "documents")
     reset_plugins()
-    with pytest.raises(UnsupportedInputError, match="'xlsx' reads it, but is not loaded: "
-                       "FIELDWISE_LOAD_PLUGINS does not name it"):  # fmt: skip
+    with pytest.raises(UnsupportedInputError, match=r"'xlsx' \(FIELDWISE_LOAD_PLUGINS does "
+                       r"not name it\)"):  # fmt: skip
         pick_table_adapter(".xlsx")
+
+
+def test_a_disabled_plugin_is_never_imported_even_on_the_way_to_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin is often disabled because importing it breaks (here: it exits)."""
+    install(tmp_path, monkeypatch, "pkg-exiter", {"exiter": "exiter_at_import"}, {
+        "exiter_at_import": "raise SystemExit(3)\n"
+    })  # fmt: skip
+    monkeypatch.setenv("FIELDWISE_DISABLE_PLUGINS", "exiter")
+    reset_plugins()
+    with pytest.raises(UnsupportedInputError, match=r"'exiter' \(FIELDWISE_DISABLE_PLUGINS"):
+        pick_document_loader(".nothing-reads-this")
 
 
 class TwoFailures:

@@ -63,8 +63,13 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
     _warn_unknown_names(found, only, blocked)
     claimed: dict[str, str] = {}  # entry-point name -> the package whose entry point has it
     # by name, then package: which of two same-named entry points is kept must not depend
-    # on the order a folder happens to list its packages in
-    for ep in sorted(found, key=lambda ep: (ep.name, _normalized(_package(ep)))):
+    # on the order a folder happens to list its packages in (a package's name is read
+    # from its metadata, so only where two entry points share a name)
+    names = [ep.name for ep in found]
+    shared = {name for name in names if names.count(name) > 1}
+    for ep in sorted(
+        found, key=lambda ep: (ep.name, _normalized(_package(ep)) if ep.name in shared else "")
+    ):
         why = _why_left_out(ep.name, only, blocked)
         if why is not None:
             _left_out.append((ep, why))
@@ -72,13 +77,14 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         if pm.is_blocked(ep.name):
             continue
         if ep.name in claimed:  # pluggy knows plugins by name: only one can have it
+            # recorded under the skipped package, so the plugin kept is not shown as failed
             _fail(
-                ep.name,
+                f"{ep.name} ({_package(ep)})",
                 f"entry point {ep.name!r} of package {_package(ep)} skipped: package "
                 f"{claimed[ep.name]} has one of the same name",
             )
             continue
-        claimed[ep.name] = _package(ep)
+        claimed[ep.name] = _package(ep) if ep.name in shared else ""
         _load_entry_point(pm, ep)
 
 
@@ -153,28 +159,34 @@ def _warn_unknown_names(
     """A name in the environment variables that no plugin has would otherwise do nothing,
     unseen: most often a package name (``fieldwise-csv``) given for a plugin's (``csv``)."""
     known = sorted({ep.name for ep in found})
+    unknown = [
+        (variable, name)
+        for variable, names in (
+            ("FIELDWISE_LOAD_PLUGINS", only),
+            ("FIELDWISE_DISABLE_PLUGINS", blocked),
+        )
+        for name in sorted((names or set()) - set(known))
+    ]
+    if not unknown:  # the usual start: no package metadata is read
+        return
     packages: dict[str, list[str]] = {}
     for ep in found:
         packages.setdefault(_normalized(_package(ep)), []).append(ep.name)
-    for variable, names in (
-        ("FIELDWISE_LOAD_PLUGINS", only),
-        ("FIELDWISE_DISABLE_PLUGINS", blocked),
-    ):
-        for name in sorted((names or set()) - set(known)):
-            in_package = packages.get(_normalized(name))
-            hint = (
-                f" ({name!r} is a package; its plugins are {', '.join(sorted(in_package))})"
-                if in_package
-                else ""
-            )
-            log.warning(
-                "%s names %r, which no installed plugin has%s. It takes plugin names, as "
-                "`fieldwise plugins` shows them: %s",
-                variable,
-                name,
-                hint,
-                ", ".join(known) or "none are installed",
-            )
+    for variable, name in unknown:
+        in_package = packages.get(_normalized(name))
+        hint = (
+            f" ({name!r} is a package; its plugins are {', '.join(sorted(in_package))})"
+            if in_package
+            else ""
+        )
+        log.warning(
+            "%s names %r, which no installed plugin has%s. It takes plugin names, as "
+            "`fieldwise plugins` shows them: %s",
+            variable,
+            name,
+            hint,
+            ", ".join(known) or "none are installed",
+        )
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
@@ -426,10 +438,10 @@ def _pick(
             return item
     what = "document loader" if hook_name == "register_document_loaders" else "table adapter"
     installed = ", ".join(f"{i.name} ({' '.join(i.suffixes)})" for i in items)
-    shut_out = _left_out_readers(hook_name, suffix, media_type)
+    shut_out = _left_out_note()
     missing = [package for package in example.split() if not _distribution_installed(package)]
     if shut_out:
-        advice = " ".join(shut_out)
+        advice = shut_out
     elif missing or not items:
         advice = (
             f"Install a plugin for it (for example `pip install {' '.join(missing)}`), or "
@@ -443,35 +455,14 @@ def _pick(
     )
 
 
-def _left_out_readers(hook_name: str, suffix: str, media_type: str | None) -> list[str]:
-    """For a file nothing loaded reads: which plugins the environment variables leave out
-    would read it, and why they are out (found only now, on the way to an error, so that
-    a disabled plugin is never imported otherwise)."""
-    return [
-        f"The plugin {ep.name!r} reads it, but is not loaded: {why}."
-        for ep, why in _left_out
-        if _would_read(ep, hook_name, suffix, media_type)
-    ]
-
-
-def _would_read(
-    ep: importlib.metadata.EntryPoint, hook_name: str, suffix: str, media_type: str | None
-) -> bool:
-    """Whether a plugin that is not loaded registers, through ``hook_name``, something that
-    reads ``suffix``: its hook is called outside the plugin manager, and any failure of it
-    (it may be disabled for being broken) counts as no."""
-    found: list[object] = []
-    try:
-        hook = getattr(ep.load(), hook_name, None)
-        if hook is None:
-            return False
-        hook(found.append)
-    except Exception:
-        return False
-    return any(
-        isinstance(item, (DocumentLoader, TableAdapter)) and _reads(item, suffix, media_type)
-        for item in found
-    )
+def _left_out_note() -> str:
+    """The plugins the environment variables leave out, and why: one of them may read a
+    file nothing loaded reads. They are named, never imported to find out (a plugin is
+    often disabled because importing it breaks, or is slow)."""
+    if not _left_out:
+        return ""
+    listed = "; ".join(f"{ep.name!r} ({why})" for ep, why in _left_out)
+    return f"Not loaded, and perhaps one that reads it: {listed}."
 
 
 def _distribution_installed(name: str) -> bool:
