@@ -258,6 +258,30 @@ def test_a_plain_union_shows_the_branch_the_keys_so_far_name(
     assert any(p.shape is not None for p in partials)
 
 
+class WithA(BaseModel):
+    shared: str
+    a: int
+
+
+class WithB(BaseModel):
+    shared: str
+    b: str
+
+
+class Either(BaseModel):
+    x: Union[WithA, WithB]  # noqa: UP007
+
+
+def test_a_plain_union_shows_no_branch_while_the_keys_so_far_fit_both(
+    ex: Extractor, fake_llm: FakeLLM
+) -> None:
+    text = in_five('{"x": {"shared":~', ' "s",~', ' "b":~', ' "bee"~', "}}~")
+    partials, final = streamed(ex, fake_llm, Either, text)
+    assert final.x == WithB(shared="s", b="bee")
+    assert all(type(p.x).__name__ in ("NoneType", "PartialWithB") for p in partials)
+    assert any(p.x is not None for p in partials)
+
+
 # -- each partial a new one --------------------------------------------------------------------
 
 

@@ -355,12 +355,15 @@ def _by_keys(keys: dict[int, frozenset[str]]) -> Callable[[Any], str | None]:
     def pick(value: Any) -> str | None:
         if not isinstance(value, dict):
             return "other"
-        best, known = None, 0
+        best, known, tied = None, 0, False
         for branch, names in keys.items():
             count = sum(1 for key in value if key in names)
-            if count > known:  # the first of equals: the order the union names them
-                best, known = str(branch), count
-        return best
+            if count > known:
+                best, known, tied = str(branch), count, False
+            elif count == known and count:
+                tied = True
+        # branches the keys so far fit equally: which one it is is not said yet
+        return None if tied else best
 
     return pick
 
