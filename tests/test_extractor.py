@@ -363,10 +363,12 @@ def test_error_advice_follows_the_endpoints_profile(fake_llm: FakeLLM) -> None:
     """profile='openrouter' on any URL (a gateway, a proxy): the key it sends is
     OPENROUTER_API_KEY's, and a 401 or 402 says so."""
     ex = Extractor(base_url=fake_llm.base_url, profile="openrouter", api_key=SECRET, cache=False)
-    fake_llm.script(reply.http_error(401), reply.http_error(402))
+    fake_llm.script(reply.http_error(401), reply.http_error(402), reply.error_in_body(401, "no"))
     with pytest.raises(AuthenticationError, match="OPENROUTER_API_KEY"):
         ex.run("Ada", Person)
     with pytest.raises(InsufficientCreditsError, match=r"openrouter\.ai/settings/credits"):
+        ex.run("Ada", Person)
+    with pytest.raises(AuthenticationError, match="OPENROUTER_API_KEY"):  # inside a 200 body
         ex.run("Ada", Person)
 
 

@@ -10,6 +10,7 @@ error text sent by the endpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import email.utils
 import json
@@ -94,6 +95,14 @@ class Failure:
     code: Any = None
     provider: str | None = None
     body: Any = None
+
+    def for_service(self, openrouter: bool | None) -> Failure:
+        """This failure with its key or credits advice named as ``openrouter`` says (the
+        endpoint's profile; None: as the URL's host said when it was made). An error in a
+        200 body or a stream chunk is made where only the URL is known."""
+        if openrouter is None or self.kind not in (AuthenticationError, InsufficientCreditsError):
+            return self
+        return dataclasses.replace(self, advice=_account_advice(self.kind, openrouter))
 
     def error(self, attempts: int, *, max_retry_after: float | None = None) -> FieldwiseError:
         """The exception for this failure, ``attempts`` being how many requests were sent.
@@ -214,6 +223,18 @@ def _error_fields(payload: Any) -> tuple[str, Any, dict[str, Any]]:
     return message, error.get("code") or error.get("type"), metadata
 
 
+def _account_advice(kind: type[FieldwiseError], openrouter: bool) -> str:
+    """What to do about a refused key or an empty account, named as the service has them."""
+    if kind is AuthenticationError:
+        variable = "OPENROUTER_API_KEY" if openrouter else "OPENAI_API_KEY"
+        return f"Check {variable} (or the api_key= you passed): it is missing, mistyped or revoked."
+    where = " (https://openrouter.ai/settings/credits)" if openrouter else ""
+    return (
+        f"Add credits to the account{where} or lower max_tokens= so the request fits the "
+        "remaining balance."
+    )
+
+
 def _describe(
     status: int | None,
     message: str,
@@ -235,17 +256,9 @@ def _describe(
             "The request was rejected as sent: check the options named in the message "
             "(model, mode, max_tokens, reasoning, provider)."
         )
-    if status == 401:
-        variable = "OPENROUTER_API_KEY" if openrouter else "OPENAI_API_KEY"
-        return AuthenticationError, (
-            f"Check {variable} (or the api_key= you passed): it is missing, mistyped or revoked."
-        )
-    if status == 402:
-        where = " (https://openrouter.ai/settings/credits)" if openrouter else ""
-        return InsufficientCreditsError, (
-            f"Add credits to the account{where} or lower max_tokens= so the request fits the "
-            "remaining balance."
-        )
+    if status in (401, 402):
+        kind = AuthenticationError if status == 401 else InsufficientCreditsError
+        return kind, _account_advice(kind, openrouter)
     if status == 403:
         reasons = metadata.get("reasons")
         flagged = f"Moderation reasons: {', '.join(map(str, reasons))}. " if reasons else ""

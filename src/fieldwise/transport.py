@@ -210,7 +210,7 @@ class Transport:
             limit = (
                 self._policy.max_retry_after if self._policy.too_long(failure, attempt) else None
             )
-            error = failure.error(attempt + 1, max_retry_after=limit)
+            error = failure.for_service(self._openrouter).error(attempt + 1, max_retry_after=limit)
             logger.debug("giving up: %s", error)
             raise error
         logger.info(
@@ -361,7 +361,7 @@ class Transport:
             if failure is None:
                 return
             if yielded:
-                raise failure.error(attempt + 1)
+                raise failure.for_service(self._openrouter).error(attempt + 1)
             time.sleep(self._delay(failure, attempt))
             attempt += 1
 
@@ -400,7 +400,7 @@ class Transport:
             if failure is None:
                 return
             if yielded:
-                raise failure.error(attempt + 1)
+                raise failure.for_service(self._openrouter).error(attempt + 1)
             await asyncio.sleep(self._delay(failure, attempt))
             attempt += 1
 
