@@ -122,7 +122,7 @@ def test_a_legend_that_ties_with_the_header_is_refused_before_any_call(
     """The usual first fill: the schema's column is still to be made, so the legend and the
     header both name the source column and no schema column; no guess, no call."""
     rows: list[list[Any]] = [
-        ["Legend:", "notes", "= free text from the CRM"],
+        ["Legend:", "notes", "free text from the CRM"],
         [],
         ["id", "notes", "owner"],
         [1, "acme corp", "bob"],
@@ -135,6 +135,17 @@ def test_a_legend_that_ties_with_the_header_is_refused_before_any_call(
     assert ex.seen == [] and source.read_bytes() == before
     fill(source, target=Company, sources=["notes"], extractor=ex, header_row=3)
     assert values(tmp_path / "b.filled.xlsx")[3] == (1, "acme corp", "bob", "ACME")
+
+
+def test_a_data_row_holding_a_column_name_does_not_tie_with_the_header(
+    stub: Any, tmp_path: Path
+) -> None:
+    """A data row whose cell says the source column's name is less header-like (a number
+    among its cells) than the header: the header is taken, not refused."""
+    rows: list[list[Any]] = [["ID", "Status", "notes"], [2, "notes", "notes"], [3, "ok", "acme"]]
+    source = book(tmp_path / "b.xlsx", rows)
+    fill(source, target=Company, sources=["notes"], extractor=stub(upper))
+    assert values(tmp_path / "b.filled.xlsx")[2] == (3, "ok", "acme", "ACME")
 
 
 def test_a_header_with_year_columns_under_a_title_is_found(stub: Any, tmp_path: Path) -> None:

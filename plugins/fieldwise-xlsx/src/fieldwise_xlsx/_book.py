@@ -82,6 +82,11 @@ def find_header(
     if candidates:
         best = max(candidates, key=named.__getitem__)  # max keeps the first of equals
         tied = [i for i in candidates if named[i] == named[best] and names[i] != names[best]]
+        if tied:  # the more header-like row, if one is: a data row may hold a column's name
+            likeness = {i: _likeness(rows[i]) for i in [best, *tied]}
+            first = max(likeness.values())
+            most = [i for i in [best, *tied] if likeness[i] == first]
+            best, tied = most[0], most[1:]
         if tied:  # a legend above a table whose schema columns are still to be made
             listed = ", ".join(str(i + 1) for i in [best, *tied])
             raise TableError(
@@ -90,11 +95,13 @@ def find_header(
                 "--header-row N."
             )
         return best, [i for i in candidates if i != best]
-    likeness = [
-        (named[i], _is_header(row), sum(isinstance(v, str) and bool(v.strip()) for v in row))
-        for i, row in enumerate(rows)
-    ]
-    return max(range(len(rows)), key=likeness.__getitem__, default=0), []
+    scores = [(named[i], *_likeness(row)) for i, row in enumerate(rows)]
+    return max(range(len(rows)), key=scores.__getitem__, default=0), []
+
+
+def _likeness(row: Sequence[Any]) -> tuple[bool, int]:
+    """How much a row looks like a header: mostly text, then its count of text cells."""
+    return _is_header(row), sum(isinstance(v, str) and bool(v.strip()) for v in row)
 
 
 def save(
