@@ -272,6 +272,11 @@ class Either(BaseModel):
     x: Union[WithA, WithB]  # noqa: UP007
 
 
+class Many(BaseModel):
+    x: WithB
+    more: list[WithB]
+
+
 def test_a_plain_union_shows_no_branch_while_the_keys_so_far_fit_both(
     ex: Extractor, fake_llm: FakeLLM
 ) -> None:
@@ -280,6 +285,17 @@ def test_a_plain_union_shows_no_branch_while_the_keys_so_far_fit_both(
     assert final.x == WithB(shared="s", b="bee")
     assert all(type(p.x).__name__ in ("NoneType", "PartialWithB") for p in partials)
     assert any(p.x is not None for p in partials)
+
+
+def test_a_long_answer_is_read_every_few_chunks(ex: Extractor, fake_llm: FakeLLM) -> None:
+    """Each read costs the whole text so far: past 16 KB a partial comes every two chunks,
+    past 32 KB every three, so that a chunk's cost stays bounded; the value comes whole."""
+    items = [{"shared": f"item {i:05d} " + "x" * 40, "b": "y"} for i in range(800)]
+    text = json.dumps({"x": {"shared": "s", "b": "b"}, "more": items})
+    assert len(text) > 40_000
+    partials, final = streamed(ex, fake_llm, Many, text)  # the fake sends five pieces
+    assert len(final.more) == 800
+    assert 1 <= len(partials) < 5
 
 
 # -- each partial a new one --------------------------------------------------------------------
