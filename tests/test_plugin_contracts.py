@@ -4,7 +4,7 @@ function, and the size check on bytes already in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +18,13 @@ from fieldwise import (
     UnsupportedInputError,
     hookimpl,
 )
-from fieldwise.plugins import register_plugin, reset_plugins
+from fieldwise.plugins import register_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def fresh_plugins() -> Iterator[None]:
-    reset_plugins()
-    yield
-    reset_plugins()
+# the autouse fixture, imported under its own name so that pytest finds it here
+from tests.test_plugins import fresh_plugins as fresh_plugins  # noqa: E402
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,8 @@ from fieldwise.plugins import (
     reset_plugins,
 )
 
-
-@pytest.fixture(autouse=True)
-def fresh_plugins() -> Iterator[None]:
-    reset_plugins()
-    yield
-    reset_plugins()
+# the autouse fixture, imported under its own name so that pytest finds it here
+from tests.test_plugins import fresh_plugins as fresh_plugins
 
 
 def install(

@@ -13,9 +13,7 @@ import enum
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import pytest
@@ -25,20 +23,8 @@ from typing_extensions import TypedDict
 from fieldwise import Extractor
 from fieldwise.testing import FakeLLM, reply
 
-SECRET = "sk-or-v1-TESTSECRETKEY-0123456789"
-
-
-@pytest.fixture
-def ex(fake_llm: FakeLLM, tmp_path: Path) -> Iterator[Extractor]:
-    extractor = Extractor(
-        base_url=fake_llm.base_url,
-        api_key=SECRET,
-        cache=False,
-        cache_dir=str(tmp_path / "cache"),
-        network_retries=0,
-    )
-    yield extractor
-    extractor.close()
+# the extractor on the fake that tests/test_streaming.py uses (a fixture, imported by name)
+from tests.test_streaming import ex as ex
 
 
 def in_five(*pieces: str) -> str:
