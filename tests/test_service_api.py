@@ -1007,3 +1007,19 @@ async def test_a_broken_plugin_is_a_500_with_its_traceback_for_the_operator(
     assert_error(response, 500, "internal_error")
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert record.exc_info is not None and "test-broken-loader" in str(record.exc_info[1])
+
+
+async def test_control_characters_in_an_upload_name_never_reach_the_log(
+    extractor: Extractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A line break in a file name would forge a line in the service's log (its errors
+    name the file): the name keeps its printable characters only."""
+    caplog.set_level(logging.DEBUG)
+    name = 'bad\nfieldwise.access INFO {"request_id":"forged"}\r\u2028.pdf'
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        response = await c.post("/v1/extract/Contact/file", files={"file": (name, b"no pdf")})
+    assert response.status_code == 415
+    assert any("forged" in r.getMessage() for r in caplog.records)  # named, on one line
+    for record in caplog.records:
+        message = record.getMessage()
+        assert "forged" not in message or not any(c in message for c in "\n\r\u2028")

@@ -9,6 +9,7 @@ limit is ever read, let alone stored. Text fields and part counts get their own 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -199,6 +200,13 @@ def _invalid(field: str, problem: str) -> ServiceError:
 
 
 def _safe_name(filename: str | None) -> str:
-    """The base name only (no directories), bounded; ``upload`` when none was sent."""
-    name = PurePosixPath((filename or "").replace("\\", "/")).name.strip()
+    """The base name only (no directories), bounded, without control or format characters
+    (a line break in it would forge lines in the logs its errors reach); ``upload`` when
+    none was sent."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).name
+    name = "".join(c for c in name if unicodedata.category(c) not in _UNPRINTABLE).strip()
     return name[-200:] if name else "upload"
+
+
+#: control (Cc), format (Cf), line and paragraph separator (Zl, Zp) characters
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
