@@ -154,3 +154,46 @@ def test_text_cap_from_environment(
     monkeypatch.setenv("FIELDWISE_MAX_DOCUMENT_CHARS", "40")
     with pytest.raises(DocumentTooLargeError, match="character cap"):
         load_pdf(make_pdf(PAGES), "long.pdf")
+
+
+def _shared_stream_pdf(pages: int, stream_bytes: int) -> bytes:
+    """A few kilobytes of PDF whose pages all draw one Flate stream of ``stream_bytes``
+    empty text operators: nothing to read, and seconds of parsing a page."""
+    import zlib
+
+    operator = b"BT /F1 1 Tf 0 0 Td () Tj ET\n"
+    stream = zlib.compress(operator * (stream_bytes // len(operator)), 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>"
+        % (b" ".join(b"%d 0 R" % (5 + i) for i in range(pages)), pages),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream),
+    ] + [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>"
+    ] * pages
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def test_content_that_decodes_to_far_more_than_the_file_is_refused_before_parsing() -> None:
+    """Ten pages sharing one 1 MB stream of empty text from a 3 KB file: each page would
+    be parsed again (seconds each, minutes for more pages); the decoded content of all
+    pages is weighed first against 200 times the file's size (at least 4 MiB)."""
+    from fieldwise_documents import DocumentTooLargeError
+
+    data = _shared_stream_pdf(10, 1_000_000)
+    assert len(data) < 10_000
+    with pytest.raises(DocumentTooLargeError, match="FIELDWISE_MAX_COMPRESSION_RATIO"):
+        load_pdf(data, "bomb.pdf")

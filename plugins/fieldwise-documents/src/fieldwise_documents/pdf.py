@@ -33,12 +33,13 @@ from .encoding import normalize_newlines
 from .errors import (
     CorruptDocumentError,
     DocumentError,
+    DocumentTooLargeError,
     EmptyDocumentError,
     EncryptedDocumentError,
     NoTextLayerError,
     UnsafeDocumentError,
 )
-from .limits import Limits, check_chars, check_size
+from .limits import ENV_VARS, Limits, check_chars, check_size
 
 __all__ = ["load_pdf"]
 
@@ -305,6 +306,42 @@ def _metadata(reader: PdfReader) -> dict[str, Any]:
     return found
 
 
+#: decoded page content a PDF may always have, whatever its size (a hundred pages of text
+#: take a megabyte or two; reading 4 MiB of bare text operators takes ~6 s)
+_CONTENT_FLOOR = 4 * 1024 * 1024
+
+
+class _ContentBudget:
+    """What the pages' content streams may decode to, all pages together: the file's size
+    times ``max_compression_ratio``, and at least ``_CONTENT_FLOOR``. Reading text parses
+    every byte of it (~1.5 s a megabyte of bare text operators), and a few kilobytes of
+    Flate, or one stream shared by every page, can make minutes of it; a stream is counted
+    at each page that uses it, as it is parsed again there."""
+
+    def __init__(self, packed: int, limits: Limits, name: str) -> None:
+        self.left = max(packed * limits.max_compression_ratio, _CONTENT_FLOOR)
+        self.limits = limits
+        self.name = name
+
+    def spend(self, page: Any) -> None:
+        try:
+            contents = page.get_contents()
+            size = len(contents.get_data()) if contents is not None else 0
+        except LimitReachedError as exc:
+            raise _bomb(self.name, exc) from exc
+        except Exception:  # a broken page: extract_text reports it
+            return
+        self.left -= size
+        if self.left < 0:
+            raise DocumentTooLargeError(
+                "its pages' content decodes to far more than the file holds (more than "
+                f"{self.limits.max_compression_ratio} times its size), which would take "
+                "minutes to read; if the file is genuine, raise "
+                f"{ENV_VARS['max_compression_ratio']}.",
+                name=self.name,
+            )
+
+
 def load_pdf(data: bytes, name: str) -> Document:
     """Read a PDF's text page by page into ``Document.from_pages``; a page's filled
     form fields follow its text as ``Label: value`` lines.
@@ -332,6 +369,9 @@ def load_pdf(data: bytes, name: str) -> Document:
     failed: list[int] = []
     first_error: Exception | None = None
     total = 0
+    content = _ContentBudget(len(data), limits, name)
+    for page in pages:  # all of it first: nothing is parsed of a file refused for its size
+        content.spend(page)
     for number, page in enumerate(pages, start=1):
         try:
             text = page.extract_text() or ""
