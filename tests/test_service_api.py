@@ -1023,3 +1023,19 @@ async def test_control_characters_in_an_upload_name_never_reach_the_log(
     for record in caplog.records:
         message = record.getMessage()
         assert "forged" not in message or not any(c in message for c in "\n\r\u2028")
+
+
+async def test_a_file_a_loader_refuses_is_answered_with_the_loaders_reason(
+    extractor: Extractor,
+) -> None:
+    """Encrypted, damaged, a scan, too large, built to exhaust the reader: the client is
+    told which, not only that the type is not read."""
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        damaged = await c.post("/v1/extract/Contact/file", files={"file": ("a.pdf", b"no pdf")})
+        deep = ("<div>" * 5000).encode()
+        nested = await c.post("/v1/extract/Contact/file", files={"file": ("a.html", deep)})
+        unknown = await c.post("/v1/extract/Contact/file", files={"file": ("a.zzz", b"x")})
+    assert_error(damaged, 415, "unsupported_file_type")
+    assert "a.pdf: this is not a PDF" in damaged.json()["error"]["message"]
+    assert "nest more than 4096 deep" in nested.json()["error"]["message"]
+    assert "no document loader for this type" in unknown.json()["error"]["message"]

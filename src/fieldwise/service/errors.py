@@ -296,6 +296,12 @@ def _for_client(exc: FieldwiseError) -> ServiceError:
         )
     if isinstance(exc, ExtractionError):
         return _never_validated(exc)
+    if isinstance(exc, UnsupportedInputError) and type(exc) is not UnsupportedInputError:
+        # a loader refused this very file (encrypted, damaged, empty, a scan, too large,
+        # built to exhaust the reader): its message, written for whoever sent the file,
+        # names the file and what to do; the client sent the file, so it tells them
+        # nothing new
+        return ServiceError(415, "unsupported_file_type", exc.message)
     for kind, status, type_, message in _ANSWERS:
         if isinstance(exc, kind):
             return ServiceError(status, type_, message)
