@@ -1039,3 +1039,19 @@ async def test_a_file_a_loader_refuses_is_answered_with_the_loaders_reason(
     assert "a.pdf: this is not a PDF" in damaged.json()["error"]["message"]
     assert "nest more than 4096 deep" in nested.json()["error"]["message"]
     assert "no document loader for this type" in unknown.json()["error"]["message"]
+
+
+async def test_a_model_endpoints_message_is_logged_on_one_line(
+    extractor: Extractor, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the endpoint says is logged for the operator (here: a refused key), but a line
+    break in it cannot start a forged line of its own."""
+    caplog.set_level(logging.DEBUG, logger="fieldwise.service")
+    forged = 'bad key\nfieldwise.access INFO {"request_id":"forged"}'
+    fake_llm.script(reply.http_error(401, forged))
+    async with client_for(create_app(SCHEMAS, extractor)) as c:
+        response = await c.post("/v1/extract/Contact", json={"text": "x"})
+    assert response.status_code == 502
+    logged = [r.getMessage() for r in caplog.records if r.name == "fieldwise.service"]
+    assert any("forged" in m for m in logged)
+    assert all("\n" not in m for m in logged if "forged" in m)

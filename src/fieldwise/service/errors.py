@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -339,12 +340,21 @@ def _log_failure(exc: FieldwiseError, error: ServiceError) -> None:
     with their type and status at the usual level."""
     level = logging.WARNING if error.status >= 429 else logging.INFO
     if isinstance(exc, _ABOUT_THE_SERVICE):
-        log.log(level, "%s: %s", type(exc).__name__, exc.message)
+        log.log(level, "%s: %s", type(exc).__name__, _one_line(exc.message))
         return
     status = getattr(exc, "status_code", None)
     upstream = f", status {status}" if status else ""
     log.log(level, "%s (%s%s)", error.type, type(exc).__name__, upstream)
-    log.debug("%s: %s", type(exc).__name__, exc.message)
+    log.debug("%s: %s", type(exc).__name__, _one_line(exc.message))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its control characters escaped: a message from the model endpoint
+    (or naming an upload) is logged as one line, never one that forges the next."""
+    return _CONTROL.sub(lambda found: ascii(found[0])[1:-1], text)
 
 
 def _first_field(exc: ExtractionError) -> str | None:
