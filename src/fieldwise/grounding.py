@@ -127,24 +127,21 @@ def _in_word(char: str) -> bool:
 _OPTIONAL_HYPHEN = re.compile(r"(?<=[^\W\d_])\\-(?=[^\W\d_])")
 
 
-def _pattern(value: str) -> re.Pattern[str] | None:
-    """``value`` (folded): whitespace-insensitive, and a hyphen between two letters may
-    be missing (the input's was a line-end hyphen, which folding removed)."""
-    words = _Folded(value).text.split()
-    if not words:
-        return None
+def _pattern(words: list[str]) -> re.Pattern[str]:
+    """A value's folded ``words``: whitespace-insensitive, and a hyphen between two letters
+    may be missing (the input's was a line-end hyphen, which folding removed)."""
     body = r"\s+".join(_OPTIONAL_HYPHEN.sub("-?", re.escape(word)) for word in words)
     return re.compile(body, re.IGNORECASE)
 
 
 def locate(value: str, text: str | _Folded) -> tuple[int, int] | None:
     """The span of ``value`` as a whole in ``text`` (see the module), or None."""
-    pattern = _pattern(value)
-    if pattern is None:
+    words = _Folded(value).text.split()
+    if not words:
         return None
+    pattern = _pattern(words)
     folded = text if isinstance(text, _Folded) else _folded(text)
-    edges = _Folded(value).text.strip()
-    before, after = _in_word(edges[0]), _in_word(edges[-1])
+    before, after = _in_word(words[0][0]), _in_word(words[-1][-1])
     haystack = folded.text
     position = 0
     while (found := pattern.search(haystack, position)) is not None:
